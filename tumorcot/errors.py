@@ -1,0 +1,67 @@
+"""Every error tumorcot raises on purpose.
+
+    TumorcotError                 base class; the message always names the case when there is one
+    ├── ManifestError             a case-manifest row is malformed (names the row and the field)
+    ├── CaseInputError            an input file of one case is missing, unreadable, corrupt or of
+    │                             the wrong modality, or a mask is empty where it must not be
+    ├── GeometryError             a mask cannot be put on the CT's grid (no or too little physical
+    │                             overlap, non-3D image)
+    ├── SegmentationError         the segmentation backend failed or is not usable (no weights)
+    ├── KnowledgeGraphError       the KG data file is invalid or a query names an unknown node
+    ├── LLMOutputError            an LLM answer is unusable after its retries (bad JSON, schema
+    │                             violation, refusal, truncation)
+    ├── CalibrationError          a generated record failed the deterministic fact/KG checks
+    ├── ShardIntegrityError       a shard or the dataset manifest does not match its checksum or
+    │                             schema (raised by ``tumorcot validate``)
+    └── DatasetLockedError        another writer holds the dataset's lock
+"""
+
+from __future__ import annotations
+
+
+class TumorcotError(Exception):
+    """Base class. ``case`` is the (pseudonymous or row) case label when the error concerns one."""
+
+    def __init__(self, message: str, *, case: str | None = None):
+        self.case = case
+        super().__init__(f"[{case}] {message}" if case else message)
+
+
+class ManifestError(TumorcotError):
+    """A case-manifest row is malformed; raised while reading the manifest."""
+
+
+class CaseInputError(TumorcotError):
+    """An input of one case is missing, unreadable, corrupt, empty or not CT."""
+
+
+class GeometryError(TumorcotError):
+    """A mask cannot be aligned to the CT grid in physical space."""
+
+
+class SegmentationError(TumorcotError):
+    """The segmentation backend failed or cannot run (e.g. TotalSegmentator weights absent)."""
+
+
+class KnowledgeGraphError(TumorcotError):
+    """The knowledge-graph data file is invalid or a query names an unknown node."""
+
+
+class LLMOutputError(TumorcotError):
+    """An LLM answer stayed unusable after its retries."""
+
+
+class CalibrationError(TumorcotError):
+    """A generated record failed the deterministic fact and knowledge-graph checks."""
+
+    def __init__(self, message: str, *, case: str | None = None, reasons: list[str] | None = None):
+        self.reasons = reasons or [message]
+        super().__init__(message, case=case)
+
+
+class ShardIntegrityError(TumorcotError):
+    """A shard or the dataset manifest does not match its checksum, row count or schema."""
+
+
+class DatasetLockedError(TumorcotError):
+    """Another process is writing the same dataset."""

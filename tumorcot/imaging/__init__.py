@@ -1,0 +1,1 @@
+"""Imaging stage: load CT (NIfTI or DICOM series), put masks on the CT grid, measure."""

@@ -1,0 +1,162 @@
+"""Measured facts of one case: every number later text may state comes from here.
+
+Coordinates. Voxel indices are SimpleITK ``(i, j, k)`` on the CT grid. Millimetres are patient
+coordinates in DICOM LPS (x to the patient's Left, y to Posterior, z to Superior). Normalised
+boxes are six numbers ``(x0, y0, z0, x1, y1, z1)`` in 0-1 over the CT's field of view with the
+axes reoriented to LPS: 0 = the patient-right / anterior / inferior edge of the volume,
+1 = the left / posterior / superior edge (``BOX_CONVENTION``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tumorcot.schemas.case import PathologyLabels
+
+BOX_CONVENTION = (
+    "normalised (x0, y0, z0, x1, y1, z1) in the volume's field of view, LPS axes: "
+    "x 0=patient right..1=left, y 0=anterior..1=posterior, z 0=inferior..1=superior"
+)
+
+
+class Box(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voxel_min: tuple[int, int, int]
+    voxel_max: tuple[int, int, int] = Field(description="inclusive")
+    normalized: tuple[float, float, float, float, float, float]
+
+
+class Fact(BaseModel):
+    """One citable number or category, flattened from the structured facts."""
+
+    id: str
+    subject: str
+    name: str
+    value: float | str
+    unit: str | None = None
+
+
+class CTInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    modality: str = "CT"
+    input_format: Literal["nifti", "dicom", "other"] = "nifti"
+    content_sha256: str
+
+
+class OrganFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    label_id: int
+    side: str | None = None
+    voxel_count: int
+    volume_ml: float
+    mean_hu: float
+    std_hu: float
+    centroid_mm: tuple[float, float, float]
+    bbox: Box
+    lesion_count: int = 0
+
+
+class LesionFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="L1, L2, ... ordered by decreasing volume")
+    kind: str = "lesion"
+    organ: str = Field(description="host organ name, or 'outside_organs'")
+    organ_overlap_fraction: float = Field(description="share of lesion voxels inside the host")
+    other_organs: list[str] = []
+    side: str | None = None
+    voxel_count: int
+    volume_ml: float
+    long_axis_mm: float = Field(description="longest in-plane (axial) diameter")
+    short_axis_mm: float = Field(description="longest diameter perpendicular to it, same slice")
+    axial_slice: int = Field(description="k index of the slice holding the longest diameter")
+    max_diameter_3d_mm: float
+    mean_hu: float
+    std_hu: float
+    hu_difference: float | None = Field(default=None, description="lesion mean HU - organ mean HU")
+    attenuation: Literal["hypodense", "isodense", "hyperdense"] | None = None
+    centroid_mm: tuple[float, float, float]
+    bbox: Box
+    # Measurement v2 (imaging issue); None where not measured.
+    sub_location: str | None = None
+    sub_location_method: str | None = None
+    shape: Literal["round", "oval", "lobulated", "irregular"] | None = None
+    sphericity: float | None = None
+    elongation: float | None = None
+    margin: Literal["well-defined", "ill-defined"] | None = None
+    boundary_gradient_hu_per_mm: float | None = None
+    content: Literal["cystic", "calcified", "solid", "fatty"] | None = None
+    vessel_contact_deg: dict[str, float] = {}
+
+
+class CaseFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str = Field(description="pseudonymous: salted hash of patient and study ids")
+    patient_pseudo_id: str
+    study_pseudo_id: str
+    ct: CTInfo
+    organs: list[OrganFacts]
+    lesions: list[LesionFacts]
+    has_organ_mask: bool
+    has_lesion_mask: bool
+    segmentation_backend: str = "precomputed"
+    pathology: PathologyLabels | None = None
+    synthetic: bool = False
+    source: str | None = None
+    input_sha256: dict[str, str] = {}
+
+    def organ(self, name: str) -> OrganFacts | None:
+        return next((o for o in self.organs if o.name == name), None)
+
+    def lesions_in(self, organ: str) -> list[LesionFacts]:
+        return [lesion for lesion in self.lesions if lesion.organ == organ]
+
+    def fact_table(self) -> dict[str, Fact]:
+        """Every citable fact by id: ``organ:<name>.<field>`` and ``lesion:<id>.<field>``."""
+        table: dict[str, Fact] = {}
+
+        def add(subject: str, name: str, value, unit: str | None = None) -> None:
+            if value is None:
+                return
+            fid = f"{subject}.{name}"
+            table[fid] = Fact(id=fid, subject=subject, name=name, value=value, unit=unit)
+
+        for o in self.organs:
+            s = f"organ:{o.name}"
+            add(s, "volume_ml", o.volume_ml, "mL")
+            add(s, "mean_hu", o.mean_hu, "HU")
+            add(s, "lesion_count", o.lesion_count)
+            add(s, "side", o.side)
+            for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), o.bbox.normalized):
+                add(s, f"box_{axis}", v)
+        for les in self.lesions:
+            s = f"lesion:{les.id}"
+            add(s, "organ", les.organ)
+            add(s, "kind", les.kind)
+            add(s, "side", les.side)
+            add(s, "volume_ml", les.volume_ml, "mL")
+            add(s, "long_axis_mm", les.long_axis_mm, "mm")
+            add(s, "short_axis_mm", les.short_axis_mm, "mm")
+            add(s, "long_axis_cm", round(les.long_axis_mm / 10, 1), "cm")
+            add(s, "max_diameter_3d_mm", les.max_diameter_3d_mm, "mm")
+            add(s, "mean_hu", les.mean_hu, "HU")
+            add(s, "hu_difference", les.hu_difference, "HU")
+            add(s, "attenuation", les.attenuation)
+            add(s, "sub_location", les.sub_location)
+            add(s, "shape", les.shape)
+            add(s, "margin", les.margin)
+            add(s, "content", les.content)
+            for vessel, deg in les.vessel_contact_deg.items():
+                add(s, f"contact_{vessel}_deg", deg, "deg")
+            for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), les.bbox.normalized):
+                add(s, f"box_{axis}", v)
+        return table

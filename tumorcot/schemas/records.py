@@ -1,0 +1,72 @@
+"""The training record: one VQA item with its step-aligned chain of thought."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Stage = Literal["finding", "impression", "pathology"]
+Task = Literal["localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology"]
+Split = Literal["train", "validation", "test"]
+
+
+class Step(BaseModel):
+    """One reasoning step, traceable to facts, KG nodes and a region of the CT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    stage: Stage
+    organ: str | None = None
+    text: str
+    fact_ids: list[str] = []
+    kg_node_ids: list[str] = []
+    roi_box: list[float] | None = Field(default=None, description="six normalised numbers")
+    follows_from: list[int] = Field(default=[], description="indices of the steps it rests on")
+
+
+class Turn(BaseModel):
+    """A conversation turn; an ``attend`` turn carries the organ ROI the model re-reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
+    focus_organ: str | None = None
+    roi_box: list[float] | None = None
+
+
+class CoTRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str
+    case_id: str
+    patient_pseudo_id: str
+    study_pseudo_id: str
+    split: Split
+    task: Task
+    subtask: str
+    organ: str | None = None
+    lesion_id: str | None = None
+    question: str
+    options: list[str] = []
+    answer_index: int | None = None
+    answer: str
+    think: str = Field(default="", description="the rationale, rendered from the steps")
+    conclusion: str
+    steps: list[Step] = []
+    turns: list[Turn] = []
+    roi_box: list[float] | None = None
+    template: str = Field(description="question template name and variant")
+    image_sha256: str
+    generator: str = Field(description="'offline-kg' or 'llm:<model>'")
+    synthetic: bool
+    source: str | None = None
+    kg_version: str
+    prompt_version: str
+    pipeline_version: str
+
+    def assistant_text(self) -> str:
+        """The answer as a model is trained to emit it."""
+        return f"<think>{self.think}</think>\n{self.conclusion}" if self.think else self.conclusion
