@@ -25,6 +25,7 @@ from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9_])")
 TNM_TOKEN = re.compile(r"\b(?:y|p|c)?([TNM])(?:X|is|[0-4][a-c]?|1mi)\b")
 SIDE_WORD = re.compile(r"\b(left|right)\b", re.I)
+STEP_NUMBER = re.compile(r"(?m)^\d+\. (?=\[(?:finding|impression|pathology)\])")  # "2. [impression]"
 RELATIVE_TOLERANCE = 0.02
 
 
@@ -67,7 +68,7 @@ def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
     texts = [("question", record.question), ("answer", record.answer), ("think", record.think),
              ("conclusion", record.conclusion)] + [(f"step {s.index}", s.text) for s in record.steps]
     for where, text in texts:
-        for match in NUMBER.finditer(text):
+        for match in NUMBER.finditer(STEP_NUMBER.sub("", text)):
             if not _number_ok(match.group(), numbers):
                 reasons.append(f"{where}: number {match.group()} matches no cited fact")
 

@@ -79,7 +79,7 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
     if not lesions:
         f = add("finding", f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion.",
                 [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count"], ["feature:no_focal_lesion"], box)
-        i = add("impression", f"No focal {name} lesion.", [], [f"impression:{organ_key}:normal"], box, [f])
+        i = add("impression", f"No focal lesion in the {name}.", [], [f"impression:{organ_key}:normal"], box, [f])
         add("pathology", "No tumour pathology is suggested.", [], ["pathology:none"], box, [i])
         return steps
 
@@ -123,7 +123,7 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
         top = [steps[i].kg_node_ids[0] for i in impression_steps]
         cats = sorted({kg.pathology_of(n) if n.startswith("impression:") else n for n in top})
         words = " or ".join(kg.label(c) for c in cats)
-        add("pathology", f"No pathology is given; by the knowledge graph the leading impression is {words}. "
+        add("pathology", f"No pathology is given; by the knowledge graph the leading impression is classed as {words}. "
             "Histology is not established and needs pathological confirmation.", [], cats, box, impression_steps)
     return steps
 

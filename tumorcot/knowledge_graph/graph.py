@@ -101,9 +101,14 @@ class KnowledgeGraph:
             if not hits or not required <= features or excluded & features:
                 continue
             data = self.graph.nodes[imp]
+            # a met requirement ("multiple" for metastases) counts as evidence too
             matches.append(ImpressionMatch(imp, data["label"], data["category"], hits,
-                                           len(hits) / len(supports)))
-        return sorted(matches, key=lambda m: (-len(m.supporting), -m.score, m.node_id))
+                                           (len(hits) + len(required)) / (len(supports) + len(required))))
+        return sorted(matches, key=lambda m: (-len(m.supporting) - self._n_required(m.node_id),
+                                              -m.score, m.node_id))
+
+    def _n_required(self, impression_id: str) -> int:
+        return len(self._sources(impression_id, "required_for"))
 
     def is_licensed(self, organ_key: str, impression_id: str, features: set[str]) -> bool:
         return any(m.node_id == impression_id for m in self.impressions_for(organ_key, features))
