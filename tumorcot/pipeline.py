@@ -10,6 +10,8 @@ import json
 import time
 from datetime import datetime, timezone
 
+import SimpleITK as sitk
+
 from tumorcot.agents.calibrator import calibrate
 from tumorcot.errors import CaseInputError
 from tumorcot.imaging.io import content_sha256, load_ct, load_mask
@@ -39,6 +41,9 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
     ct = loaded.image
     organ_mask = load_mask(case.organ_mask, ct, case=case.label, what="organ_mask") if case.organ_mask else None
     lesion_mask = load_mask(case.lesion_mask, ct, case=case.label, what="lesion_mask") if case.lesion_mask else None
+    if lesion_mask is not None and _is_empty(lesion_mask):
+        raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
+                             "For a case without lesions leave lesion_mask blank", case=case.label)
     organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
     lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=case.lesion_labels) \
         if lesion_mask is not None else []
@@ -53,6 +58,12 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes,
     )
+
+
+def _is_empty(mask) -> bool:
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(mask)
+    return stats.GetMaximum() == 0
 
 
 def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str) -> tuple[list[CoTRecord], list[AgentTurn], int]:
