@@ -175,7 +175,7 @@ def test_bad_inputs_fail_alone_with_clear_reasons(shared_data, tmp_path):
     summary = run_build(write_manifest(tmp_path / "m.csv", rows), tmp_path / "ds")
     by_row = {o["case_label"]: o for o in summary["outcomes"]}
     assert by_row["row 1"]["status"] == "ok"
-    expected = {"row 2": ("CaseInputError", "corrupt"), "row 3": ("GeometryError", "overlap"),
+    expected = {"row 2": ("CaseInputError", "corrupt"), "row 3": ("GeometryError", "physical space"),
                 "row 4": ("CaseInputError", "empty"), "row 5": ("CaseInputError", "not found"),
                 "row 6": ("ManifestError", "duplicate")}
     for row, (kind, words) in expected.items():
