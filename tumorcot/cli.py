@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,7 +69,8 @@ def _print_summary(summary: dict) -> None:
                   f"{summary['records']} records; {summary['rejected']} rejected by the calibrator")
     for o in summary["outcomes"]:
         if o["status"] == "failed":
-            console.print(f"[red]failed[/red] {o['case_label']} ({o['case_id'] or '-'}): {o['error_type']}: {o['reason']}")
+            console.print(f"[red]failed[/red] {escape(o['case_label'])} ({o['case_id'] or '-'}): "
+                          f"{o['error_type']}: {escape(o['reason'] or '')}")
     manifest = read_manifest(out)
     shards = [f["path"] for f in manifest["files"] if f["kind"] == "records"]
     console.print(f"shards: {out / 'data'} ({len(shards)} files); manifest: {out / 'manifest.json'}")
@@ -112,7 +114,7 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
 
     problems, counts = validate_dataset(dataset)
     for problem in problems:
-        console.print(f"[red]invalid[/red] {problem}")
+        console.print(f"[red]invalid[/red] {escape(problem)}")
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]ok[/green] {dataset}: {counts['files']} files, {counts['records']} records, "

@@ -282,6 +282,8 @@ def write_phantom_cases(out_dir: Path, n_cases: int, seed: int = 0) -> Path:
         ct, organs, lesions, truth = make_phantom(seed * 100_003 + index, plan=plan, flip_xy=flip)
         stem = f"case_{index:03d}"
         names = {part: f"{stem}_{part}.nii.gz" for part in ("ct", "organs", "lesions")}
+        if not truth.lesions:  # an empty lesion mask is an input error; a lesion-free case has none
+            names.pop("lesions")
         for part, image in zip(names, (ct, organs, lesions)):
             sitk.WriteImage(image, str(out_dir / names[part]), useCompression=True)
         kinds = sorted({lesion.kind for lesion in truth.lesions})
@@ -290,7 +292,7 @@ def write_phantom_cases(out_dir: Path, n_cases: int, seed: int = 0) -> Path:
             "study_id": f"study-{index:03d}",
             "ct": names["ct"],
             "organ_mask": names["organs"],
-            "lesion_mask": names["lesions"],
+            "lesion_mask": names.get("lesions", ""),
             "lesion_labels": ";".join(f"{LESION_VALUE[k]}:{k}" for k in kinds),
             "report": "",
             "pathology": _pathology(truth),
