@@ -20,13 +20,15 @@ def test_write_phantom_cases_manifest(tmp_path):
                             "lesion_labels", "report", "pathology", "source"}
     assert all(r["source"] == "synthetic-phantom" for r in rows)
     assert rows[1]["pathology"].startswith("behavior=malignant; diagnosis=pancreatic")
-    assert rows[3]["lesion_labels"] == "" and rows[3]["pathology"] == ""  # case 3: no lesion
+    # case 3 has no lesion: no lesion mask at all (an empty one would be an input error)
+    assert rows[3]["lesion_labels"] == rows[3]["pathology"] == rows[3]["lesion_mask"] == ""
     for row in rows:
         PathologyLabels.parse(row["pathology"])  # valid labels or none
         ct = load_ct(tmp_path / row["ct"], case=row["patient_id"])
         assert ct.image.GetSize() == (160, 160, 80)
-        lesions = load_mask(tmp_path / row["lesion_mask"], ct.image, case="c", what="lesions")
-        assert lesions.GetPixelID() == sitk.sitkUInt8
+        if row["lesion_mask"]:
+            lesions = load_mask(tmp_path / row["lesion_mask"], ct.image, case="c", what="lesions")
+            assert lesions.GetPixelID() == sitk.sitkUInt8
     directions = {load_ct(tmp_path / r["ct"], case="c").image.GetDirection()[0] for r in rows}
     assert directions == {1.0, -1.0}  # both LPS and RAS-like storage
 
