@@ -31,6 +31,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from tumorcot.errors import GeometryError
+from tumorcot.imaging.describe import describe_lesion
 from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
@@ -194,7 +195,9 @@ def measure_lesions(
     liver_segments: sitk.Image | None = None,
     case: str | None = None,
 ) -> list[LesionFacts]:
-    """Connected lesions with host organ, size, attenuation, side and box.
+    """Connected lesions with host organ, size, attenuation, side, box and the v2 descriptors
+    (``tumorcot.imaging.describe``); ``liver_segments`` (TotalSegmentator ``liver_segments``
+    task, on the CT grid) gives Couinaud segments, else the liver's are approximated.
 
     Increments ``lesion_count`` on the host organ's entry of ``organs``. An empty lesion mask
     yields no lesions.
@@ -208,7 +211,11 @@ def measure_lesions(
     voxel_ml = float(np.prod(spacing)) / 1000.0
     ct_view = sitk.GetArrayViewFromImage(ct)
     organ_view = sitk.GetArrayViewFromImage(organ_mask) if organ_mask is not None else None
+    segments_view = (
+        sitk.GetArrayViewFromImage(liver_segments) if liver_segments is not None else None
+    )
     by_name = {o.name: o for o in organs}
+    present = {o.label_id for o in organs}
     lesions = []
     for n, (kind, count, vmin, vmax, comp) in enumerate(_components(lesion_mask, lesion_labels)):
         region = bbox_slices(vmin, vmax)
@@ -230,6 +237,9 @@ def measure_lesions(
         else:
             side = side_of(host)
         axial = axial_diameters(comp, spacing)
+        extra = describe_lesion(
+            ct, comp, vmin, vmax, hu, centroid_ijk, host_facts, organ_view, segments_view, present
+        )
         facts = LesionFacts(
             id=f"L{n + 1}",
             kind=kind,
@@ -249,6 +259,7 @@ def measure_lesions(
             attenuation=_attenuation(diff),
             centroid_mm=centroid_mm,
             bbox=make_box(ct, vmin, vmax),
+            **extra,
         )
         if host_facts is not None:
             host_facts.lesion_count += 1
