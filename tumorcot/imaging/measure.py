@@ -99,7 +99,8 @@ def _kind_values(present: list[int], lesion_labels: dict[int, str] | None) -> di
 
 
 def _components(lesion_mask: sitk.Image, lesion_labels):
-    """Yield ``(kind, voxel_count, vmin, vmax)`` of each connected component, global indices."""
+    """``(kind, voxel_count, vmin, vmax, crop mask)`` per component (global inclusive indices),
+    largest first."""
     shape = sitk.LabelShapeStatisticsImageFilter()
     shape.ComputePerimeterOff()
     shape.Execute(lesion_mask)
