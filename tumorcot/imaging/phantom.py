@@ -3,7 +3,7 @@
 The anatomy is drawn in LPS millimetres around the volume centre (x to the patient's left,
 y posterior, z superior): body ellipse with subcutaneous fat (-100 HU) and a muscle wall (45 HU),
 mesenteric fat (-60 HU), vertebra L1 (31, 400 HU), aorta (52, 160 HU) left-anterior of the spine,
-IVC (63, 120 HU) right-anterior, liver (5, 100 HU) on the right, spleen (1, 110 HU) on the left,
+IVC (63, 120 HU) right-anterior, liver (5, 100 HU) on the right, spleen (1, 95 HU) on the left,
 kidneys (2 right / 3 left, 150 HU), pancreas (7, 90 HU) as a capsule from head (right) to tail
 (left), stomach (6, 30 HU); Gaussian noise (sigma ``NOISE_HU``). Lesions are balls centred on
 voxel centres, placed inside their organ (distance to the organ surface >= radius + 2 mm) in a
@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 NOISE_HU = 10.0
-ORGAN_HU = {"liver": 100, "spleen": 110, "kidney_right": 150, "kidney_left": 150,
+ORGAN_HU = {"liver": 100, "spleen": 95, "kidney_right": 150, "kidney_left": 150,
             "pancreas": 90, "stomach": 30}
 LABEL = {"spleen": 1, "kidney_right": 2, "kidney_left": 3, "liver": 5, "stomach": 6,
          "pancreas": 7, "vertebrae_L1": 31, "aorta": 52, "inferior_vena_cava": 63}
@@ -174,8 +174,8 @@ def _plan(kind_of_case: str, rng) -> list[tuple[str, str, float, str]]:
         organ = str(rng.choice(list(REGIONS)))
         region = str(rng.choice(list(REGIONS[organ])))
         radius = float(rng.uniform(5.0, 25.0 if organ == "liver" else 14.0))
-        attenuation = str(rng.choice(["hypodense", "hyperdense", "cystic"]
-                                     if organ.startswith("kidney") else ["hypodense", "hyperdense"]))
+        attenuation = str(rng.choice(["hypodense", "cystic"] if organ.startswith("kidney")
+                                     else ["hypodense", "hyperdense"]))
         plan.append((organ, region, radius, attenuation))
     return plan
 
@@ -209,7 +209,7 @@ def make_phantom(
             continue
         ball = grid.ellipsoid(centre, (radius, radius, radius)) & (labels != LABEL["aorta"])
         kind = "cyst" if attenuation == "cystic" else "tumor"
-        value = {"hypodense": ORGAN_HU[organ] - 45, "hyperdense": ORGAN_HU[organ] + 40,
+        value = {"hypodense": ORGAN_HU[organ] - 45, "hyperdense": ORGAN_HU[organ] + 25,
                  "cystic": 8}[attenuation]
         hu[ball] = value
         labels[ball] = LABEL[organ]
