@@ -49,3 +49,13 @@ def side_of(name: str) -> str | None:
     if name.endswith("_right"):
         return "right"
     return None
+
+
+def display_name(name: str) -> str:
+    """Human wording of a structure name: kidney_right -> right kidney."""
+    if name in ("outside_organs", "unknown_organ"):
+        return "soft tissue outside the segmented organs" if name == "outside_organs" else "unlocalised tissue"
+    words = name.split("_")
+    if words[-1] in ("left", "right"):
+        words = [words[-1], *words[:-1]]
+    return " ".join(words)

@@ -148,6 +148,7 @@ class CaseFacts(BaseModel):
             add(s, "short_axis_mm", les.short_axis_mm, "mm")
             add(s, "long_axis_cm", round(les.long_axis_mm / 10, 1), "cm")
             add(s, "max_diameter_3d_mm", les.max_diameter_3d_mm, "mm")
+            add(s, "axial_slice", les.axial_slice)
             add(s, "mean_hu", les.mean_hu, "HU")
             add(s, "hu_difference", les.hu_difference, "HU")
             add(s, "attenuation", les.attenuation)
@@ -159,4 +160,7 @@ class CaseFacts(BaseModel):
                 add(s, f"contact_{vessel}_deg", deg, "deg")
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), les.bbox.normalized):
                 add(s, f"box_{axis}", v)
+        if self.pathology is not None:
+            for name, value in self.pathology.model_dump().items():
+                add("pathology", name, value)
         return table

@@ -40,7 +40,7 @@ class CaseOutcome(BaseModel):
     run_id: str
     case_label: str
     case_id: str | None = None
-    status: Literal["ok", "failed", "skipped"]
+    status: Literal["ok", "failed", "unchanged"]
     error_type: str | None = None
     reason: str | None = None
     records: int = 0

@@ -1,0 +1,67 @@
+"""What every generator shares: record ids, the common record fields, number formatting.
+
+A generator turns one case's ``CaseFacts`` into ``CoTRecord``s; it never measures and never
+invents: every number it writes is formatted from a fact it cites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from tumorcot import __version__
+from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.labels import display_name
+from tumorcot.privacy import assign_split
+from tumorcot.prompts import prompt_version, render_question
+from tumorcot.schemas import CaseFacts, CoTRecord, LesionFacts
+
+PIPELINE_VERSION = f"tumorcot-{__version__}"
+
+
+def fmt(value: float) -> str:
+    """Numbers as records state them: one decimal below 100, none above."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def fmt_box(box) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
+
+
+def record_id(case_id: str, task: str, subtask: str, subject: str) -> str:
+    return "r-" + hashlib.sha256(f"{case_id}\x1f{task}\x1f{subtask}\x1f{subject}".encode()).hexdigest()[:20]
+
+
+def lesion_phrase(lesion: LesionFacts) -> tuple[str, str]:
+    """('lesion L1', 'in the liver') as questions name a lesion and its place."""
+    noun = "tumour" if lesion.kind in ("tumor", "tumour") else lesion.kind
+    return f"{noun} {lesion.id}", f"in the {display_name(lesion.organ)}"
+
+
+@dataclass
+class RecordFactory:
+    """Fills the fields every record of one case shares."""
+
+    facts: CaseFacts
+    kg: KnowledgeGraph
+    generator: str
+
+    @property
+    def split(self) -> str:
+        return assign_split(self.facts.patient_pseudo_id)
+
+    def question(self, subtask: str, subject: str, **context) -> tuple[str, str]:
+        return render_question(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
+
+    def make(self, *, task: str, subtask: str, subject: str, question: str, template: str,
+             answer: str, conclusion: str | None = None, **fields) -> CoTRecord:
+        f = self.facts
+        return CoTRecord(
+            record_id=record_id(f.case_id, task, subtask, subject),
+            case_id=f.case_id, patient_pseudo_id=f.patient_pseudo_id,
+            study_pseudo_id=f.study_pseudo_id, split=self.split, task=task, subtask=subtask,
+            question=question, answer=answer, conclusion=conclusion or answer, template=template,
+            image_sha256=f.ct.content_sha256, generator=self.generator, synthetic=f.synthetic,
+            source=f.source, kg_version=self.kg.version, prompt_version=prompt_version(),
+            pipeline_version=PIPELINE_VERSION, **fields,
+        )

@@ -1,0 +1,156 @@
+"""Prefect flow ``build_dataset``: one task per case, then one task that writes the shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tumorcot.agents.base import PIPELINE_VERSION
+from tumorcot.errors import ManifestError, TumorcotError
+from tumorcot.case_manifest import read_case_manifest
+from tumorcot.knowledge_graph import load_kg
+from tumorcot.pipeline import extract_facts, input_hashes, offline_records
+from tumorcot.privacy import case_id_for, load_or_create_salt
+from tumorcot.prompts import prompt_version
+from tumorcot.schemas import CaseInput, CaseOutcome
+from tumorcot.store.atomic import atomic_write_json
+from tumorcot.store.cases import CaseStore
+from tumorcot.store.lock import dataset_lock
+from tumorcot.store.shards import assemble_dataset
+
+
+def pipeline_versions(generator: str) -> dict:
+    return {"kg": load_kg().version, "prompts": prompt_version(), "pipeline": PIPELINE_VERSION,
+            "generator": generator}
+
+
+def build_key(hashes: dict, versions: dict) -> str:
+    return hashlib.sha256(json.dumps([hashes, versions], sort_keys=True).encode()).hexdigest()
+
+
+def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
+    """Error text may quote a path holding the raw ids: replace them by the pseudonym."""
+    for raw in {case.patient_id, case.study_id}:
+        if len(raw) >= 3:
+            message = message.replace(raw, pseudo)
+    return message
+
+
+@task(name="process_case", cache_policy=NO_CACHE, task_run_name="process_case-{case.row}")
+def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
+                 force: bool = False) -> CaseOutcome:
+    """Load, measure, generate, calibrate and store one case; never raises for a bad case."""
+    case_id = case_id_for(case.patient_id, case.study_id, salt)
+    store = CaseStore(dataset_dir)
+    try:
+        hashes = input_hashes(case)
+        key = build_key(hashes, pipeline_versions(generator))
+        if not force and store.is_current(case_id, key):
+            done = store.done(case_id)
+            return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",
+                               records=done.get("records", 0), rejected=done.get("rejected", 0))
+        facts = extract_facts(case, salt, hashes)
+        kg = load_kg()
+        records, log, rejected = offline_records(facts, kg, run_id)
+        store.write(case_id, key, facts, records, log,
+                    {"records": len(records), "rejected": rejected, "run_id": run_id,
+                     "input_sha256": hashes})
+        return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="ok",
+                           records=len(records), rejected=rejected)
+    except Exception as exc:  # a bad case is reported and the batch goes on
+        kind = type(exc).__name__ if isinstance(exc, TumorcotError) else f"internal {type(exc).__name__}"
+        return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
+                           error_type=kind, reason=_scrub(str(exc), case, case_id))
+
+
+@task(name="write_shards", cache_policy=NO_CACHE)
+def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, versions: dict) -> dict:
+    store = CaseStore(dataset_dir)
+    kept = [o for o in outcomes if o.status in ("ok", "unchanged")]
+    cases = []
+    for o in sorted(kept, key=lambda o: o.case_id):
+        done = store.done(o.case_id) or {}
+        cases.append({"case_id": o.case_id, "records": done.get("records", 0),
+                      "input_sha256": done.get("input_sha256", {}), "status": o.status})
+    failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
+                for o in outcomes if o.status == "failed"]
+    keep_ids = {o.case_id for o in kept}
+    for stale in set(store.case_ids()) - keep_ids - {o.case_id for o in outcomes}:
+        store.remove(stale)  # cases no longer in the manifest leave the dataset
+    return assemble_dataset(dataset_dir, [o.case_id for o in kept], run_id=run_id, versions=versions,
+                            cases=cases, failures=failures)
+
+
+def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
+    create_table_artifact(
+        key="tumorcot-cases", description="Per-case outcome of this build",
+        table=[o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type", "reason"})
+               for o in outcomes])
+    lines = [f"# tumorcot build {summary['run_id']}", "",
+             f"- cases ok: {summary['ok']}, unchanged: {summary['unchanged']}, failed: {summary['failed']}",
+             f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}"]
+    create_markdown_artifact(key="tumorcot-summary", markdown="\n".join(lines))
+
+
+# Progress display of the CLI (not a flow parameter: flow parameters must serialise to JSON).
+_PROGRESS: list = []
+
+
+@flow(name="build_dataset", log_prints=False)
+def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False) -> dict:
+    """Build (or incrementally update) the dataset in ``out`` from the case manifest."""
+    manifest, out = Path(manifest), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    with dataset_lock(out):
+        salt = load_or_create_salt(out)
+        entries = read_case_manifest(manifest)
+        outcomes = [CaseOutcome(run_id=run_id, case_label=e.case or "manifest", status="failed",
+                                error_type="ManifestError", reason=str(e))
+                    for e in entries if isinstance(e, ManifestError)]
+        cases = [e for e in entries if not isinstance(e, ManifestError)]
+        progress = _PROGRESS[-1] if _PROGRESS else None
+        if progress is not None:
+            progress.start(len(cases))
+        futures = [process_case.submit(c, out, salt, run_id, generator, force) for c in cases]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            if progress is not None:
+                progress.advance(outcome)
+        versions = pipeline_versions(generator)
+        manifest_json = write_shards(out, outcomes, run_id, versions)
+        summary = {
+            "run_id": run_id, "dataset": str(out),
+            "ok": sum(o.status == "ok" for o in outcomes),
+            "unchanged": sum(o.status == "unchanged" for o in outcomes),
+            "failed": sum(o.status == "failed" for o in outcomes),
+            "records": manifest_json["record_count"],
+            "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
+            "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)],
+        }
+        atomic_write_json(out / "runs" / f"{run_id}.json", summary)
+    _publish(summary, outcomes)
+    return summary
+
+
+def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
+              force: bool = False, progress=None) -> dict:
+    """Run ``build_dataset`` with a thread pool of ``concurrency`` case workers."""
+    runner = ThreadPoolTaskRunner(max_workers=max(1, concurrency))
+    if progress is not None:
+        _PROGRESS.append(progress)
+    try:
+        return build_dataset.with_options(task_runner=runner)(manifest, out, generator=generator, force=force)
+    finally:
+        if progress is not None:
+            _PROGRESS.remove(progress)

@@ -1,0 +1,256 @@
+"""Measure organs and lesions of one case on the CT grid.
+
+Organs: one pass of ``LabelStatisticsImageFilter`` (count, mean, std, box) and one of
+``LabelShapeStatisticsImageFilter`` (physical centroid) over the organ mask.
+
+Lesions: connected components (26-connectivity) per lesion kind, within the bounding box of all
+lesion voxels; every per-lesion computation works on the crop of its own component. Rules:
+
+- ids ``L1, L2, ...`` by decreasing voxel count (ties: by position), over all kinds;
+- kind: ``lesion_labels`` maps mask values to kinds; without it every non-zero value is
+  ``"lesion"``; values missing from the mapping are ``"lesion"`` too;
+- host organ: the organ label covering most of the lesion's voxels, with that share as
+  ``organ_overlap_fraction``; other labels it overlaps go to ``other_organs``. If no organ label
+  overlaps it, the organ label most frequent in its one-voxel outer shell becomes host when it
+  covers at least ``SHELL_HOST_MIN`` of the shell (a lesion cut out of its organ; overlap 0.0),
+  else the host is ``"outside_organs"``. Without any organ mask the host is ``"unknown_organ"``;
+- attenuation: ``hu_difference`` = lesion mean HU - host organ mean HU; ``|diff| <=
+  ISODENSE_HU`` is isodense, below hypodense, above hyperdense; none without a host organ;
+- side: the host organ's side (kidney_left -> left); for ``outside_organs`` / ``unknown_organ``,
+  the lesion centroid's LPS x against the body midline (mean x of voxels > ``BODY_HU`` on the
+  lesion's centroid slice): within ``MIDLINE_MARGIN_MM`` -> "midline", smaller x -> "right";
+  unpaired host organs (liver, pancreas) give no side;
+- mean/std HU: population mean and sample std (ddof=1) of the lesion voxels;
+- diameters: see ``tumorcot.imaging.diameters``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from tumorcot.errors import GeometryError
+from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
+from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
+from tumorcot.imaging.io import same_grid
+from tumorcot.labels import side_of, total_labels
+from tumorcot.schemas.facts import LesionFacts, OrganFacts
+
+ISODENSE_HU = 10.0
+SHELL_HOST_MIN = 0.5
+BODY_HU = -500.0
+MIDLINE_MARGIN_MM = 10.0
+OUTSIDE = "outside_organs"
+UNKNOWN = "unknown_organ"
+
+
+def label_name(label: int) -> str:
+    return total_labels().get(int(label), f"label_{int(label)}")
+
+
+def _check_grid(ct: sitk.Image, mask: sitk.Image, what: str, case: str | None) -> None:
+    if not same_grid(ct, mask):
+        raise GeometryError(f"{what} is not on the CT grid; load it with load_mask()", case=case)
+
+
+def measure_organs(
+    ct: sitk.Image, organ_mask: sitk.Image, *, case: str | None = None
+) -> list[OrganFacts]:
+    """Volume, HU statistics, LPS centroid, box and side of every label in the organ mask."""
+    _check_grid(ct, organ_mask, "organ mask", case)
+    stats = sitk.LabelStatisticsImageFilter()
+    stats.Execute(ct, organ_mask)
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.ComputePerimeterOff()
+    shape.Execute(organ_mask)
+    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    organs = []
+    for label in sorted(shape.GetLabels()):
+        bb = stats.GetBoundingBox(label)  # (i0, i1, j0, j1, k0, k1)
+        vmin, vmax = (bb[0], bb[2], bb[4]), (bb[1], bb[3], bb[5])
+        name = label_name(label)
+        count = int(stats.GetCount(label))
+        centroid = shape.GetCentroid(label)
+        organs.append(
+            OrganFacts(
+                name=name,
+                label_id=int(label),
+                side=side_of(name),
+                voxel_count=count,
+                volume_ml=round(count * voxel_ml, 3),
+                mean_hu=round(stats.GetMean(label), 2),
+                std_hu=round(stats.GetSigma(label), 2) if count > 1 else 0.0,
+                centroid_mm=tuple(round(c, 2) for c in centroid),
+                bbox=make_box(ct, vmin, vmax),
+            )
+        )
+    return organs
+
+
+def _kind_values(present: list[int], lesion_labels: dict[int, str] | None) -> dict[str, list[int]]:
+    kinds: dict[str, list[int]] = {}
+    for value in present:
+        kind = (lesion_labels or {}).get(value, "lesion")
+        kinds.setdefault(kind, []).append(value)
+    return kinds
+
+
+def _components(lesion_mask: sitk.Image, lesion_labels):
+    """Yield ``(kind, voxel_count, vmin, vmax)`` of each connected component, global indices."""
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.ComputePerimeterOff()
+    shape.Execute(lesion_mask)
+    present = sorted(int(v) for v in shape.GetLabels())
+    if not present:
+        return []
+    boxes = np.array([shape.GetBoundingBox(v) for v in present])
+    lo = boxes[:, :3].min(axis=0)
+    hi = (boxes[:, :3] + boxes[:, 3:]).max(axis=0)
+    crop = sitk.RegionOfInterest(lesion_mask, [int(v) for v in hi - lo], [int(v) for v in lo])
+    found = []
+    for kind, values in _kind_values(present, lesion_labels).items():
+        binary = None
+        for value in values:
+            one = sitk.BinaryThreshold(crop, value, value, 1, 0)
+            binary = one if binary is None else sitk.Or(binary, one)
+        cc = sitk.ConnectedComponent(binary, True)
+        cc_shape = sitk.LabelShapeStatisticsImageFilter()
+        cc_shape.ComputePerimeterOff()
+        cc_shape.Execute(cc)
+        cc_view = sitk.GetArrayViewFromImage(cc)
+        for comp in cc_shape.GetLabels():
+            x, y, z, sx, sy, sz = cc_shape.GetBoundingBox(comp)
+            local = (slice(z, z + sz), slice(y, y + sy), slice(x, x + sx))
+            vmin = (int(lo[0] + x), int(lo[1] + y), int(lo[2] + z))
+            vmax = (vmin[0] + sx - 1, vmin[1] + sy - 1, vmin[2] + sz - 1)
+            found.append(
+                (kind, int(cc_shape.GetNumberOfPixels(comp)), vmin, vmax,
+                 np.asarray(cc_view[local] == comp))
+            )
+    found.sort(key=lambda c: (-c[1], c[2][2], c[2][1], c[2][0]))
+    return found
+
+
+def _host(organ_crop: np.ndarray, comp: np.ndarray) -> tuple[str, float, list[str]]:
+    inside = organ_crop[comp]
+    counts = np.bincount(inside.ravel(), minlength=1)
+    counts[0] = 0
+    touched = [int(v) for v in np.argsort(-counts, kind="stable") if counts[v] > 0]
+    if touched:
+        host = touched[0]
+        return label_name(host), float(counts[host]) / comp.sum(), [
+            label_name(v) for v in touched[1:]
+        ]
+    return OUTSIDE, 0.0, []
+
+
+def _shell_host(organ_view: np.ndarray, comp: np.ndarray, vmin, vmax) -> str | None:
+    """Organ enclosing a lesion that the organ mask leaves out (majority of the outer shell)."""
+    lo = [max(v - 1, 0) for v in vmin]
+    hi = [min(v + 1, n - 1) for v, n in zip(vmax, organ_view.shape[::-1])]
+    region = organ_view[bbox_slices(lo, hi)]
+    padded = np.zeros(region.shape, dtype=bool)
+    offset = tuple(slice(vmin[a] - lo[a], vmin[a] - lo[a] + comp.shape[2 - a]) for a in (2, 1, 0))
+    padded[offset] = comp
+    shell = ndimage.binary_dilation(padded, structure=np.ones((3, 3, 3), bool)) & ~padded
+    labels = region[shell]
+    if labels.size == 0:
+        return None
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    best = int(np.argmax(counts))
+    if counts[best] >= SHELL_HOST_MIN * labels.size and best > 0:
+        return label_name(best)
+    return None
+
+
+def _midline_side(ct: sitk.Image, ct_view: np.ndarray, centroid_ijk, centroid_x_mm: float) -> str:
+    k = int(round(centroid_ijk[2]))
+    jj, ii = np.nonzero(ct_view[k] > BODY_HU)
+    if ii.size == 0:
+        return "midline"
+    mid_x = ct.TransformContinuousIndexToPhysicalPoint((float(ii.mean()), float(jj.mean()), k))[0]
+    if abs(centroid_x_mm - mid_x) <= MIDLINE_MARGIN_MM:
+        return "midline"
+    return "right" if centroid_x_mm < mid_x else "left"
+
+
+def _attenuation(diff: float | None) -> str | None:
+    if diff is None:
+        return None
+    if abs(diff) <= ISODENSE_HU:
+        return "isodense"
+    return "hypodense" if diff < 0 else "hyperdense"
+
+
+def measure_lesions(
+    ct: sitk.Image,
+    lesion_mask: sitk.Image,
+    organ_mask: sitk.Image | None,
+    organs: list[OrganFacts],
+    *,
+    lesion_labels: dict[int, str] | None = None,
+    liver_segments: sitk.Image | None = None,
+    case: str | None = None,
+) -> list[LesionFacts]:
+    """Connected lesions with host organ, size, attenuation, side and box.
+
+    Increments ``lesion_count`` on the host organ's entry of ``organs``. An empty lesion mask
+    yields no lesions.
+    """
+    _check_grid(ct, lesion_mask, "lesion mask", case)
+    if organ_mask is not None:
+        _check_grid(ct, organ_mask, "organ mask", case)
+    if liver_segments is not None:
+        _check_grid(ct, liver_segments, "liver segments mask", case)
+    spacing = ct.GetSpacing()
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    ct_view = sitk.GetArrayViewFromImage(ct)
+    organ_view = sitk.GetArrayViewFromImage(organ_mask) if organ_mask is not None else None
+    by_name = {o.name: o for o in organs}
+    lesions = []
+    for n, (kind, count, vmin, vmax, comp) in enumerate(_components(lesion_mask, lesion_labels)):
+        region = bbox_slices(vmin, vmax)
+        hu = ct_view[region][comp].astype(np.float64)
+        kji = np.nonzero(comp)
+        centroid_ijk = [vmin[a] + float(kji[2 - a].mean()) for a in range(3)]
+        centroid_mm = index_to_lps(ct, centroid_ijk)
+        if organ_view is None:
+            host, overlap, others = UNKNOWN, 0.0, []
+        else:
+            host, overlap, others = _host(organ_view[region], comp)
+            if host == OUTSIDE:
+                host = _shell_host(organ_view, comp, vmin, vmax) or OUTSIDE
+        host_facts = by_name.get(host)
+        mean_hu = float(hu.mean())
+        diff = round(mean_hu - host_facts.mean_hu, 2) if host_facts else None
+        if host in (OUTSIDE, UNKNOWN):
+            side = _midline_side(ct, ct_view, centroid_ijk, centroid_mm[0])
+        else:
+            side = side_of(host)
+        axial = axial_diameters(comp, spacing)
+        facts = LesionFacts(
+            id=f"L{n + 1}",
+            kind=kind,
+            organ=host,
+            organ_overlap_fraction=round(overlap, 4),
+            other_organs=others,
+            side=side,
+            voxel_count=count,
+            volume_ml=round(count * voxel_ml, 3),
+            long_axis_mm=round(axial.long_axis_mm, 2),
+            short_axis_mm=round(axial.short_axis_mm, 2),
+            axial_slice=vmin[2] + axial.axial_slice,
+            max_diameter_3d_mm=round(max_diameter_3d(comp, spacing), 2),
+            mean_hu=round(mean_hu, 2),
+            std_hu=round(float(hu.std(ddof=1)), 2) if hu.size > 1 else 0.0,
+            hu_difference=diff,
+            attenuation=_attenuation(diff),
+            centroid_mm=centroid_mm,
+            bbox=make_box(ct, vmin, vmax),
+        )
+        if host_facts is not None:
+            host_facts.lesion_count += 1
+        lesions.append(facts)
+    return lesions

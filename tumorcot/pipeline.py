@@ -1,0 +1,87 @@
+"""One case, start to finish, without Prefect: inputs -> facts -> records -> calibrated records.
+
+The flow calls these functions from its tasks; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+
+import SimpleITK as sitk
+
+from tumorcot.agents.calibrator import calibrate
+from tumorcot.errors import CaseInputError
+from tumorcot.imaging.io import content_sha256, load_ct, load_mask
+from tumorcot.imaging.measure import measure_lesions, measure_organs
+from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.privacy import case_id_for, pseudonymise
+from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo
+
+
+def input_hashes(case: CaseInput) -> dict[str, str]:
+    """Content hashes of a case's input files and of its manifest fields."""
+    hashes = {}
+    for field in ("ct", "organ_mask", "lesion_mask"):
+        path = getattr(case, field)
+        if path is not None:
+            if not path.exists():
+                raise CaseInputError(f"{field} file not found: {path}", case=case.label)
+            hashes[field] = content_sha256(path)
+    fields = case.model_dump(mode="json", exclude={"row", "ct", "organ_mask", "lesion_mask"})
+    hashes["fields"] = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return hashes
+
+
+def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = None) -> CaseFacts:
+    hashes = hashes or input_hashes(case)
+    loaded = load_ct(case.ct, case=case.label)
+    ct = loaded.image
+    organ_mask = load_mask(case.organ_mask, ct, case=case.label, what="organ_mask") if case.organ_mask else None
+    lesion_mask = load_mask(case.lesion_mask, ct, case=case.label, what="lesion_mask") if case.lesion_mask else None
+    if lesion_mask is not None and _is_empty(lesion_mask):
+        raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
+                             "For a case without lesions leave lesion_mask blank", case=case.label)
+    organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
+    lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=case.lesion_labels) \
+        if lesion_mask is not None else []
+    return CaseFacts(
+        case_id=case_id_for(case.patient_id, case.study_id, salt),
+        patient_pseudo_id=pseudonymise(case.patient_id, salt),
+        study_pseudo_id=pseudonymise(f"{case.patient_id}\x1f{case.study_id}", salt, prefix="s"),
+        ct=CTInfo(size=tuple(ct.GetSize()), spacing_mm=tuple(ct.GetSpacing()),
+                  input_format=loaded.input_format, content_sha256=loaded.sha256),
+        organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
+        has_lesion_mask=lesion_mask is not None, pathology=case.pathology,
+        synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
+        input_sha256=hashes,
+    )
+
+
+def _is_empty(mask) -> bool:
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(mask)
+    return stats.GetMaximum() == 0
+
+
+def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+    """Generate with the offline KG-grounded generator and calibrate; (accepted, log, rejected)."""
+    from tumorcot.agents.offline import OfflineGenerator
+
+    start = time.perf_counter()
+    generated = OfflineGenerator(kg).generate(facts)
+    accepted, rejected = calibrate(generated, facts, kg)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    log = [AgentTurn(run_id=run_id, case_id=facts.case_id, agent="offline-generator", model=None,
+                     parsed_json=json.dumps({"generated": len(generated), "accepted": len(accepted)}),
+                     latency_ms=elapsed_ms, verdict="accepted" if not rejected else "rejected",
+                     reasons=[f"{r.record_id} ({r.subtask}): {'; '.join(why)}" for r, why in rejected],
+                     timestamp=now)]
+    for record, why in rejected:
+        log.append(AgentTurn(run_id=run_id, case_id=facts.case_id, record_id=record.record_id,
+                             agent="calibrator", verdict="rejected", reasons=why, timestamp=now,
+                             parsed_json=record.model_dump_json()))
+    return accepted, log, len(rejected)
