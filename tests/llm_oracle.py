@@ -28,8 +28,9 @@ def agent_of(body: dict[str, Any]) -> str:
 class Oracle:
     """``script(body, n)`` for ``ScriptedLLMServer``; counts calls per agent."""
 
-    def __init__(self, facts: CaseFacts, kg: KnowledgeGraph, tamper: Tamper | None = None):
-        self.facts, self.kg, self.tamper = facts, kg, tamper
+    def __init__(self, facts: CaseFacts | dict[str, CaseFacts], kg: KnowledgeGraph, tamper: Tamper | None = None):
+        self.by_case = facts if isinstance(facts, dict) else {facts.case_id: facts}
+        self.kg, self.tamper = kg, tamper
         self.calls: dict[str, int] = {}
 
     def __call__(self, body: dict[str, Any], number: int) -> Reply:
@@ -37,6 +38,8 @@ class Oracle:
         n = self.calls.get(agent, 0)
         self.calls[agent] = n + 1
         user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        case = re.search(r"^Case (\S+)\.$", user, re.M)
+        self.facts = self.by_case[case.group(1)] if case else None
         answer = getattr(self, agent)(user)
         if self.tamper is not None:
             answer = self.tamper(agent, answer, n)

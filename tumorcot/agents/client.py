@@ -83,6 +83,8 @@ class LLMConfig(BaseModel):
             values["api_key"] = SecretStr(env["OPENAI_API_KEY"])
         if env.get("TUMORCOT_MODEL"):
             values["model"] = env["TUMORCOT_MODEL"]
+        if env.get("TUMORCOT_LLM_CONCURRENCY"):
+            values["concurrency"] = int(env["TUMORCOT_LLM_CONCURRENCY"])
         values["agent_models"] = {k[len("TUMORCOT_MODEL_"):].lower(): v for k, v in env.items()
                                   if k.startswith("TUMORCOT_MODEL_") and v}
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -148,7 +148,7 @@ def skeleton(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> str:
 
 def reasoner_prompt(facts: CaseFacts, organ: str, kg: KnowledgeGraph, table: dict[str, Fact], *,
                     hint: str | None = None, report_findings: str | None = None) -> Prompt:
-    return prompt("reasoner", organ=display_name(organ), organ_id=organ, organ_node=f"organ:{kg.organ_key(organ)}",
+    return prompt("reasoner", case_id=facts.case_id, organ=display_name(organ), organ_id=organ, organ_node=f"organ:{kg.organ_key(organ)}",
                   facts=organ_facts(facts, organ, table), skeleton=skeleton(facts, organ, kg),
                   hint=hint, report_findings=report_findings)
 
@@ -194,7 +194,7 @@ def given_labels(facts: CaseFacts) -> dict[str, str]:
 
 
 def summarizer_prompt(facts: CaseFacts, chains: dict[str, list[Step]], kg: KnowledgeGraph) -> Prompt:
-    return prompt("summarizer", labels=given_labels(facts), labels_organ=pathology_organ(facts),
+    return prompt("summarizer", case_id=facts.case_id, labels=given_labels(facts), labels_organ=pathology_organ(facts),
                   chains=[{"organ": o, "steps": s, "reachable": reachable(s, kg)} for o, s in chains.items()])
 
 
