@@ -41,13 +41,14 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _build(manifest: Path, out: Path, concurrency: int, force: bool) -> dict:
+def _build(manifest: Path, out: Path, concurrency: int, force: bool, generator: str = "offline") -> dict:
     _quiet_prefect()
     from tumorcot.flows.build import run_build
 
     progress = CaseProgress()
     try:
-        return run_build(manifest, out, concurrency=concurrency, force=force, progress=progress)
+        return run_build(manifest, out, generator=generator, concurrency=concurrency, force=force,
+                         progress=progress)
     finally:
         progress.stop()
 
@@ -83,9 +84,15 @@ def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created or updated incrementally)."),
     concurrency: int = typer.Option(2, help="Cases processed at once."),
     force: bool = typer.Option(False, help="Reprocess every case even when its inputs are unchanged."),
+    generator: str = typer.Option("offline", help="'offline' (KG-grounded templates) or 'llm' (multi-agent "
+                                  "engine on OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)."),
+    llm_concurrency: int = typer.Option(16, help="LLM requests in flight at once (per case worker)."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards."""
-    summary = _build(manifest, out, concurrency, force)
+    if generator not in ("offline", "llm"):
+        raise typer.BadParameter("--generator must be 'offline' or 'llm'")
+    os.environ["TUMORCOT_LLM_CONCURRENCY"] = str(llm_concurrency)
+    summary = _build(manifest, out, concurrency, force, generator)
     _print_summary(summary)
     if summary["ok"] + summary["unchanged"] == 0:
         raise typer.Exit(1)

@@ -85,3 +85,33 @@ def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str) -> tuple[
                              agent="calibrator", verdict="rejected", reasons=why, timestamp=now,
                              parsed_json=record.model_dump_json()))
     return accepted, log, len(rejected)
+
+
+def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
+                cache_dir=None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+    """Generate with the multi-agent LLM engine (endpoint from the environment); same contract
+    as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+    from tumorcot.agents.client import LLMConfig
+    from tumorcot.agents.llm import LLMGenerator
+    from tumorcot.errors import LLMOutputError
+
+    config = LLMConfig.from_env(cache_dir=cache_dir)
+    if not config.configured:
+        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL", case=facts.case_id)
+    generator = LLMGenerator(kg, config, run_id=run_id)
+    generator.generate(facts, report=report)
+    result = generator.last
+    return result.records, result.log, len(result.failed)
+
+
+def case_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, generator: str = "offline", *,
+                 report: str | None = None, cache_dir=None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+    """Dispatch on the generator name: ``offline`` or ``llm``."""
+    if generator == "llm":
+        return llm_records(facts, kg, run_id, report=report, cache_dir=cache_dir)
+    return offline_records(facts, kg, run_id)
+
+
+def llm_requests(log: list[AgentTurn]) -> int:
+    """HTTP requests in a generation log (cache hits and verdict rows excluded)."""
+    return sum(1 for t in log if t.model is not None and t.template and not t.cached)

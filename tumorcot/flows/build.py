@@ -18,7 +18,7 @@ from tumorcot.agents.base import PIPELINE_VERSION
 from tumorcot.errors import ManifestError, TumorcotError
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import extract_facts, input_hashes, offline_records
+from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_requests
 from tumorcot.privacy import case_id_for, load_or_create_salt
 from tumorcot.prompts import prompt_version
 from tumorcot.schemas import CaseInput, CaseOutcome
@@ -60,12 +60,13 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
                                records=done.get("records", 0), rejected=done.get("rejected", 0))
         facts = extract_facts(case, salt, hashes)
         kg = load_kg()
-        records, log, rejected = offline_records(facts, kg, run_id)
+        records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
+                                              cache_dir=dataset_dir / "llm-cache")
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
                      "input_sha256": hashes})
         return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="ok",
-                           records=len(records), rejected=rejected)
+                           records=len(records), rejected=rejected, llm_calls=llm_requests(log))
     except Exception as exc:  # a bad case is reported and the batch goes on
         kind = type(exc).__name__ if isinstance(exc, TumorcotError) else f"internal {type(exc).__name__}"
         return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
@@ -136,6 +137,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             "failed": sum(o.status == "failed" for o in outcomes),
             "records": manifest_json["record_count"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
+            "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)],
         }
         atomic_write_json(out / "runs" / f"{run_id}.json", summary)

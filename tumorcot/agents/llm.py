@@ -1,0 +1,267 @@
+"""The multi-agent LLM generator: same interface as ``OfflineGenerator`` (``name``, ``generate``).
+
+Per case:
+
+1. the deterministic records (boxes, sizes, densities, counts) come from the offline generator;
+   only their questions are reworded by the LLM (one Question-writer call per case);
+2. Extractor (only when report text is given): structured attributes, passed on as unverified;
+3. CoT Reasoner, one call per reported organ: a finding -> impression chain. Each chain goes
+   through the deterministic calibrator; on reject the Reasoner is asked again with the reasons;
+4. Logic Calibrator (LLM judgement), one call over all chains of the case; a rejected chain is
+   regenerated with the judge's reasons and hint and judged again;
+5. Summarizer, one call per case: each organ's pathology step and conclusion, checked again.
+
+At most ``max_rounds`` attempts per organ; then the organ's record is dropped and logged as
+failed with its reasons. Whatever the agents write, a record is returned only if
+``check_record`` accepts it, so no unlicensed number, side, organ, impression, histology or
+T/N/M reaches a shard. One chain per organ feeds the report record; all other records cost one
+shared rewording call, which keeps the calls per record well under one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tumorcot.agents import roles
+from tumorcot.agents.calibrator import NUMBER, ORGAN_WORD, SIDE_WORD, calibrate, check_record
+from tumorcot.agents.chains import conclusion_of, render_think
+from tumorcot.agents.client import LLMCallError, LLMClient, LLMConfig
+from tumorcot.agents.offline import OfflineGenerator
+from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord, Step
+
+LESION_ID = r"\bL\d+\b"
+
+
+@dataclass
+class LLMGeneration:
+    """Outcome of one case: accepted records, every log row, failed record ids with reasons."""
+
+    records: list[CoTRecord]
+    log: list[AgentTurn]
+    failed: dict[str, list[str]] = field(default_factory=dict)
+    requests: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Case:
+    """Mutable state of one case's generation (log, failures) shared by the steps below."""
+
+    def __init__(self, facts: CaseFacts, client: LLMClient, run_id: str):
+        self.facts, self.client, self.run_id = facts, client, run_id
+        self.table = facts.fact_table()
+        self.log: list[AgentTurn] = []
+        self.failed: dict[str, list[str]] = {}
+
+    async def call(self, agent: str, p: roles.Prompt, schema, record_id: str | None = None):
+        try:
+            out, turns = await self.client.complete(agent, p.template, p.template_sha256, p.messages,
+                                                    schema, case_id=self.facts.case_id, record_id=record_id)
+        except LLMCallError as exc:
+            for t in exc.turns:
+                t.verdict = "failed"
+            self.log += exc.turns
+            return None, str(exc)
+        self.log += turns
+        return out, turns[-1]
+
+    def verdict(self, agent: str, record_id: str | None, verdict: str, reasons: list[str], parsed=None):
+        self.log.append(AgentTurn(run_id=self.run_id, case_id=self.facts.case_id, record_id=record_id,
+                                  agent=agent, verdict=verdict, reasons=reasons, parsed_json=parsed,
+                                  timestamp=datetime.now(timezone.utc).isoformat()))
+
+
+class LLMGenerator:
+    """KG-grounded multi-agent generation through any OpenAI-compatible endpoint."""
+
+    def __init__(self, kg: KnowledgeGraph, config: LLMConfig, *, run_id: str = "", max_rounds: int = 3):
+        self.kg, self.config, self.run_id, self.max_rounds = kg, config, run_id, max_rounds
+        self.name = f"llm:{config.model}"
+        self.last: LLMGeneration | None = None
+
+    def generate(self, facts: CaseFacts, report: str | None = None) -> list[CoTRecord]:
+        """Synchronous entry point (its own event loop); the full outcome is kept in ``last``."""
+        self.last = asyncio.run(self.agenerate(facts, report=report))
+        return self.last.records
+
+    async def agenerate(self, facts: CaseFacts, report: str | None = None,
+                        client: LLMClient | None = None) -> LLMGeneration:
+        if client is None:
+            async with LLMClient(self.config, run_id=self.run_id) as own:
+                return await self.agenerate(facts, report, own)
+        before = {k: v.model_copy() for k, v in client.usage.items()}
+        case = _Case(facts, client, self.run_id)
+        offline = OfflineGenerator(self.kg)
+        offline.name = self.name
+        base = offline.generate(facts)
+        reports = {r.organ: r for r in base if r.subtask == "organ_report"}
+        others = [r for r in base if r.subtask != "organ_report"]
+
+        findings = await self._extract(case, report) if report else None
+        chains = await self._reason(case, reports, findings)
+        records = await self._summarize(case, reports, chains)
+        records = await self._reword(case, others + records)
+        accepted, rejected = calibrate(records, facts, self.kg)  # the last gate before a shard
+        for record, reasons in rejected:
+            case.failed[record.record_id] = reasons
+            case.verdict("calibrator", record.record_id, "failed", reasons)
+        result = LLMGeneration(accepted, case.log, case.failed)
+        for agent, usage in client.usage.items():
+            old = before.get(agent)
+            result.requests += usage.requests + usage.failed_requests - (
+                old.requests + old.failed_requests if old else 0)
+            result.cached += usage.cached - (old.cached if old else 0)
+            result.prompt_tokens += usage.prompt_tokens - (old.prompt_tokens if old else 0)
+            result.completion_tokens += usage.completion_tokens - (old.completion_tokens if old else 0)
+        return result
+
+    # -- agents ----------------------------------------------------------------------------------
+
+    async def _extract(self, case: _Case, report: str) -> str | None:
+        out, _ = await case.call("extractor", roles.extractor_prompt(case.facts, report), roles.ReportExtraction)
+        return roles.dumps(out) if out is not None else None
+
+    def _provisional(self, template: CoTRecord, steps: list[Step]) -> CoTRecord:
+        return template.model_copy(update={"steps": steps, "think": render_think(steps),
+                                           "answer": conclusion_of(steps), "conclusion": conclusion_of(steps)})
+
+    async def _chain(self, case: _Case, organ: str, template: CoTRecord, findings: str | None,
+                     hint: str | None, rounds: int) -> tuple[list[Step] | None, list[str], int]:
+        """Reasoner with deterministic checks; (steps or None, last reasons, rounds used)."""
+        boxes = roles.roi_boxes(case.facts)
+        reasons: list[str] = []
+        for used in range(1, rounds + 1):
+            p = roles.reasoner_prompt(case.facts, organ, self.kg, case.table, hint=hint, report_findings=findings)
+            out, last = await case.call("reasoner", p, roles.OrganChain, template.record_id)
+            if out is None:
+                return None, [last], used
+            steps = roles.chain_steps(organ, out, boxes)
+            reasons = check_record(self._provisional(template, steps), case.facts, self.kg, case.table)
+            last.verdict, last.reasons = ("rejected", reasons) if reasons else ("accepted", [])
+            if not reasons:
+                return steps, [], used
+            hint = "; ".join(reasons)
+        return None, reasons, rounds
+
+    async def _reason(self, case: _Case, reports: dict[str, CoTRecord], findings: str | None):
+        organs = list(reports)
+        results = await asyncio.gather(*(self._chain(case, o, reports[o], findings, None, self.max_rounds)
+                                         for o in organs))
+        chains, used = {}, {}
+        for organ, (steps, reasons, n) in zip(organs, results):
+            used[organ] = n
+            if steps is None:
+                self._fail(case, reports[organ], reasons)
+            else:
+                chains[organ] = steps
+        pending = dict(chains)
+        while pending:
+            out, _ = await case.call("judge", roles.judge_prompt(pending), roles.JudgeVerdicts)
+            if out is None:  # no judgement, no record
+                for organ in pending:
+                    chains.pop(organ)
+                    self._fail(case, reports[organ], ["the LLM judgement could not be obtained"])
+                break
+            verdicts = {v.organ: v for v in out.verdicts}
+            retry = {}
+            for organ in pending:
+                v = verdicts.get(organ) or verdicts.get(reports[organ].organ or "")
+                if v is not None and v.accept:
+                    case.verdict("judge", reports[organ].record_id, "accepted", [])
+                    continue
+                why = v.reasons + ([f"hint: {v.hint}"] if v.hint else []) if v else ["no verdict returned"]
+                case.verdict("judge", reports[organ].record_id, "rejected", why)
+                left = self.max_rounds - used[organ]
+                steps, reasons, n = (await self._chain(case, organ, reports[organ], findings, "; ".join(why), left)
+                                     if left > 0 else (None, why, 0))
+                used[organ] += n
+                if steps is None:
+                    chains.pop(organ)
+                    self._fail(case, reports[organ], reasons)
+                else:
+                    chains[organ] = retry[organ] = steps
+            pending = retry
+        return chains
+
+    async def _summarize(self, case: _Case, reports: dict[str, CoTRecord], chains: dict[str, list[Step]]):
+        records, hint_reasons = {}, {}
+        pending = dict(chains)
+        for _ in range(self.max_rounds):
+            if not pending:
+                break
+            p = roles.summarizer_prompt(case.facts, pending, self.kg)
+            if hint_reasons:
+                p.messages[-1]["content"] += "\n\nRejected before, fix exactly this:\n" + "\n".join(
+                    f"- {o}: {'; '.join(r)}" for o, r in hint_reasons.items())
+            out, _ = await case.call("summarizer", p, roles.CaseSummary)
+            if out is None:
+                break
+            by_organ = {s.organ: s for s in out.summaries}
+            hint_reasons = {}
+            for organ, steps in list(pending.items()):
+                summary = by_organ.get(organ)
+                if summary is None:
+                    hint_reasons[organ] = ["no summary returned"]
+                    continue
+                template = reports[organ]
+                full = steps + [roles.pathology_step(organ, steps, summary, template.roi_box)]
+                record = template.model_copy(update={"steps": full, "think": render_think(full),
+                                                     "answer": summary.conclusion, "conclusion": summary.conclusion})
+                reasons = check_record(record, case.facts, self.kg, case.table)
+                if reasons:
+                    hint_reasons[organ] = reasons
+                    case.verdict("calibrator", record.record_id, "rejected", reasons)
+                else:
+                    records[organ] = record
+                    pending.pop(organ)
+        for organ in pending:
+            self._fail(case, reports[organ], hint_reasons.get(organ, ["no usable summary"]))
+        return list(records.values())
+
+    async def _reword(self, case: _Case, records: list[CoTRecord]) -> list[CoTRecord]:
+        if not records:
+            return records
+        p = roles.questions_prompt({r.record_id: r.question for r in records})
+        out, _ = await case.call("questions", p, roles.QuestionSet)
+        if out is None:
+            return records
+        new = {q.id: q.question.strip() for q in out.questions}
+        result = []
+        for record in records:
+            text = new.get(record.record_id)
+            if text and _same_tokens(record.question, text):
+                candidate = record.model_copy(update={"question": text, "template": record.template + "+llm"})
+                if not check_record(candidate, case.facts, self.kg, case.table):
+                    record = candidate
+            result.append(record)
+        return result
+
+    def _fail(self, case: _Case, record: CoTRecord, reasons: list[str]) -> None:
+        case.failed[record.record_id] = reasons
+        case.verdict("calibrator", record.record_id, "failed", reasons)
+
+
+def _same_tokens(old: str, new: str) -> bool:
+    """A rewording keeps every number, lesion id, side and organ word of the original, adds none."""
+    def tokens(text: str) -> set[str]:
+        return {m.group().lower() for rx in (NUMBER, ORGAN_WORD, SIDE_WORD, re.compile(LESION_ID))
+                for m in rx.finditer(text)}
+
+    return tokens(old) == tokens(new)
+
+
+def summary_line(result: LLMGeneration) -> dict:
+    """Calls and tokens per emitted record, for the build summary."""
+    n = max(len(result.records), 1)
+    return {"records": len(result.records), "llm_requests": result.requests, "cached": result.cached,
+            "requests_per_record": result.requests / n,
+            "tokens_per_record": (result.prompt_tokens + result.completion_tokens) / n,
+            "failed": len(result.failed)}
+
+
+__all__ = ["LLMGeneration", "LLMGenerator", "summary_line"]
