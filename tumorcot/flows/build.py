@@ -12,7 +12,6 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from tumorcot.agents.base import PIPELINE_VERSION
 from tumorcot.errors import ManifestError, TumorcotError
@@ -25,7 +24,7 @@ from tumorcot.schemas import CaseInput, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
-from tumorcot.store.shards import assemble_dataset
+from tumorcot.store.update import case_entry, update_dataset
 
 
 def pipeline_versions(generator: str) -> dict:
@@ -52,6 +51,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
+        store.remember_input(case_id, case)
         hashes = input_hashes(case)
         key = build_key(hashes, pipeline_versions(generator))
         if not force and store.is_current(case_id, key):
@@ -76,18 +76,14 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
 def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, versions: dict) -> dict:
     store = CaseStore(dataset_dir)
     kept = [o for o in outcomes if o.status in ("ok", "unchanged")]
-    cases = []
-    for o in sorted(kept, key=lambda o: o.case_id):
-        done = store.done(o.case_id) or {}
-        cases.append({"case_id": o.case_id, "records": done.get("records", 0),
-                      "input_sha256": done.get("input_sha256", {}), "status": o.status})
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
-                for o in outcomes if o.status == "failed"]
+                for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
     for stale in set(store.case_ids()) - keep_ids - {o.case_id for o in outcomes}:
         store.remove(stale)  # cases no longer in the manifest leave the dataset
-    return assemble_dataset(dataset_dir, [o.case_id for o in kept], run_id=run_id, versions=versions,
-                            cases=cases, failures=failures)
+    manifest, mode = update_dataset(dataset_dir, [case_entry(store, o.case_id) for o in kept],
+                                    run_id=run_id, versions=versions, failures=failures)
+    return {"record_count": manifest["record_count"], "assembly": mode}
 
 
 def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
@@ -134,7 +130,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             "ok": sum(o.status == "ok" for o in outcomes),
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
-            "records": manifest_json["record_count"],
+            "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)],
         }
@@ -144,9 +140,12 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
 
 
 def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
-              force: bool = False, progress=None) -> dict:
-    """Run ``build_dataset`` with a thread pool of ``concurrency`` case workers."""
-    runner = ThreadPoolTaskRunner(max_workers=max(1, concurrency))
+              force: bool = False, progress=None, task_runner: str = "threads",
+              dask_address: str | None = None) -> dict:
+    """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster)."""
+    from tumorcot.flows.runners import make_task_runner
+
+    runner = make_task_runner(task_runner, concurrency=concurrency, dask_address=dask_address)
     if progress is not None:
         _PROGRESS.append(progress)
     try:
