@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tumorcot.ops.commands import register as register_ops_commands
+
 app = typer.Typer(help="Build traceable findings -> impression -> pathology CoT VQA datasets from CT.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
@@ -41,13 +43,13 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _build(manifest: Path, out: Path, concurrency: int, force: bool) -> dict:
+def _build(manifest: Path, out: Path, concurrency: int, force: bool, **runner) -> dict:
     _quiet_prefect()
     from tumorcot.flows.build import run_build
 
     progress = CaseProgress()
     try:
-        return run_build(manifest, out, concurrency=concurrency, force=force, progress=progress)
+        return run_build(manifest, out, concurrency=concurrency, force=force, progress=progress, **runner)
     finally:
         progress.stop()
 
@@ -83,9 +85,11 @@ def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created or updated incrementally)."),
     concurrency: int = typer.Option(2, help="Cases processed at once."),
     force: bool = typer.Option(False, help="Reprocess every case even when its inputs are unchanged."),
+    task_runner: str = typer.Option("threads", help="'threads' or 'dask' (prefect-dask)."),
+    dask_address: str = typer.Option(None, help="Dask scheduler (tcp://host:8786); default: a local cluster."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards."""
-    summary = _build(manifest, out, concurrency, force)
+    summary = _build(manifest, out, concurrency, force, task_runner=task_runner, dask_address=dask_address)
     _print_summary(summary)
     if summary["ok"] + summary["unchanged"] == 0:
         raise typer.Exit(1)
@@ -120,6 +124,8 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
     console.print(f"[green]ok[/green] {dataset}: {counts['files']} files, {counts['records']} records, "
                   f"{counts['log']} log rows, {counts['facts']} cases")
 
+
+register_ops_commands(app, console, _quiet_prefect)
 
 if __name__ == "__main__":
     app()

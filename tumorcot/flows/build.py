@@ -91,10 +91,26 @@ def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
         key="tumorcot-cases", description="Per-case outcome of this build",
         table=[o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type", "reason"})
                for o in outcomes])
-    lines = [f"# tumorcot build {summary['run_id']}", "",
+    from tumorcot.ops.audit import agent_stats
+
+    turns = [t for t in _run_log(Path(summary["dataset"]), summary["run_id"])]
+    if turns:
+        create_table_artifact(key="tumorcot-agents", description="Generation log of this run, per agent",
+                              table=agent_stats(turns))
+    lines = [f"# tumorcot {summary.get('kind', 'build')} {summary['run_id']}", "",
              f"- cases ok: {summary['ok']}, unchanged: {summary['unchanged']}, failed: {summary['failed']}",
-             f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}"]
+             f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}",
+             f"- shard update: {summary.get('assembly')}"]
     create_markdown_artifact(key="tumorcot-summary", markdown="\n".join(lines))
+
+
+def _run_log(dataset_dir: Path, run_id: str) -> list[dict]:
+    import pyarrow.compute as pc
+
+    from tumorcot.store.shards import read_log
+
+    log = read_log(dataset_dir)
+    return log.filter(pc.equal(log["run_id"], run_id)).to_pylist()
 
 
 # Progress display of the CLI (not a flow parameter: flow parameters must serialise to JSON).
