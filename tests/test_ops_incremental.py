@@ -139,3 +139,18 @@ def test_regenerate_works_on_a_copied_dataset_without_the_case_manifest(built, p
     shutil.copytree(built, copy)
     summary = regenerate(copy, read_rows(phantoms)[2]["patient_id"], reason="moved dataset")
     assert summary["ok"] == 1 and validate_dataset(copy)[0] == []
+
+
+def test_input_file_content_change_is_reprocessed_and_a_touch_is_not(phantoms, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUMORCOT_SALT", "ops-test-salt")
+    cases = tmp_path / "cases"
+    shutil.copytree(phantoms.parent, cases)
+    manifest = cases / phantoms.name
+    run_build(manifest, tmp_path / "ds")
+    ct = cases / "case_002_ct.nii.gz"
+    ct.write_bytes(ct.read_bytes())                           # new mtime, same content
+    touched = run_build(manifest, tmp_path / "ds")
+    assert touched["assembly"] == "unchanged" and touched["unchanged"] == 4
+    shutil.copyfile(cases / "case_000_ct.nii.gz", ct)         # same grid, other content
+    changed = run_build(manifest, tmp_path / "ds")
+    assert changed["ok"] == 1 and changed["unchanged"] == 3 and changed["assembly"] == "incremental"

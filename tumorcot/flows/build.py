@@ -25,6 +25,7 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.update import case_entry, update_dataset
+from tumorcot.flows.incremental import input_signature, unchanged_outcome
 
 
 def pipeline_versions(generator: str) -> dict:
@@ -52,6 +53,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
     store = CaseStore(dataset_dir)
     try:
         store.remember_input(case_id, case)
+        signature = input_signature(case)
         hashes = input_hashes(case)
         key = build_key(hashes, pipeline_versions(generator))
         if not force and store.is_current(case_id, key):
@@ -63,7 +65,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
         records, log, rejected = offline_records(facts, kg, run_id)
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
-                     "input_sha256": hashes})
+                     "input_sha256": hashes, "input_signature": signature})
         return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="ok",
                            records=len(records), rejected=rejected)
     except Exception as exc:  # a bad case is reported and the batch goes on
@@ -133,7 +135,16 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
         progress = _PROGRESS[-1] if _PROGRESS else None
         if progress is not None:
             progress.start(len(cases))
-        futures = [process_case.submit(c, out, salt, run_id, generator, force) for c in cases]
+        pending = []
+        for case in cases:   # unchanged cases are recognised here, without a task each
+            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator)
+            if outcome is None:
+                pending.append(case)
+            else:
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress.advance(outcome)
+        futures = [process_case.submit(c, out, salt, run_id, generator, force) for c in pending]
         for future in as_completed(futures):
             outcome = future.result()
             outcomes.append(outcome)
