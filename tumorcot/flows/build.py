@@ -74,6 +74,16 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
                            error_type=kind, reason=_scrub(str(exc), case, case_id))
 
 
+MAX_AUTO_BATCH = 20
+
+
+@task(name="process_cases", cache_policy=NO_CACHE)
+def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
+                  force: bool = False) -> list[CaseOutcome]:
+    """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
+    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force) for c in cases]
+
+
 @task(name="write_shards", cache_policy=NO_CACHE)
 def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, versions: dict) -> dict:
     store = CaseStore(dataset_dir)
@@ -120,8 +130,12 @@ _PROGRESS: list = []
 
 
 @flow(name="build_dataset", log_prints=False)
-def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False) -> dict:
-    """Build (or incrementally update) the dataset in ``out`` from the case manifest."""
+def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
+                  batch_size: int = 0) -> dict:
+    """Build (or incrementally update) the dataset in ``out`` from the case manifest.
+
+    Cases go to tasks in batches of ``batch_size`` (0: one per task up to 100 cases, then up to
+    ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases."""
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
@@ -144,12 +158,14 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                 outcomes.append(outcome)
                 if progress is not None:
                     progress.advance(outcome)
-        futures = [process_case.submit(c, out, salt, run_id, generator, force) for c in pending]
+        size = batch_size or min(MAX_AUTO_BATCH, max(1, len(pending) // 50))
+        batches = [pending[i:i + size] for i in range(0, len(pending), size)]
+        futures = [process_cases.submit(b, out, salt, run_id, generator, force) for b in batches]
         for future in as_completed(futures):
-            outcome = future.result()
-            outcomes.append(outcome)
-            if progress is not None:
-                progress.advance(outcome)
+            for outcome in future.result():
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress.advance(outcome)
         versions = pipeline_versions(generator)
         manifest_json = write_shards(out, outcomes, run_id, versions)
         summary = {
