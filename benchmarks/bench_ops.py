@@ -71,7 +71,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 def peak_rss_kb(manifest: Path, out: Path) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_HOME=str(out.parent / f"home-{out.name}"))
     done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(manifest), str(out)], env=env,
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
     return int(done.stdout.strip().splitlines()[-1])
 
 
