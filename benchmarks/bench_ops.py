@@ -69,7 +69,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def peak_rss_kb(manifest: Path, out: Path) -> int:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_HOME=str(out.parent / f"home-{out.name}"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_HOME=str(out.parent / f"home-{out.name}"),
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
     done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(manifest), str(out)], env=env,
                           capture_output=True, text=True)
     if done.returncode:
