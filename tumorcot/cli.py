@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tumorcot.ops.commands import register as register_ops_commands
+
 app = typer.Typer(help="Build traceable findings -> impression -> pathology CoT VQA datasets from CT.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
@@ -41,14 +43,13 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _build(manifest: Path, out: Path, concurrency: int, force: bool, generator: str = "offline") -> dict:
+def _build(manifest: Path, out: Path, concurrency: int, force: bool, **options) -> dict:
     _quiet_prefect()
     from tumorcot.flows.build import run_build
 
     progress = CaseProgress()
     try:
-        return run_build(manifest, out, generator=generator, concurrency=concurrency, force=force,
-                         progress=progress)
+        return run_build(manifest, out, concurrency=concurrency, force=force, progress=progress, **options)
     finally:
         progress.stop()
 
@@ -87,12 +88,15 @@ def build(
     generator: str = typer.Option("offline", help="'offline' (KG-grounded templates) or 'llm' (multi-agent "
                                   "engine on OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)."),
     llm_concurrency: int = typer.Option(16, help="LLM requests in flight at once (per case worker)."),
+    task_runner: str = typer.Option("threads", help="'threads' or 'dask' (prefect-dask)."),
+    dask_address: str = typer.Option(None, help="Dask scheduler (tcp://host:8786); default: a local cluster."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards."""
     if generator not in ("offline", "llm"):
         raise typer.BadParameter("--generator must be 'offline' or 'llm'")
     os.environ["TUMORCOT_LLM_CONCURRENCY"] = str(llm_concurrency)
-    summary = _build(manifest, out, concurrency, force, generator)
+    summary = _build(manifest, out, concurrency, force, generator=generator,
+                     task_runner=task_runner, dask_address=dask_address)
     _print_summary(summary)
     if summary["ok"] + summary["unchanged"] == 0:
         raise typer.Exit(1)
@@ -127,6 +131,8 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
     console.print(f"[green]ok[/green] {dataset}: {counts['files']} files, {counts['records']} records, "
                   f"{counts['log']} log rows, {counts['facts']} cases")
 
+
+register_ops_commands(app, console, _quiet_prefect)
 
 if __name__ == "__main__":
     app()

@@ -13,7 +13,9 @@
     ├── CalibrationError          a generated record failed the deterministic fact/KG checks
     ├── ShardIntegrityError       a shard or the dataset manifest does not match its checksum or
     │                             schema (raised by ``tumorcot validate``)
-    └── DatasetLockedError        another writer holds the dataset's lock
+    ├── DatasetLockedError        another writer holds the dataset's lock
+    └── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
+                                  case row, or the patient's case failed again (dataset unchanged)
 """
 
 from __future__ import annotations
@@ -65,3 +67,7 @@ class ShardIntegrityError(TumorcotError):
 
 class DatasetLockedError(TumorcotError):
     """Another process is writing the same dataset."""
+
+
+class RegenerationError(TumorcotError):
+    """A patient cannot be regenerated; the dataset's shards and manifest are left unchanged."""

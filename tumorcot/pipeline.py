@@ -30,9 +30,14 @@ def input_hashes(case: CaseInput) -> dict[str, str]:
             if not path.exists():
                 raise CaseInputError(f"{field} file not found: {path}", case=case.label)
             hashes[field] = content_sha256(path)
-    fields = case.model_dump(mode="json", exclude={"row", "ct", "organ_mask", "lesion_mask"})
-    hashes["fields"] = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    hashes["fields"] = fields_sha256(case)
     return hashes
+
+
+def fields_sha256(case: CaseInput) -> str:
+    """Hash of a case's manifest fields other than its file paths (the files are hashed by content)."""
+    fields = case.model_dump(mode="json", exclude={"row", "ct", "organ_mask", "lesion_mask"})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = None) -> CaseFacts:

@@ -12,7 +12,6 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from tumorcot.agents.base import PIPELINE_VERSION
 from tumorcot.errors import ManifestError, TumorcotError
@@ -25,12 +24,22 @@ from tumorcot.schemas import CaseInput, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
-from tumorcot.store.shards import assemble_dataset
+from tumorcot.store.update import case_entry, update_dataset
+from tumorcot.flows.incremental import input_signature, unchanged_outcome
 
 
 def pipeline_versions(generator: str) -> dict:
-    return {"kg": load_kg().version, "prompts": prompt_version(), "pipeline": PIPELINE_VERSION,
-            "generator": generator}
+    """Everything besides the inputs that decides a case's records: a change reprocesses the case.
+
+    For the LLM generator the model names belong here too (the endpoint URL and key do not)."""
+    versions = {"kg": load_kg().version, "prompts": prompt_version(), "pipeline": PIPELINE_VERSION,
+                "generator": generator}
+    if generator == "llm":
+        from tumorcot.agents.client import LLMConfig
+
+        config = LLMConfig.from_env()
+        versions["models"] = {"default": config.model, **dict(sorted(config.agent_models.items()))}
+    return versions
 
 
 def build_key(hashes: dict, versions: dict) -> str:
@@ -47,11 +56,16 @@ def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
 
 @task(name="process_case", cache_policy=NO_CACHE, task_run_name="process_case-{case.row}")
 def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
-                 force: bool = False) -> CaseOutcome:
-    """Load, measure, generate, calibrate and store one case; never raises for a bad case."""
+                 force: bool = False, use_llm_cache: bool = True) -> CaseOutcome:
+    """Load, measure, generate, calibrate and store one case; never raises for a bad case.
+
+    ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
+    every LLM call afresh instead of answering from the response cache."""
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
+        store.remember_input(case_id, case)
+        signature = input_signature(case)
         hashes = input_hashes(case)
         key = build_key(hashes, pipeline_versions(generator))
         if not force and store.is_current(case_id, key):
@@ -61,10 +75,10 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
         facts = extract_facts(case, salt, hashes)
         kg = load_kg()
         records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
-                                              cache_dir=dataset_dir / "llm-cache")
+                                              cache_dir=dataset_dir / "llm-cache" if use_llm_cache else None)
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
-                     "input_sha256": hashes})
+                     "input_sha256": hashes, "input_signature": signature})
         return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="ok",
                            records=len(records), rejected=rejected, llm_calls=llm_requests(log))
     except Exception as exc:  # a bad case is reported and the batch goes on
@@ -73,22 +87,28 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
                            error_type=kind, reason=_scrub(str(exc), case, case_id))
 
 
+MAX_AUTO_BATCH = 20
+
+
+@task(name="process_cases", cache_policy=NO_CACHE)
+def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
+                  force: bool = False) -> list[CaseOutcome]:
+    """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
+    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force) for c in cases]
+
+
 @task(name="write_shards", cache_policy=NO_CACHE)
 def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, versions: dict) -> dict:
     store = CaseStore(dataset_dir)
     kept = [o for o in outcomes if o.status in ("ok", "unchanged")]
-    cases = []
-    for o in sorted(kept, key=lambda o: o.case_id):
-        done = store.done(o.case_id) or {}
-        cases.append({"case_id": o.case_id, "records": done.get("records", 0),
-                      "input_sha256": done.get("input_sha256", {}), "status": o.status})
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
-                for o in outcomes if o.status == "failed"]
+                for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
     for stale in set(store.case_ids()) - keep_ids - {o.case_id for o in outcomes}:
         store.remove(stale)  # cases no longer in the manifest leave the dataset
-    return assemble_dataset(dataset_dir, [o.case_id for o in kept], run_id=run_id, versions=versions,
-                            cases=cases, failures=failures)
+    manifest, mode = update_dataset(dataset_dir, [case_entry(store, o.case_id) for o in kept],
+                                    run_id=run_id, versions=versions, failures=failures)
+    return {"record_count": manifest["record_count"], "assembly": mode}
 
 
 def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
@@ -96,10 +116,26 @@ def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
         key="tumorcot-cases", description="Per-case outcome of this build",
         table=[o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type", "reason"})
                for o in outcomes])
-    lines = [f"# tumorcot build {summary['run_id']}", "",
+    from tumorcot.ops.audit import agent_stats
+
+    turns = [t for t in _run_log(Path(summary["dataset"]), summary["run_id"])]
+    if turns:
+        create_table_artifact(key="tumorcot-agents", description="Generation log of this run, per agent",
+                              table=agent_stats(turns))
+    lines = [f"# tumorcot {summary.get('kind', 'build')} {summary['run_id']}", "",
              f"- cases ok: {summary['ok']}, unchanged: {summary['unchanged']}, failed: {summary['failed']}",
-             f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}"]
+             f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}",
+             f"- shard update: {summary.get('assembly')}"]
     create_markdown_artifact(key="tumorcot-summary", markdown="\n".join(lines))
+
+
+def _run_log(dataset_dir: Path, run_id: str) -> list[dict]:
+    import pyarrow.compute as pc
+
+    from tumorcot.store.shards import read_log
+
+    log = read_log(dataset_dir)
+    return log.filter(pc.equal(log["run_id"], run_id)).to_pylist()
 
 
 # Progress display of the CLI (not a flow parameter: flow parameters must serialise to JSON).
@@ -107,8 +143,12 @@ _PROGRESS: list = []
 
 
 @flow(name="build_dataset", log_prints=False)
-def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False) -> dict:
-    """Build (or incrementally update) the dataset in ``out`` from the case manifest."""
+def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
+                  batch_size: int = 0) -> dict:
+    """Build (or incrementally update) the dataset in ``out`` from the case manifest.
+
+    Cases go to tasks in batches of ``batch_size`` (0: one per task up to 100 cases, then up to
+    ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases."""
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
@@ -122,12 +162,23 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
         progress = _PROGRESS[-1] if _PROGRESS else None
         if progress is not None:
             progress.start(len(cases))
-        futures = [process_case.submit(c, out, salt, run_id, generator, force) for c in cases]
+        pending = []
+        for case in cases:   # unchanged cases are recognised here, without a task each
+            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator)
+            if outcome is None:
+                pending.append(case)
+            else:
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress.advance(outcome)
+        size = batch_size or min(MAX_AUTO_BATCH, max(1, len(pending) // 50))
+        batches = [pending[i:i + size] for i in range(0, len(pending), size)]
+        futures = [process_cases.submit(b, out, salt, run_id, generator, force) for b in batches]
         for future in as_completed(futures):
-            outcome = future.result()
-            outcomes.append(outcome)
-            if progress is not None:
-                progress.advance(outcome)
+            for outcome in future.result():
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress.advance(outcome)
         versions = pipeline_versions(generator)
         manifest_json = write_shards(out, outcomes, run_id, versions)
         summary = {
@@ -135,7 +186,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             "ok": sum(o.status == "ok" for o in outcomes),
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
-            "records": manifest_json["record_count"],
+            "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
             "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)],
@@ -146,9 +197,12 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
 
 
 def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
-              force: bool = False, progress=None) -> dict:
-    """Run ``build_dataset`` with a thread pool of ``concurrency`` case workers."""
-    runner = ThreadPoolTaskRunner(max_workers=max(1, concurrency))
+              force: bool = False, progress=None, task_runner: str = "threads",
+              dask_address: str | None = None) -> dict:
+    """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster)."""
+    from tumorcot.flows.runners import make_task_runner
+
+    runner = make_task_runner(task_runner, concurrency=concurrency, dask_address=dask_address)
     if progress is not None:
         _PROGRESS.append(progress)
     try:

@@ -272,14 +272,20 @@ def case_plan(index: int) -> tuple[str, bool]:
     return plan, index % 2 == 1
 
 
-def write_phantom_cases(out_dir: Path, n_cases: int, seed: int = 0) -> Path:
-    """Write ``case_XXX_{ct,organs,lesions}.nii.gz`` and ``manifest.csv``; return the manifest."""
+def write_phantom_cases(out_dir: Path, n_cases: int, seed: int = 0, *, scale: int = 1) -> Path:
+    """Write ``case_XXX_{ct,organs,lesions}.nii.gz`` and ``manifest.csv``; return the manifest.
+
+    ``scale`` > 1 divides the voxel count per axis by ``scale`` (same anatomy in millimetres,
+    coarser voxels): fast cases for benchmarks and operational tests.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for index in range(n_cases):
         plan, flip = case_plan(index)
-        ct, organs, lesions, truth = make_phantom(seed * 100_003 + index, plan=plan, flip_xy=flip)
+        ct, organs, lesions, truth = make_phantom(
+            seed * 100_003 + index, plan=plan, flip_xy=flip,
+            shape=(160 // scale, 160 // scale, 80 // scale), spacing_mm=(2.0 * scale, 2.0 * scale, 3.0 * scale))
         stem = f"case_{index:03d}"
         names = {part: f"{stem}_{part}.nii.gz" for part in ("ct", "organs", "lesions")}
         if not truth.lesions:  # an empty lesion mask is an input error; a lesion-free case has none

@@ -4,6 +4,11 @@
 and, written last, ``done.json`` with the case's build key (input content hashes + pipeline,
 KG, prompt and generator versions). A case whose ``done.json`` carries the current key is not
 reprocessed; a killed run leaves no ``done.json`` for the case it was working on.
+
+``input.json`` keeps the case's manifest row (raw ids and input paths) so that
+``tumorcot regenerate`` can re-run one patient without the original case manifest. Like the
+salt, it stays in the private ``.tumorcot/`` folder, which is never published: shards, logs,
+facts, the dataset manifest and run records only carry pseudonyms.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord
+from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord
 from tumorcot.schemas.arrow import to_table
-from tumorcot.store.atomic import atomic_write_json, atomic_write_table
+from tumorcot.store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_table
 
 
 class CaseStore:
@@ -41,7 +46,19 @@ class CaseStore:
         atomic_write_table(folder / "records.parquet", to_table(CoTRecord, records))
         atomic_write_table(folder / "log.parquet", to_table(AgentTurn, log))
         atomic_write_json(folder / "facts.json", facts.model_dump(mode="json"))
-        atomic_write_json(folder / "done.json", {"key": key, **summary})
+        atomic_write_json(folder / "done.json",
+                          {"key": key, "patient_pseudo_id": facts.patient_pseudo_id, **summary})
+
+    def remember_input(self, case_id: str, case: CaseInput) -> None:
+        """Keep the manifest row for regeneration; rewritten only when it differs."""
+        path = self.folder(case_id) / "input.json"
+        text = case.model_dump_json(indent=1)
+        if not path.exists() or path.read_text() != text:
+            atomic_write_bytes(path, text.encode())
+
+    def recall_input(self, case_id: str) -> CaseInput | None:
+        path = self.folder(case_id) / "input.json"
+        return CaseInput.model_validate_json(path.read_text()) if path.exists() else None
 
     def append_log(self, case_id: str, log: list[AgentTurn]) -> None:
         """Add log rows (e.g. of a failed attempt) without touching the records."""

@@ -54,7 +54,8 @@ def _write_parts(dataset_dir: Path, folder: str, stem: str, table: pa.Table) -> 
         part = table.slice(i * MAX_ROWS_PER_SHARD, MAX_ROWS_PER_SHARD)
         rel = f"{folder}/{stem}-{i:05d}-of-{n:05d}.parquet"
         atomic_write_table(dataset_dir / rel, part)
-        entries.append({"path": rel, "rows": part.num_rows, "sha256": sha256_file(dataset_dir / rel)})
+        entries.append({"path": rel, "rows": part.num_rows, "bytes": (dataset_dir / rel).stat().st_size,
+                        "sha256": sha256_file(dataset_dir / rel)})
     return entries
 
 
@@ -64,8 +65,12 @@ def _concat(paths: list[Path], schema: pa.Schema) -> pa.Table:
 
 
 def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, versions: dict,
-                     cases: list[dict], failures: list[dict]) -> dict:
-    """Write shards for ``case_ids`` (sorted, so output is deterministic) and the manifest."""
+                     cases: list[dict], failures: list[dict], pause=None) -> dict:
+    """Write shards for ``case_ids`` (sorted, so output is deterministic) and the manifest.
+
+    ``pause(point)`` is a crash-test hook called before the log, the manifest and the clean-up.
+    """
+    pause = pause or (lambda point: None)
     store = CaseStore(dataset_dir)
     case_ids = sorted(case_ids)
     records = _concat([store.records_path(c) for c in case_ids], arrow_schema(CoTRecord))
@@ -74,6 +79,7 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
         part = records.filter(pc.equal(records["split"], split))
         if part.num_rows:
             files += [dict(e, kind="records", split=split) for e in _write_parts(dataset_dir, "data", split, part)]
+    pause("log")
     log = _concat([store.log_path(c) for c in case_ids], arrow_schema(AgentTurn))
     files += [dict(e, kind="log") for e in _write_parts(dataset_dir, "logs", "log", log)]
     facts = pa.Table.from_pylist(
@@ -93,7 +99,9 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
         "cases": cases,
         "failures": failures,
     }
+    pause("manifest")
     atomic_write_json(dataset_dir / "manifest.json", manifest)
+    pause("cleanup")
     _remove_unlisted(dataset_dir, {f["path"] for f in files})
     return manifest
 

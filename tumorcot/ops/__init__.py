@@ -1,0 +1,1 @@
+"""Operating a dataset: scheduled builds, single-patient regeneration, audit of generation logs."""

@@ -1,0 +1,164 @@
+"""``tumorcot audit``: what each run did and how every record came to be, from the dataset alone.
+
+Sources: ``runs/<run_id>.json`` (one summary per build or regeneration), the generation-log
+shards (``AgentTurn`` rows: offline-generator rows, calibrator rejections, LLM agent turns with
+tokens, latency, attempts and verdicts, regeneration notes), the facts shards and the manifest.
+Log rows exist for the cases in the dataset now: a regenerated case's older turns are replaced.
+Everything returned is plain JSON-ready data; ``audit_tables`` renders it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from tumorcot.errors import TumorcotError
+from tumorcot.store.shards import read_log, read_manifest, read_records
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
+_WHERE = re.compile(r"^(step #|question|answer|conclusion|think|turn #)[^:]*:\s*")
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ..."."""
+    text = _NUMBER.sub("#", _QUOTED.sub("'…'", reason.strip()))
+    text = _WHERE.sub("", text)
+    text = re.sub(r"\b(fact|node) \S+", r"\1 …", text)
+    return text[:100]
+
+
+def load_runs(dataset_dir: Path) -> list[dict]:
+    runs = []
+    for path in sorted((dataset_dir / "runs").glob("*.json")):
+        runs.append(json.loads(path.read_text()))
+    return sorted(runs, key=lambda r: r["run_id"].split("-", 1)[1])
+
+
+def _log_rows(dataset_dir: Path) -> list[dict]:
+    return read_log(dataset_dir).to_pylist() if (dataset_dir / "manifest.json").exists() else []
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def agent_stats(rows: list[dict]) -> list[dict]:
+    """Per agent: turns, verdicts, retries, cache hits, tokens, latency (mean, p95)."""
+    by_agent: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_agent[row["agent"]].append(row)
+    out = []
+    for agent, turns in sorted(by_agent.items()):
+        latencies = [t["latency_ms"] for t in turns if not t["cached"]]
+        verdicts = Counter(t["verdict"] for t in turns)
+        out.append({
+            "agent": agent, "turns": len(turns), "accepted": verdicts["accepted"],
+            "rejected": verdicts["rejected"], "failed": verdicts["failed"] + sum(1 for t in turns if t["error"]),
+            "retries": sum(1 for t in turns if t["attempt"] > 1), "cached": sum(1 for t in turns if t["cached"]),
+            "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
+            "completion_tokens": sum(t["completion_tokens"] for t in turns),
+            "latency_ms_mean": round(sum(latencies) / len(latencies), 2) if latencies else 0.0,
+            "latency_ms_p95": round(_percentile(latencies, 0.95), 2),
+        })
+    return out
+
+
+def rejection_reasons(rows: list[dict]) -> list[dict]:
+    """Rejections of record-level turns (calibrator, LLM judge) counted by kind of reason."""
+    counts: Counter = Counter()
+    for row in rows:
+        if row["verdict"] == "rejected" and row["record_id"] is not None:
+            for reason in row["reasons"] or ["(no reason given)"]:
+                counts[(row["agent"], reason_kind(reason))] += 1
+    return [{"agent": a, "reason": r, "count": n} for (a, r), n in counts.most_common()]
+
+
+def run_report(dataset_dir: Path) -> dict:
+    """``tumorcot audit D``: one entry per run, with its agents and rejection reasons."""
+    rows = _log_rows(dataset_dir)
+    by_run: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_run[row["run_id"]].append(row)
+    runs = []
+    for summary in load_runs(dataset_dir):
+        turns = by_run.get(summary["run_id"], [])
+        agents = agent_stats(turns)
+        runs.append({
+            "run_id": summary["run_id"], "kind": summary.get("kind", "build"),
+            "reason": summary.get("reason"), "ok": summary.get("ok", 0),
+            "unchanged": summary.get("unchanged", 0), "failed": summary.get("failed", 0),
+            "records": summary.get("records", 0), "rejected": summary.get("rejected", 0),
+            "assembly": summary.get("assembly"), "llm_calls": summary.get("llm_calls", 0),
+            "retries": sum(a["retries"] for a in agents),
+            "tokens": sum(a["prompt_tokens"] + a["completion_tokens"] for a in agents),
+            "log_rows": len(turns), "agents": agents, "rejections": rejection_reasons(turns),
+        })
+    manifest = read_manifest(dataset_dir) if (dataset_dir / "manifest.json").exists() else {}
+    return {"dataset": str(dataset_dir), "record_count": manifest.get("record_count", 0),
+            "cases": len(manifest.get("cases", [])), "failing_cases": len(manifest.get("failures", [])),
+            "versions": manifest.get("versions", {}), "runs": runs, "agents": agent_stats(rows)}
+
+
+def record_lineage(dataset_dir: Path, record_id: str) -> dict:
+    """``tumorcot audit D --record ID``: the record, its inputs, facts, versions and agent turns."""
+    records = read_records(dataset_dir)
+    hit = records.filter(pc.equal(records["record_id"], record_id)).to_pylist()
+    if not hit:
+        raise TumorcotError(f"no record {record_id} in {dataset_dir}")
+    record = hit[0]
+    case_id = record["case_id"]
+    manifest = read_manifest(dataset_dir)
+    case = next((c for c in manifest.get("cases", []) if c["case_id"] == case_id), {})
+    facts = _facts_of(dataset_dir, manifest, case_id)
+    turns = [t for t in _log_rows(dataset_dir)
+             if t["case_id"] == case_id and t["record_id"] in (None, record_id)]
+    return {
+        "record": record,
+        "case": {"case_id": case_id, "patient_pseudo_id": record["patient_pseudo_id"],
+                 "study_pseudo_id": record["study_pseudo_id"], "written_by": case.get("written_by"),
+                 "build_key": case.get("key")},
+        "input_sha256": facts.get("input_sha256") or case.get("input_sha256", {}),
+        "segmentation": {k: v for k, v in facts.items() if "segment" in k or k in ("has_organ_mask",
+                                                                                  "has_lesion_mask")},
+        "versions": {"kg": record["kg_version"], "prompts": record["prompt_version"],
+                     "pipeline": record["pipeline_version"], "generator": record["generator"],
+                     "dataset": manifest.get("versions", {})},
+        "facts": facts,
+        "turns": [{k: t[k] for k in ("run_id", "agent", "attempt", "template", "model", "messages_json",
+                                     "raw_response", "parsed_json", "verdict", "reasons", "error",
+                                     "prompt_tokens", "completion_tokens", "latency_ms", "cached",
+                                     "record_id", "timestamp")} for t in turns],
+    }
+
+
+def _facts_of(dataset_dir: Path, manifest: dict, case_id: str) -> dict:
+    import pyarrow.parquet as pq
+
+    for entry in manifest["files"]:
+        if entry["kind"] == "facts":
+            table = pq.read_table(dataset_dir / entry["path"])
+            hit = table.filter(pc.equal(table["case_id"], case_id)).to_pylist()
+            if hit:
+                return json.loads(hit[0]["facts_json"])
+    return {}
+
+
+def failures_report(dataset_dir: Path) -> dict:
+    """``tumorcot audit D --failures``: failing cases now, failed cases per run, failed turns."""
+    manifest = read_manifest(dataset_dir) if (dataset_dir / "manifest.json").exists() else {}
+    history = [dict(o, run_id=r["run_id"]) for r in load_runs(dataset_dir)
+               for o in r.get("outcomes", []) if o["status"] == "failed"]
+    turns = [{k: t[k] for k in ("run_id", "case_id", "record_id", "agent", "attempt", "verdict", "error", "reasons")}
+             for t in _log_rows(dataset_dir) if t["verdict"] == "failed" or t["error"]]
+    return {"current": manifest.get("failures", []),
+            "history": [{k: h.get(k) for k in ("run_id", "case_label", "case_id", "error_type", "reason")}
+                        for h in history],
+            "failed_turns": turns}

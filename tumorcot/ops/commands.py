@@ -1,0 +1,81 @@
+"""CLI commands for operating a dataset: ``serve``, ``regenerate``, ``audit`` (added to the app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tumorcot.errors import TumorcotError
+
+TASK_RUNNER_HELP = "'threads' (this machine) or 'dask' (prefect-dask; a local cluster or --dask-address)."
+
+
+def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
+    @app.command()
+    def serve(
+        manifest: Path = typer.Option(..., "--manifest", "-m", help="Case manifest to build from."),
+        out: Path = typer.Option(..., "--out", "-o", help="Dataset folder, updated incrementally at each run."),
+        cron: str = typer.Option("0 2 * * *", help="Cron schedule of the builds."),
+        name: str = typer.Option("tumorcot-scheduled", help="Deployment name."),
+        generator: str = typer.Option("offline", help="'offline' or 'llm'."),
+        task_runner: str = typer.Option("threads", help=TASK_RUNNER_HELP),
+        dask_address: str = typer.Option(None, help="Dask scheduler address (tcp://host:8786)."),
+        concurrency: int = typer.Option(2, help="Cases processed at once (threads or local Dask workers)."),
+    ):
+        """Serve a scheduled build deployment (Prefect flow.serve); blocks until interrupted."""
+        from tumorcot.ops.serve import serve as run_serve
+
+        quiet_prefect()
+        console.print(f"serving {name}: build {escape(str(out))} from {escape(str(manifest))} on '{cron}'")
+        run_serve(manifest, out, cron, name=name, generator=generator, task_runner=task_runner,
+                  concurrency=concurrency, dask_address=dask_address)
+
+    @app.command()
+    def regenerate(
+        dataset: Path = typer.Option(..., "--dataset", "-d", help="Dataset folder."),
+        patient: str = typer.Option(..., "--patient", "-p", help="Raw patient id, as in the case manifest."),
+        reason: str = typer.Option("", help="Why; kept in the generation log and the run record."),
+        wait: float = typer.Option(0.0, help="Seconds to wait for another writer to finish (default: fail)."),
+    ):
+        """Re-run one patient's cases bypassing caches and swap its records in atomically."""
+        from tumorcot.ops.regenerate import regenerate as run_regenerate
+
+        quiet_prefect()
+        try:
+            summary = run_regenerate(dataset, patient, reason, wait_s=wait)
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        console.print(f"regenerated patient {summary['patient_pseudo_id']}: {summary['ok']} case(s), "
+                      f"dataset now {summary['records']} records (run {summary['run_id']}, "
+                      f"{summary['assembly']} update)")
+
+    @app.command()
+    def audit(
+        dataset: Path = typer.Argument(..., help="Dataset folder."),
+        record: str = typer.Option(None, "--record", help="Show the full lineage of this record id."),
+        failures: bool = typer.Option(False, "--failures", help="Show failed cases and failed agent turns."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    ):
+        """Per-run generation statistics, a record's lineage, or the failures of a dataset."""
+        from tumorcot.ops import audit as data
+        from tumorcot.ops import audit_tables as view
+
+        try:
+            if record:
+                report, show = data.record_lineage(dataset, record), view.print_lineage
+            elif failures:
+                report, show = data.failures_report(dataset), view.print_failures
+            else:
+                report, show = data.run_report(dataset), view.print_runs
+        except (TumorcotError, FileNotFoundError) as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        if as_json:
+            typer.echo(json.dumps(report, indent=1, default=str))
+        else:
+            show(console, report)

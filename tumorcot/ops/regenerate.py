@@ -1,0 +1,37 @@
+"""``tumorcot regenerate``: raw patient id -> pseudonym (dataset salt) -> ``regenerate_patient``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tumorcot.errors import RegenerationError
+from tumorcot.privacy import pseudonymise
+
+
+def dataset_salt(dataset_dir: Path) -> bytes:
+    """The salt the dataset was built with; never creates one."""
+    if os.environ.get("TUMORCOT_SALT"):
+        return os.environ["TUMORCOT_SALT"].encode()
+    path = dataset_dir / ".tumorcot" / "salt"
+    if not path.exists():
+        raise RegenerationError(f"{dataset_dir} has no private .tumorcot/salt: not a tumorcot dataset "
+                                "folder, or it was built with TUMORCOT_SALT (set it again)")
+    return path.read_bytes()
+
+
+def patient_pseudonym(dataset_dir: Path, patient_id: str) -> str:
+    return pseudonymise(patient_id, dataset_salt(dataset_dir))
+
+
+def regenerate(dataset_dir: Path, patient_id: str, reason: str = "", *, wait_s: float = 0.0,
+               task_runner: str = "threads", concurrency: int = 2) -> dict:
+    """Check the patient exists (nothing is touched otherwise), then run the flow."""
+    from tumorcot.flows.regenerate import patient_case_ids, regenerate_patient
+    from tumorcot.flows.runners import make_task_runner
+
+    dataset_dir = Path(dataset_dir)
+    pseudo = patient_pseudonym(dataset_dir, patient_id)
+    patient_case_ids(dataset_dir, pseudo)
+    runner = make_task_runner(task_runner, concurrency=concurrency)
+    return regenerate_patient.with_options(task_runner=runner)(dataset_dir, pseudo, reason, wait_s)
