@@ -99,6 +99,10 @@ def _check_names(record, facts, table, cited, texts) -> list[str]:
                 sides.add(lesion.side)
             vessels.update(v for v, d in lesion.vessel_contact_deg.items() if d > 0)
     sides.update(s for s in (side_of(o) for o in organs) if s)
+    for fid in cited:  # a cited measured value may itself name a side ("right lobe", "left lower lobe")
+        value = table[fid].value
+        if isinstance(value, str):
+            sides.update(m.group(1).lower() for m in SIDE_WORD.finditer(value))
     families = {organ_family(o) for o in organs | vessels}
     if record.organ in ("outside_organs", "unknown_organ"):
         families.add("soft_tissue")
