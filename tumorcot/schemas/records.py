@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Stage = Literal["finding", "impression", "pathology"]
 Task = Literal["localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology"]
 Split = Literal["train", "validation", "test"]
+Form = Literal["open", "multiple_choice"]
+TurnKind = Literal["question", "answer", "first_pass", "attend", "final"]
 
 
 class Step(BaseModel):
@@ -27,14 +29,23 @@ class Step(BaseModel):
 
 
 class Turn(BaseModel):
-    """A conversation turn; an ``attend`` turn carries the organ ROI the model re-reads."""
+    """A conversation turn, in the TumorChain interleaved format.
+
+    Every record has at least ``question`` (user) and ``answer`` (assistant). An organ-focus
+    record has four: ``question`` -> ``first_pass`` (assistant, from the whole volume) ->
+    ``attend`` (user: "attend to <organ>", with that organ's ``roi_box`` and a ``crop_ref``) ->
+    ``final`` (assistant: the full step-aligned reasoning and conclusion).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"]
+    kind: TurnKind
     content: str
     focus_organ: str | None = None
-    roi_box: list[float] | None = None
+    roi_box: list[float] | None = Field(default=None, description="six normalised numbers (BOX_CONVENTION)")
+    crop_ref: str | None = Field(default=None, description="'crop:<organ>' = the record's CT cropped to roi_box "
+                                                           "(tumorcot.exports.crop materialises it)")
 
 
 class CoTRecord(BaseModel):
@@ -50,8 +61,10 @@ class CoTRecord(BaseModel):
     organ: str | None = None
     lesion_id: str | None = None
     question: str
-    options: list[str] = []
-    answer_index: int | None = None
+    form: Form = "open"
+    options: list[str] = Field(default=[], description="multiple choice: the shuffled options")
+    answer_index: int | None = Field(default=None, description="multiple choice: index of the answer in options")
+    negative: bool = Field(default=False, description="about an organ without lesions")
     answer: str
     think: str = Field(default="", description="the rationale, rendered from the steps")
     conclusion: str
