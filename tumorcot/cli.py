@@ -43,6 +43,27 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+SPLITS_OPTION = typer.Option("0.8,0.1,0.1", help="Patient shares of train,validation,test (salted hash "
+                             "of the pseudonymous patient id; one patient never spans splits).")
+NEGATIVE_OPTION = typer.Option(0.5, min=0.0, max=0.95, help="Target share of negative records (organs without "
+                               "lesions) among presence, count and organ-report records.")
+MC_OPTION = typer.Option(0.5, min=0.0, max=1.0, help="Share of closed-answer questions asked as multiple choice.")
+INTERLEAVE_OPTION = typer.Option(True, "--interleave/--no-interleave", help="Give organ-level reasoning records "
+                                 "the 'attend to <organ>' turn structure (first pass, organ ROI, re-reasoning).")
+
+
+def _options(splits: str, negative_share: float, mc_share: float, interleave: bool):
+    from tumorcot.errors import ManifestError
+    from tumorcot.schemas import GenerationOptions
+
+    try:
+        ratios = GenerationOptions.parse_ratios(splits)
+    except ManifestError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return GenerationOptions(split_ratios=ratios, negative_share=negative_share, mc_share=mc_share,
+                             interleave=interleave)
+
+
 def _build(manifest: Path, out: Path, concurrency: int, force: bool, **options) -> dict:
     _quiet_prefect()
     from tumorcot.flows.build import run_build
@@ -90,13 +111,20 @@ def build(
     llm_concurrency: int = typer.Option(16, help="LLM requests in flight at once (per case worker)."),
     task_runner: str = typer.Option("threads", help="'threads' or 'dask' (prefect-dask)."),
     dask_address: str = typer.Option(None, help="Dask scheduler (tcp://host:8786); default: a local cluster."),
+    splits: str = SPLITS_OPTION,
+    negative_share: float = NEGATIVE_OPTION,
+    mc_share: float = MC_OPTION,
+    interleave: bool = INTERLEAVE_OPTION,
 ):
-    """Build a dataset: measure every case, generate KG-grounded records, write validated shards."""
+    """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
+
+    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed."""
     if generator not in ("offline", "llm"):
         raise typer.BadParameter("--generator must be 'offline' or 'llm'")
     os.environ["TUMORCOT_LLM_CONCURRENCY"] = str(llm_concurrency)
     summary = _build(manifest, out, concurrency, force, generator=generator,
-                     task_runner=task_runner, dask_address=dask_address)
+                     task_runner=task_runner, dask_address=dask_address,
+                     options=_options(splits, negative_share, mc_share, interleave))
     _print_summary(summary)
     if summary["ok"] + summary["unchanged"] == 0:
         raise typer.Exit(1)
@@ -107,13 +135,18 @@ def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Output folder (phantom cases go in OUT/cases)."),
     cases: int = typer.Option(4, "--cases", "-n", min=1, help="Number of synthetic phantom cases."),
     seed: int = typer.Option(0, help="Phantom generator seed (same seed, same cases)."),
+    splits: str = SPLITS_OPTION,
+    negative_share: float = NEGATIVE_OPTION,
+    mc_share: float = MC_OPTION,
+    interleave: bool = INTERLEAVE_OPTION,
 ):
     """Generate synthetic abdominal phantom cases and build a dataset from them."""
     from tumorcot.imaging.phantom import write_phantom_cases
 
+    options = _options(splits, negative_share, mc_share, interleave)
     console.print(f"writing {cases} synthetic phantom case(s) to {out / 'cases'} ...")
     manifest = write_phantom_cases(out / "cases", cases, seed=seed)
-    summary = _build(manifest, out, concurrency=2, force=False)
+    summary = _build(manifest, out, concurrency=2, force=False, options=options)
     _print_summary(summary)
     console.print(f"rebuild the same cases with: tumorcot build --manifest {manifest} --out {out}")
 

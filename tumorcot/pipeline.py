@@ -18,7 +18,7 @@ from tumorcot.imaging.io import content_sha256, load_ct, load_mask
 from tumorcot.imaging.measure import measure_lesions, measure_organs
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.privacy import case_id_for, pseudonymise
-from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo
+from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo, GenerationOptions
 
 
 def input_hashes(case: CaseInput) -> dict[str, str]:
@@ -71,12 +71,13 @@ def _is_empty(mask) -> bool:
     return stats.GetMaximum() == 0
 
 
-def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str,
+                    options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
     """Generate with the offline KG-grounded generator and calibrate; (accepted, log, rejected)."""
     from tumorcot.agents.offline import OfflineGenerator
 
     start = time.perf_counter()
-    generated = OfflineGenerator(kg).generate(facts)
+    generated = OfflineGenerator(kg, options).generate(facts)
     accepted, rejected = calibrate(generated, facts, kg)
     elapsed_ms = (time.perf_counter() - start) * 1000
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -93,7 +94,7 @@ def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str) -> tuple[
 
 
 def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
-                cache_dir=None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
     """Generate with the multi-agent LLM engine (endpoint from the environment); same contract
     as ``offline_records``: (accepted, log, rejected-or-failed count)."""
     from tumorcot.agents.client import LLMConfig
@@ -103,18 +104,19 @@ def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: st
     config = LLMConfig.from_env(cache_dir=cache_dir)
     if not config.configured:
         raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL", case=facts.case_id)
-    generator = LLMGenerator(kg, config, run_id=run_id)
+    generator = LLMGenerator(kg, config, run_id=run_id, options=options)
     generator.generate(facts, report=report)
     result = generator.last
     return result.records, result.log, len(result.failed)
 
 
 def case_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, generator: str = "offline", *,
-                 report: str | None = None, cache_dir=None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+                 report: str | None = None, cache_dir=None,
+                 options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
     """Dispatch on the generator name: ``offline`` or ``llm``."""
     if generator == "llm":
-        return llm_records(facts, kg, run_id, report=report, cache_dir=cache_dir)
-    return offline_records(facts, kg, run_id)
+        return llm_records(facts, kg, run_id, report=report, cache_dir=cache_dir, options=options)
+    return offline_records(facts, kg, run_id, options)
 
 
 def llm_requests(log: list[AgentTurn]) -> int:

@@ -10,8 +10,11 @@ Checks, per record (reasons are short strings; an empty list means accepted):
 * an impression step's impression nodes are licensed by the KG for the organ, given the feature
   nodes of the finding steps it follows from;
 * a pathology step cites only pathology/histology nodes reachable from its impressions, or the
-  given labels; T/N/M categories and histology appear only when given (or, for T, when the
-  record cites a size-based T fact).
+  given labels; T/N/M categories and histology appear only when given, except a T category in
+  a TNM record that the calibrator recomputes itself from the KG size rule the record cites, the
+  greatest-dimension fact it cites, and a malignant class established earlier in the chain;
+* multiple choice: the answer is the option at ``answer_index``, options are distinct;
+* turns: the first-pass text passes the same checks, the attend turn's box is the organ's box.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
     numbers = [float(table[f].value) for f in cited if isinstance(table[f].value, (int, float))]
     texts = [("question", record.question), ("answer", record.answer), ("think", record.think),
              ("conclusion", record.conclusion)] + [(f"step {s.index}", s.text) for s in record.steps]
+    texts += [(f"turn {i} ({t.kind})", t.content) for i, t in enumerate(record.turns) if t.kind == "first_pass"]
+    reasons += _check_form(record) + _check_turns(record, facts)
     for where, text in texts:
         for match in NUMBER.finditer(STEP_NUMBER.sub("", text)):
             if not _number_ok(match.group(), numbers):
@@ -143,23 +148,79 @@ def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) ->
             for n in impressions:
                 reachable |= kg.reachable_pathologies(n)
             uses_labels = any(f.startswith("pathology.") for f in step.fact_ids)
+            staging_node = f"staging:{kg.organ_key(step.organ or record.organ or '')}:T"
             for node in step.kg_node_ids:
+                if record.task == "tnm_staging" and node == staging_node:
+                    continue  # the T it licenses is recomputed below
                 if node not in reachable and not uses_labels:
                     reasons.append(f"step {step.index}: {node} is not reachable from its impressions")
             if not uses_labels:
                 for hist, data in kg.graph.nodes(data=True):
                     if data["type"] == "histology" and data["label"].lower() in step.text.lower():
                         reasons.append(f"step {step.index}: states histology '{data['label']}' without a pathology label")
-    all_text = " ".join([record.answer, record.think, record.conclusion] + [s.text for s in record.steps])
+    all_text = " ".join([record.answer, record.think, record.conclusion] + [s.text for s in record.steps]
+                        + [t.content for t in record.turns if t.role == "assistant"])
+    size_t = size_based_t(record, facts, kg) if record.task == "tnm_staging" else set()
     for m in TNM_TOKEN.finditer(all_text):
         letter, token = m.group(1), m.group(0)
         label = getattr(given, letter.lower(), None) if given else None
         if label is not None and label.lower() == token.lower():
             continue
-        if letter == "T" and record.task == "tnm_staging" and any(
-                f.endswith(".t_size_based") for s in record.steps for f in s.fact_ids):
+        if letter == "T" and token in size_t:
             continue
         reasons.append(f"states {letter} category '{token}' that is not given")
+    return reasons
+
+
+def size_based_t(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> set[str]:
+    """T categories the calibrator itself derives for a TNM record: for each step citing a KG
+    size rule and a lesion's greatest dimension, the rule's T for that size, provided an earlier
+    step of the chain classes the lesion malignant (labels or a reachable KG class)."""
+    table = facts.fact_table()
+    out = set()
+    for step in record.steps:
+        rules = [n for n in step.kg_node_ids if n.startswith("staging:")]
+        sizes = [f for f in step.fact_ids if f.endswith(".max_diameter_3d_cm") and f in table]
+        earlier = [s for s in record.steps if s.index < step.index]
+        malignant = any("pathology:malignant" in s.kg_node_ids for s in earlier)
+        for rule in rules:
+            organ_key = rule.split(":")[1]
+            for fid in sizes:
+                lesion = next(l for l in facts.lesions if l.id == table[fid].subject.split(":", 1)[1])
+                if kg.organ_key(lesion.organ) != organ_key or not malignant:
+                    continue
+                t = kg.t_category_by_size(organ_key, float(table[fid].value),
+                                          solitary=len(facts.lesions_in(lesion.organ)) == 1,
+                                          vascular_contact=any(d > 0 for d in lesion.vessel_contact_deg.values()))
+                if t:
+                    out.add(t)
+    return out
+
+
+def _check_form(record: CoTRecord) -> list[str]:
+    if record.form == "open":
+        return ["open question carries options"] if record.options or record.answer_index is not None else []
+    if len(record.options) < 2 or len(set(record.options)) != len(record.options):
+        return ["multiple choice needs two or more distinct options"]
+    if record.answer_index is None or not 0 <= record.answer_index < len(record.options):
+        return ["multiple choice answer_index is missing or out of range"]
+    if record.options[record.answer_index] != record.answer:
+        return [f"multiple choice answer {record.answer!r} is not option {record.answer_index}"]
+    return []
+
+
+def _check_turns(record: CoTRecord, facts: CaseFacts) -> list[str]:
+    reasons = []
+    for i, turn in enumerate(record.turns):
+        if turn.kind != "attend":
+            continue
+        organ = facts.organ(turn.focus_organ) if turn.focus_organ else None
+        expected = list(organ.bbox.normalized) if organ is not None else record.roi_box
+        if turn.focus_organ != record.organ:
+            reasons.append(f"turn {i}: attends to {turn.focus_organ}, not the record's organ {record.organ}")
+        elif turn.roi_box is None or expected is None or any(
+                abs(a - b) > 1e-6 for a, b in zip(turn.roi_box, expected)):
+            reasons.append(f"turn {i}: attend box is not the measured box of {turn.focus_organ}")
     return reasons
 
 

@@ -61,48 +61,50 @@ def _lesion_fact_ids(lesion: LesionFacts) -> list[str]:
             if n.startswith("contact_") or n == "organ" or values.get(n) is not None]
 
 
-def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
-    """Ordered steps for one organ (a TotalSegmentator name, or 'outside_organs')."""
-    organ_key = kg.organ_key(organ)
-    name = display_name(organ)
-    lesions = facts.lesions_in(organ)
-    organ_facts = facts.organ(organ)
-    steps: list[Step] = []
+class _Chain:
+    """Steps under construction: ``add`` appends one and returns its index."""
 
-    def add(stage, text, fact_ids=(), kg_ids=(), roi=None, follows=()):
-        steps.append(Step(index=len(steps), stage=stage, organ=organ, text=text, fact_ids=list(fact_ids),
-                          kg_node_ids=list(kg_ids), roi_box=list(roi) if roi else None,
-                          follows_from=list(follows)))
-        return len(steps) - 1
+    def __init__(self, organ: str):
+        self.organ, self.steps = organ, []
 
-    box = list(organ_facts.bbox.normalized) if organ_facts else None
-    if not lesions:
-        f = add("finding", f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion.",
-                [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count"], ["feature:no_focal_lesion"], box)
-        i = add("impression", f"No focal lesion in the {name}.", [], [f"impression:{organ_key}:normal"], box, [f])
-        add("pathology", "No tumour pathology is suggested.", [], ["pathology:none"], box, [i])
-        return steps
+    def add(self, stage, text, fact_ids=(), kg_ids=(), roi=None, follows=()) -> int:
+        self.steps.append(Step(index=len(self.steps), stage=stage, organ=self.organ, text=text,
+                               fact_ids=list(fact_ids), kg_node_ids=list(kg_ids),
+                               roi_box=list(roi) if roi else None, follows_from=list(follows)))
+        return len(self.steps) - 1
 
-    impression_steps = []
-    given = facts.pathology if pathology_organ(facts) == organ else None
-    for lesion in lesions:
-        features = lesion_features(lesion, len(lesions))
-        sub = kg.subregion_node(organ_key, lesion.sub_location) if lesion.sub_location else None
-        fact_ids = _lesion_fact_ids(lesion)
-        if len(lesions) > 1 and organ_facts is not None:
-            fact_ids.append(f"organ:{organ}.lesion_count")
-        f = add("finding", _finding_text(lesion, name), fact_ids,
-                [*features, *([sub] if sub else [])], lesion.bbox.normalized)
-        matches = kg.impressions_for(organ_key, set(features))[:MAX_DIFFERENTIAL]
-        if matches:
-            text = f"{lesion.id} is most consistent with {matches[0].label}"
-            if len(matches) > 1:
-                text += "; differential: " + ", ".join(m.label for m in matches[1:])
-            ids = [m.node_id for m in matches]
-        else:
-            text, ids = f"{lesion.id} is indeterminate: no specific impression is licensed by these findings", []
-        impression_steps.append(add("impression", text + ".", [], ids or ["pathology:indeterminate"],
-                                    lesion.bbox.normalized, [f]))
+
+def given_pathology(facts: CaseFacts, organ: str):
+    """The pathology labels when they describe ``organ``, else None."""
+    return facts.pathology if facts.pathology is not None and pathology_organ(facts) == organ else None
+
+
+def _lesion_steps(chain: _Chain, facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> int:
+    """A lesion's finding and its impression step; returns the impression's index."""
+    organ = chain.organ
+    organ_key, organ_facts, n = kg.organ_key(organ), facts.organ(organ), len(facts.lesions_in(organ))
+    features = lesion_features(lesion, n)
+    sub = kg.subregion_node(organ_key, lesion.sub_location) if lesion.sub_location else None
+    fact_ids = _lesion_fact_ids(lesion)
+    if n > 1 and organ_facts is not None:
+        fact_ids.append(f"organ:{organ}.lesion_count")
+    f = chain.add("finding", _finding_text(lesion, display_name(organ)), fact_ids,
+                  [*features, *([sub] if sub else [])], lesion.bbox.normalized)
+    matches = kg.impressions_for(organ_key, set(features))[:MAX_DIFFERENTIAL]
+    if matches:
+        text = f"{lesion.id} is most consistent with {matches[0].label}"
+        if len(matches) > 1:
+            text += "; differential: " + ", ".join(m.label for m in matches[1:])
+        ids = [m.node_id for m in matches]
+    else:
+        text, ids = f"{lesion.id} is indeterminate: no specific impression is licensed by these findings", []
+    return chain.add("impression", text + ".", [], ids or ["pathology:indeterminate"], lesion.bbox.normalized, [f])
+
+
+def _pathology_step(chain: _Chain, facts: CaseFacts, kg: KnowledgeGraph, impressions: list[int], box) -> int:
+    """Given labels when they describe the organ; otherwise the KG class of the leading impressions,
+    said to be a differential that needs confirmation."""
+    given = given_pathology(facts, chain.organ)
     if given is not None:
         parts, ids, kg_ids = [], [], []
         if given.behavior:
@@ -117,15 +119,39 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
         tnm = " ".join(getattr(given, k) for k in ("t", "n", "m") if getattr(given, k))
         if tnm:
             parts.append(f"stage {tnm}"); ids += [f"pathology.{k}" for k in ("t", "n", "m") if getattr(given, k)]
-        add("pathology", "Given pathology: " + ", ".join(parts) + ".", ids, kg_ids or ["pathology:indeterminate"],
-            box, impression_steps)
-    else:
-        top = [steps[i].kg_node_ids[0] for i in impression_steps]
-        cats = sorted({kg.pathology_of(n) if n.startswith("impression:") else n for n in top})
-        words = " or ".join(kg.label(c) for c in cats)
-        add("pathology", f"No pathology is given; by the knowledge graph the leading impression is classed as {words}. "
-            "Histology is not established and needs pathological confirmation.", [], cats, box, impression_steps)
-    return steps
+        return chain.add("pathology", "Given pathology: " + ", ".join(parts) + ".", ids,
+                         kg_ids or ["pathology:indeterminate"], box, impressions)
+    top = [chain.steps[i].kg_node_ids[0] for i in impressions]
+    cats = sorted({kg.pathology_of(n) if n.startswith("impression:") else n for n in top})
+    words = " or ".join(kg.label(c) for c in cats)
+    return chain.add("pathology", f"No pathology is given; by the knowledge graph the leading impression is classed "
+                     f"as {words}. Histology is not established and needs pathological confirmation.",
+                     [], cats, box, impressions)
+
+
+def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
+    """Ordered steps for one organ (a TotalSegmentator name, or 'outside_organs')."""
+    organ_key, name = kg.organ_key(organ), display_name(organ)
+    lesions, organ_facts = facts.lesions_in(organ), facts.organ(organ)
+    chain = _Chain(organ)
+    box = list(organ_facts.bbox.normalized) if organ_facts else None
+    if not lesions:
+        f = chain.add("finding", f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion.",
+                      [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count"], ["feature:no_focal_lesion"], box)
+        i = chain.add("impression", f"No focal lesion in the {name}.", [], [f"impression:{organ_key}:normal"], box, [f])
+        chain.add("pathology", "No tumour pathology is suggested.", [], ["pathology:none"], box, [i])
+        return chain.steps
+    impressions = [_lesion_steps(chain, facts, lesion, kg) for lesion in lesions]
+    _pathology_step(chain, facts, kg, impressions, box)
+    return chain.steps
+
+
+def lesion_chain(facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> list[Step]:
+    """Finding -> impression -> pathology for one lesion (the pathology and staging families)."""
+    chain = _Chain(lesion.organ)
+    impression = _lesion_steps(chain, facts, lesion, kg)
+    _pathology_step(chain, facts, kg, [impression], lesion.bbox.normalized)
+    return chain.steps
 
 
 def render_think(steps: list[Step]) -> str:

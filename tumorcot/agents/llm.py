@@ -29,9 +29,11 @@ from tumorcot.agents import roles
 from tumorcot.agents.calibrator import NUMBER, ORGAN_WORD, SIDE_WORD, calibrate, check_record
 from tumorcot.agents.chains import conclusion_of, render_think
 from tumorcot.agents.client import LLMCallError, LLMClient, LLMConfig
+from tumorcot.agents.families.focus import with_turns
+from tumorcot.agents.families.negatives import select_negatives
 from tumorcot.agents.offline import OfflineGenerator
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord, Step
+from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord, GenerationOptions, Step
 
 LESION_ID = r"\bL\d+\b"
 
@@ -79,8 +81,10 @@ class _Case:
 class LLMGenerator:
     """KG-grounded multi-agent generation through any OpenAI-compatible endpoint."""
 
-    def __init__(self, kg: KnowledgeGraph, config: LLMConfig, *, run_id: str = "", max_rounds: int = 3):
+    def __init__(self, kg: KnowledgeGraph, config: LLMConfig, *, run_id: str = "", max_rounds: int = 3,
+                 options: GenerationOptions | None = None):
         self.kg, self.config, self.run_id, self.max_rounds = kg, config, run_id, max_rounds
+        self.options = options or GenerationOptions()
         self.name = f"llm:{config.model}"
         self.last: LLMGeneration | None = None
 
@@ -96,9 +100,9 @@ class LLMGenerator:
                 return await self.agenerate(facts, report, own)
         before = {k: v.model_copy() for k, v in client.usage.items()}
         case = _Case(facts, client, self.run_id)
-        offline = OfflineGenerator(self.kg)
+        offline = OfflineGenerator(self.kg, self.options)
         offline.name = self.name
-        base = offline.generate(facts)
+        base = select_negatives(offline.draft(facts), self.options.negative_share)  # no calls for dropped ones
         reports = {r.organ: r for r in base if r.subtask == "organ_report"}
         others = [r for r in base if r.subtask != "organ_report"]
 
@@ -106,6 +110,7 @@ class LLMGenerator:
         chains = await self._reason(case, reports, findings)
         records = await self._summarize(case, reports, chains)
         records = await self._reword(case, others + records)
+        records = [with_turns(r, facts, self.options.interleave) for r in records]  # after every rewrite
         accepted, rejected = calibrate(records, facts, self.kg)  # the last gate before a shard
         for record, reasons in rejected:
             case.failed[record.record_id] = reasons

@@ -20,7 +20,8 @@ from tumorcot.knowledge_graph import load_kg
 from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_requests
 from tumorcot.privacy import case_id_for, load_or_create_salt
 from tumorcot.prompts import prompt_version
-from tumorcot.schemas import CaseInput, CaseOutcome
+from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
+from tumorcot.schemas.options import resolve_options
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
@@ -28,12 +29,12 @@ from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import input_signature, unchanged_outcome
 
 
-def pipeline_versions(generator: str) -> dict:
+def pipeline_versions(generator: str, options: GenerationOptions | dict | None = None) -> dict:
     """Everything besides the inputs that decides a case's records: a change reprocesses the case.
 
     For the LLM generator the model names belong here too (the endpoint URL and key do not)."""
     versions = {"kg": load_kg().version, "prompts": prompt_version(), "pipeline": PIPELINE_VERSION,
-                "generator": generator}
+                "generator": generator, "options": resolve_options(options).model_dump(mode="json")}
     if generator == "llm":
         from tumorcot.agents.client import LLMConfig
 
@@ -56,7 +57,7 @@ def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
 
 @task(name="process_case", cache_policy=NO_CACHE, task_run_name="process_case-{case.row}")
 def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
-                 force: bool = False, use_llm_cache: bool = True) -> CaseOutcome:
+                 force: bool = False, use_llm_cache: bool = True, options: dict | None = None) -> CaseOutcome:
     """Load, measure, generate, calibrate and store one case; never raises for a bad case.
 
     ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
@@ -67,7 +68,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
         store.remember_input(case_id, case)
         signature = input_signature(case)
         hashes = input_hashes(case)
-        key = build_key(hashes, pipeline_versions(generator))
+        key = build_key(hashes, pipeline_versions(generator, options))
         if not force and store.is_current(case_id, key):
             done = store.done(case_id)
             return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",
@@ -75,6 +76,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
         facts = extract_facts(case, salt, hashes)
         kg = load_kg()
         records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
+                                              options=resolve_options(options),
                                               cache_dir=dataset_dir / "llm-cache" if use_llm_cache else None)
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
@@ -92,9 +94,9 @@ MAX_AUTO_BATCH = 20
 
 @task(name="process_cases", cache_policy=NO_CACHE)
 def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
-                  force: bool = False) -> list[CaseOutcome]:
+                  force: bool = False, options: dict | None = None) -> list[CaseOutcome]:
     """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
-    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force) for c in cases]
+    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options) for c in cases]
 
 
 @task(name="write_shards", cache_policy=NO_CACHE)
@@ -144,11 +146,14 @@ _PROGRESS: list = []
 
 @flow(name="build_dataset", log_prints=False)
 def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
-                  batch_size: int = 0) -> dict:
+                  batch_size: int = 0, options: dict | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size`` (0: one per task up to 100 cases, then up to
-    ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases."""
+    ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases.
+    ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
+    interleaving) as a dict."""
+    options = resolve_options(options).model_dump(mode="json")
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
@@ -164,7 +169,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             progress.start(len(cases))
         pending = []
         for case in cases:   # unchanged cases are recognised here, without a task each
-            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator)
+            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator, options)
             if outcome is None:
                 pending.append(case)
             else:
@@ -173,13 +178,13 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                     progress.advance(outcome)
         size = batch_size or min(MAX_AUTO_BATCH, max(1, len(pending) // 50))
         batches = [pending[i:i + size] for i in range(0, len(pending), size)]
-        futures = [process_cases.submit(b, out, salt, run_id, generator, force) for b in batches]
+        futures = [process_cases.submit(b, out, salt, run_id, generator, force, options) for b in batches]
         for future in as_completed(futures):
             for outcome in future.result():
                 outcomes.append(outcome)
                 if progress is not None:
                     progress.advance(outcome)
-        versions = pipeline_versions(generator)
+        versions = pipeline_versions(generator, options)
         manifest_json = write_shards(out, outcomes, run_id, versions)
         summary = {
             "run_id": run_id, "dataset": str(out),
@@ -198,7 +203,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
 
 def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
-              dask_address: str | None = None) -> dict:
+              dask_address: str | None = None, options: GenerationOptions | dict | None = None) -> dict:
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster)."""
     from tumorcot.flows.runners import make_task_runner
 
@@ -206,7 +211,8 @@ def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurre
     if progress is not None:
         _PROGRESS.append(progress)
     try:
-        return build_dataset.with_options(task_runner=runner)(manifest, out, generator=generator, force=force)
+        return build_dataset.with_options(task_runner=runner)(manifest, out, generator=generator, force=force,
+                                                                     options=resolve_options(options).model_dump(mode="json"))
     finally:
         if progress is not None:
             _PROGRESS.remove(progress)

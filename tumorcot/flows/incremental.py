@@ -39,7 +39,7 @@ def input_signature(case: CaseInput) -> dict | None:
 
 
 def unchanged_outcome(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str,
-                      generator: str) -> CaseOutcome | None:
+                      generator: str, options: dict | None = None) -> CaseOutcome | None:
     """An ``unchanged`` outcome when the case's stored result is current, else None."""
     from tumorcot.flows.build import build_key, pipeline_versions
     from tumorcot.pipeline import fields_sha256
@@ -54,7 +54,7 @@ def unchanged_outcome(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: s
         return None
     hashes = {k: v for k, v in done.get("input_sha256", {}).items() if k in signature}
     hashes["fields"] = fields_sha256(case)
-    if not store.is_current(case_id, build_key(hashes, pipeline_versions(generator))):
+    if not store.is_current(case_id, build_key(hashes, pipeline_versions(generator, options))):
         return None
     store.remember_input(case_id, case)
     return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",

@@ -148,6 +148,7 @@ class CaseFacts(BaseModel):
             add(s, "short_axis_mm", les.short_axis_mm, "mm")
             add(s, "long_axis_cm", round(les.long_axis_mm / 10, 1), "cm")
             add(s, "max_diameter_3d_mm", les.max_diameter_3d_mm, "mm")
+            add(s, "max_diameter_3d_cm", round(les.max_diameter_3d_mm / 10, 1), "cm")  # AJCC greatest dimension
             add(s, "axial_slice", les.axial_slice)
             add(s, "mean_hu", les.mean_hu, "HU")
             add(s, "hu_difference", les.hu_difference, "HU")

@@ -44,3 +44,10 @@ class GenerationOptions(BaseModel):
             raise ManifestError(f"--splits must be three non-negative numbers train,validation,test; got {text!r}")
         total = sum(values)
         return tuple(round(v / total, 6) for v in values)
+
+
+def resolve_options(options: "GenerationOptions | dict | None") -> GenerationOptions:
+    """Flow parameters travel as JSON dicts; everything else uses the model."""
+    if options is None:
+        return GenerationOptions()
+    return options if isinstance(options, GenerationOptions) else GenerationOptions(**options)

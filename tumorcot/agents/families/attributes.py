@@ -1,0 +1,90 @@
+"""Lesion attributes: presence, count, size, density, shape, margin, content, sub-location.
+
+Closed-answer subtasks (presence, count, density, shape, margin, content, sub-location) are asked
+as multiple choice for a share of records (``GenerationOptions.mc_share``); the options come from
+``choice`` and the answer's position is balanced by ``RecordFactory.place``. The answer of a
+multiple-choice record is the option text; its conclusion is the full sentence.
+"""
+
+from __future__ import annotations
+
+from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase
+from tumorcot.agents.families.choice import (ATTRIBUTE_VALUES, count_pool, distractors,
+                                             sub_location_pool)
+from tumorcot.agents.families.localization import REPORT_FAMILIES
+from tumorcot.labels import display_name, organ_family
+from tumorcot.schemas import CoTRecord, LesionFacts, Step
+
+
+def _record(make: RecordFactory, *, subtask: str, subject: str, sentence: str, fact_ids: list[str],
+            kg_ids=(), organ: str, roi, question_ctx: dict, lesion_id: str | None = None,
+            closed: tuple[str, tuple[str, ...] | None] | None = None, negative: bool = False) -> CoTRecord:
+    """One attribute record; ``closed=(answer, pool)`` makes it multiple choice when drawn so."""
+    q, tpl = make.question(subtask, subject, **question_ctx)
+    step = Step(index=0, stage="finding", organ=organ, text=sentence, fact_ids=fact_ids,
+                kg_node_ids=[k for k in kg_ids if k in make.kg], roi_box=list(roi) if roi else None)
+    fields = dict(task="lesion_attribute", subtask=subtask, subject=subject, question=q, template=tpl,
+                  organ=organ, lesion_id=lesion_id, roi_box=step.roi_box, steps=[step], think=sentence,
+                  negative=negative)
+    if closed and closed[1] and make.wants_choice(subtask, subject):
+        answer, pool = closed
+        options, index = make.place(answer, distractors(answer, pool, f"{make.facts.case_id}\x1f{subject}"))
+        return make.make(**fields, answer=answer, conclusion=sentence, form="multiple_choice",
+                         options=options, answer_index=index)
+    return make.make(**fields, answer=sentence)
+
+
+def organ_presence_records(make: RecordFactory) -> list[CoTRecord]:
+    """Presence and count per report organ: negatives are the organs without lesions."""
+    out = []
+    for organ in make.facts.organs:
+        if organ_family(organ.name) not in REPORT_FAMILIES:
+            continue
+        name, n = display_name(organ.name), organ.lesion_count
+        count_text = f"{n} focal lesion{'s' if n > 1 else ''} in the {name}"
+        feature = "feature:no_focal_lesion" if n == 0 else ("feature:multiple" if n > 1 else "feature:solitary")
+        common = dict(fact_ids=[f"organ:{organ.name}.lesion_count"], kg_ids=[feature], organ=organ.name,
+                      roi=organ.bbox.normalized, question_ctx={"organ": name}, negative=n == 0)
+        presence = f"No focal lesion in the {name}." if n == 0 else f"Yes: {count_text}."
+        out.append(_record(make, subtask="presence", subject=organ.name, sentence=presence,
+                           closed=("No" if n == 0 else "Yes", ATTRIBUTE_VALUES["presence"]), **common))
+        count = f"No focal lesion in the {name}." if n == 0 else f"{count_text[0].upper()}{count_text[1:]}."
+        out.append(_record(make, subtask="count", subject=organ.name, sentence=count,
+                           closed=(str(n), count_pool(n)), **common))
+    return out
+
+
+def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[CoTRecord]:
+    noun, where = lesion_phrase(lesion)
+    organ_name = display_name(lesion.organ)
+
+    def attribute(subtask, sentence, fact_names, kg_ids=(), closed=None, **ctx):
+        return _record(make, subtask=subtask, subject=lesion.id, sentence=sentence,
+                       fact_ids=[f"lesion:{lesion.id}.{n}" for n in fact_names], kg_ids=kg_ids,
+                       organ=lesion.organ, roi=lesion.bbox.normalized, lesion_id=lesion.id, closed=closed,
+                       question_ctx=dict(lesion=noun, where=where, organ=organ_name, **ctx))
+
+    out = [attribute(
+        "size",
+        f"The {noun} {where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
+        f"axial plane (longest 3D diameter {fmt(lesion.max_diameter_3d_mm)} mm, volume {fmt(lesion.volume_ml)} mL).",
+        ["organ", "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"])]
+    if lesion.attenuation and lesion.hu_difference is not None:
+        out.append(attribute(
+            "density",
+            f"The {noun} is {lesion.attenuation} relative to the surrounding organ: mean {fmt(lesion.mean_hu)} HU, "
+            f"{fmt(lesion.hu_difference)} HU from the organ mean.",
+            ["organ", "attenuation", "mean_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
+            closed=(lesion.attenuation, ATTRIBUTE_VALUES["density"])))
+    for subtask, value in (("shape", lesion.shape), ("margin", lesion.margin), ("content", lesion.content)):
+        if value:
+            out.append(attribute(subtask, f"The {noun} {where} is {value}.", ["organ", subtask],
+                                 [f"feature:{value.replace('-', '_')}"], closed=(value, ATTRIBUTE_VALUES[subtask])))
+    if lesion.sub_location:
+        key = make.kg.organ_key(lesion.organ)
+        sub = make.kg.subregion_node(key, lesion.sub_location) if key else None
+        how = " (geometric approximation)" if lesion.sub_location_method == "geometric-approximation" else ""
+        out.append(attribute("sub_location", f"The {noun} lies in the {lesion.sub_location} of the {organ_name}{how}.",
+                             ["organ", "sub_location"], [sub] if sub else [],
+                             closed=(lesion.sub_location, sub_location_pool(lesion.sub_location))))
+    return out

@@ -1,0 +1,33 @@
+"""Per-organ chain-of-thought reports: a ``<think>`` of ordered findings -> impression ->
+pathology steps (``chains.organ_chain``), then a conclusion."""
+
+from __future__ import annotations
+
+from tumorcot.agents.base import RecordFactory
+from tumorcot.agents.chains import conclusion_of, organ_chain, render_think
+from tumorcot.agents.families.localization import REPORT_FAMILIES
+from tumorcot.labels import display_name, organ_family
+from tumorcot.schemas import CaseFacts, CoTRecord
+
+OUTSIDE = ("outside_organs", "unknown_organ")
+
+
+def report_organs(facts: CaseFacts) -> list[str]:
+    """Report organs present in the organ mask, then lesion hosts outside every known organ."""
+    organs = [o.name for o in facts.organs if organ_family(o.name) in REPORT_FAMILIES]
+    return organs + sorted({l.organ for l in facts.lesions if l.organ in OUTSIDE})
+
+
+def report_records(make: RecordFactory) -> list[CoTRecord]:
+    out = []
+    for organ in report_organs(make.facts):
+        steps = organ_chain(make.facts, organ, make.kg)
+        q, tpl = make.question("organ_report", organ, organ=display_name(organ))
+        organ_facts = make.facts.organ(organ)
+        out.append(make.make(task="cot_report", subtask="organ_report", subject=organ, question=q,
+                             template=tpl, answer=conclusion_of(steps), organ=organ,
+                             roi_box=list(organ_facts.bbox.normalized) if organ_facts else None,
+                             steps=steps, think=render_think(steps),
+                             negative=organ_facts is not None and organ_facts.lesion_count == 0
+                             and not make.facts.lesions_in(organ)))
+    return out
