@@ -214,3 +214,32 @@ def test_split_ratios_decide_the_split_per_patient(phantom_facts):
             by_patient.setdefault(record.patient_pseudo_id, set()).add(record.split)
     assert all(len(splits) == 1 for splits in by_patient.values())
     assert len({next(iter(s)) for s in by_patient.values()}) == 3   # 32 patients reach all three splits
+
+
+def test_build_keeps_each_patient_in_one_split_and_options_are_part_of_the_build_key(tmp_path, prefect_server):
+    from ops_helpers import read_rows, write_rows
+
+    from tumorcot.flows.build import run_build
+    from tumorcot.imaging.phantom import write_phantom_cases
+    from tumorcot.store.shards import read_manifest, read_records
+
+    rows = read_rows(write_phantom_cases(tmp_path / "cases", 6, seed=5, scale=4))
+    # every patient has a second study (same volumes, another study id)
+    rows += [dict(r, study_id=f"{r['study_id']}-followup") for r in rows]
+    manifest = write_rows(tmp_path / "cases" / "two-studies.csv", rows)
+    options = GenerationOptions(split_ratios=(0.4, 0.3, 0.3))
+    first = run_build(manifest, tmp_path / "ds", options=options)
+    assert first["ok"] == 12 and first["failed"] == 0
+    records = read_records(tmp_path / "ds").to_pylist()
+    splits: dict[str, set[str]] = {}
+    studies: dict[str, set[str]] = {}
+    for r in records:
+        splits.setdefault(r["patient_pseudo_id"], set()).add(r["split"])
+        studies.setdefault(r["patient_pseudo_id"], set()).add(r["study_pseudo_id"])
+    assert len(splits) == 6 and all(len(s) == 1 for s in splits.values())
+    assert all(len(s) == 2 for s in studies.values())
+    assert read_manifest(tmp_path / "ds")["versions"]["options"]["split_ratios"] == [0.4, 0.3, 0.3]
+    assert run_build(manifest, tmp_path / "ds", options=options)["unchanged"] == 12
+    changed = run_build(manifest, tmp_path / "ds", options=GenerationOptions(split_ratios=(1, 0, 0)))
+    assert changed["ok"] == 12
+    assert {r["split"] for r in read_records(tmp_path / "ds").to_pylist()} == {"train"}
