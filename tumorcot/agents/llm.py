@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from tumorcot.agents import roles
 from tumorcot.agents.calibrator import NUMBER, ORGAN_WORD, SIDE_WORD, calibrate, check_record
 from tumorcot.agents.chains import conclusion_of, render_think
-from tumorcot.agents.client import LLMCallError, LLMClient, LLMConfig
+from tumorcot.agents.client import LLMCallError, LLMClient, LLMConfig, RequestDeferred
 from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.negatives import select_negatives
 from tumorcot.agents.offline import OfflineGenerator
@@ -47,6 +47,7 @@ class LLMGeneration:
     failed: dict[str, list[str]] = field(default_factory=dict)
     requests: int = 0
     cached: int = 0
+    deferred: int = 0  # batch mode: requests queued for the batch file (then no records)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -59,11 +60,15 @@ class _Case:
         self.table = facts.fact_table()
         self.log: list[AgentTurn] = []
         self.failed: dict[str, list[str]] = {}
+        self.deferred = 0  # batch mode: calls queued instead of answered
 
     async def call(self, agent: str, p: roles.Prompt, schema, record_id: str | None = None):
         try:
             out, turns = await self.client.complete(agent, p.template, p.template_sha256, p.messages,
                                                     schema, case_id=self.facts.case_id, record_id=record_id)
+        except RequestDeferred:
+            self.deferred += 1
+            return None, "deferred to the batch file"
         except LLMCallError as exc:
             for t in exc.turns:
                 t.verdict = "failed"
@@ -106,10 +111,20 @@ class LLMGenerator:
         reports = {r.organ: r for r in base if r.subtask == "organ_report"}
         others = [r for r in base if r.subtask != "organ_report"]
 
+        # Batch mode: a round whose requests were deferred ends the case here, so every queued
+        # request is exactly the one the live run would send next (no fallbacks, no retries).
         findings = await self._extract(case, report) if report else None
+        if case.deferred:
+            return self._deferred(case)
         chains = await self._reason(case, reports, findings)
+        if case.deferred:
+            return self._deferred(case)
         records = await self._summarize(case, reports, chains)
+        if case.deferred:
+            return self._deferred(case)
         records = await self._reword(case, others + records)
+        if case.deferred:
+            return self._deferred(case)
         records = [with_turns(r, facts, self.options.interleave) for r in records]  # after every rewrite
         accepted, rejected = calibrate(records, facts, self.kg)  # the last gate before a shard
         for record, reasons in rejected:
@@ -157,6 +172,8 @@ class LLMGenerator:
         organs = list(reports)
         results = await asyncio.gather(*(self._chain(case, o, reports[o], findings, None, self.max_rounds)
                                          for o in organs))
+        if case.deferred:
+            return {}
         chains, used = {}, {}
         for organ, (steps, reasons, n) in zip(organs, results):
             used[organ] = n
@@ -167,6 +184,8 @@ class LLMGenerator:
         pending = dict(chains)
         while pending:
             out, _ = await case.call("judge", roles.judge_prompt(pending), roles.JudgeVerdicts)
+            if case.deferred:
+                return {}
             if out is None:  # no judgement, no record
                 for organ in pending:
                     chains.pop(organ)
@@ -185,6 +204,8 @@ class LLMGenerator:
                 steps, reasons, n = (await self._chain(case, organ, reports[organ], findings, "; ".join(why), left)
                                      if left > 0 else (None, why, 0))
                 used[organ] += n
+                if case.deferred:
+                    return {}
                 if steps is None:
                     chains.pop(organ)
                     self._fail(case, reports[organ], reasons)
@@ -204,6 +225,8 @@ class LLMGenerator:
                 p.messages[-1]["content"] += "\n\nRejected before, fix exactly this:\n" + "\n".join(
                     f"- {o}: {'; '.join(r)}" for o, r in hint_reasons.items())
             out, _ = await case.call("summarizer", p, roles.CaseSummary)
+            if case.deferred:
+                return []
             if out is None:
                 break
             by_organ = {s.organ: s for s in out.summaries}
@@ -245,6 +268,9 @@ class LLMGenerator:
                     record = candidate
             result.append(record)
         return result
+
+    def _deferred(self, case: _Case) -> LLMGeneration:
+        return LLMGeneration([], case.log, {}, deferred=case.deferred)
 
     def _fail(self, case: _Case, record: CoTRecord, reasons: list[str]) -> None:
         case.failed[record.record_id] = reasons

@@ -34,6 +34,58 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
         run_serve(manifest, out, cron, name=name, generator=generator, task_runner=task_runner,
                   concurrency=concurrency, dask_address=dask_address)
 
+    batch = typer.Typer(help="Batch mode for --generator llm: requests as OpenAI Batch API / vllm run-batch "
+                             "JSONL, in rounds (prepare -> run the file -> ingest, until prepare writes 0).",
+                        no_args_is_help=True)
+    app.add_typer(batch, name="batch")
+
+    @batch.command("prepare")
+    def batch_prepare(
+        manifest: Path = typer.Option(..., "--manifest", "-m", help="Case manifest (as for tumorcot build)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (its llm-cache holds the answers)."),
+        requests: Path = typer.Option(..., "--requests", "-r", help="Batch input JSONL to write."),
+    ):
+        """Write the next round of LLM requests that the cache cannot answer yet (needs TUMORCOT_MODEL)."""
+        from rich.progress import Progress
+
+        from tumorcot.ops.llm_batch import prepare_round
+
+        total = sum(1 for line in open(manifest) if line.strip()) - (0 if str(manifest).endswith(".jsonl") else 1)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("cases", total=max(total, 0))
+            try:
+                summary = prepare_round(manifest, out, requests, progress=lambda: bar.advance(task))
+            except TumorcotError as exc:
+                console.print(f"[red]error[/red] {escape(str(exc))}")
+                raise typer.Exit(1)
+        for problem in summary["failed"]:
+            console.print(f"[red]failed[/red] {escape(problem)}")
+        if summary["requests"]:
+            console.print(f"wrote {summary['requests']} request(s) to {escape(str(requests))}: "
+                          f"{summary['pending']} case(s) waiting, {summary['ready']} ready. Run the file "
+                          f"(vllm run-batch -i {escape(str(requests))} -o results.jsonl, or the OpenAI Batch API), "
+                          f"then: tumorcot batch ingest --out {escape(str(out))} --results results.jsonl")
+        else:
+            console.print(f"no request left: {summary['ready']} case(s) answerable from the cache. Now run: "
+                          f"tumorcot build --manifest {escape(str(manifest))} --out {escape(str(out))} --generator llm")
+
+    @batch.command("ingest")
+    def batch_ingest(
+        out: Path = typer.Option(..., "--out", "-o", help="Dataset folder the requests were prepared for."),
+        results: Path = typer.Option(..., "--results", help="Batch output JSONL (custom_id, response, error)."),
+        requests: Path = typer.Option(None, "--requests", "-r", help="The input file, to check every custom_id."),
+    ):
+        """Store a batch results file's successful answers in the dataset's LLM response cache."""
+        from tumorcot.ops.llm_batch import ingest_round
+
+        summary = ingest_round(out, results, requests)
+        for reason in summary["reasons"][:20]:
+            console.print(f"[yellow]skipped[/yellow] {escape(reason)}")
+        console.print(f"stored {summary['stored']} answer(s); {summary['failed']} failed line(s), "
+                      f"{summary['skipped']} already cached")
+        if summary["failed"] and not summary["stored"]:
+            raise typer.Exit(1)
+
     @app.command()
     def regenerate(
         dataset: Path = typer.Option(..., "--dataset", "-d", help="Dataset folder."),

@@ -1,0 +1,78 @@
+"""Batch mode for ``--generator llm``: send the LLM work as OpenAI Batch API / ``vllm run-batch``
+JSONL files instead of live requests, in rounds.
+
+The agents of a case depend on each other's answers (reasoner -> judge -> summarizer -> question
+writer), so one file cannot hold a whole build. Each round:
+
+1. ``prepare_round`` generates every case against the response cache of the dataset; the first
+   request a case cannot answer from the cache (and every request of that round of agents) goes
+   into the requests file, and the case stops there;
+2. the user runs the file (OpenAI Batch API, or ``vllm run-batch -i requests.jsonl -o results.jsonl``);
+3. ``ingest_round`` stores the successful answers in the dataset's cache.
+
+When a round writes 0 requests, ``tumorcot build --generator llm`` answers everything from the
+cache and makes 0 calls. A batch result is only a cached answer: the calibrator checks it exactly
+as it checks a live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tumorcot.agents.batch import BatchWriter, ingest_results
+from tumorcot.agents.cache import ResponseCache
+from tumorcot.errors import LLMOutputError, ManifestError
+
+
+def cache_dir(dataset_dir: Path) -> Path:
+    return Path(dataset_dir) / "llm-cache"   # the cache ``tumorcot build --generator llm`` reads
+
+
+def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, options=None, progress=None) -> dict:
+    """Write the next round of requests; returns counts (requests, cases ready/pending/failed)."""
+    from tumorcot.agents.client import LLMClient, LLMConfig
+    from tumorcot.agents.llm import LLMGenerator
+    from tumorcot.case_manifest import read_case_manifest
+    from tumorcot.flows.build import _scrub
+    from tumorcot.knowledge_graph import load_kg
+    from tumorcot.pipeline import extract_facts, input_hashes
+    from tumorcot.privacy import load_or_create_salt
+    from tumorcot.schemas.options import resolve_options
+
+    config = LLMConfig.from_env(cache_dir=cache_dir(dataset_dir))
+    if not config.model:
+        raise LLMOutputError("batch mode needs TUMORCOT_MODEL (the model name is part of every request)")
+    Path(dataset_dir).mkdir(parents=True, exist_ok=True)
+    salt, kg, options = load_or_create_salt(dataset_dir), load_kg(), resolve_options(options)
+    writer = BatchWriter()
+    summary = {"requests": 0, "ready": 0, "pending": 0, "failed": []}
+    entries = read_case_manifest(manifest)
+
+    async def run() -> None:
+        async with LLMClient(config, batch=writer) as client:
+            for entry in entries:
+                if isinstance(entry, ManifestError):
+                    summary["failed"].append(str(entry))
+                else:
+                    try:
+                        facts = extract_facts(entry, salt, input_hashes(entry))
+                        result = await LLMGenerator(kg, config, options=options).agenerate(
+                            facts, report=entry.report, client=client)
+                        summary["pending" if result.deferred else "ready"] += 1
+                    except Exception as exc:  # a bad case is reported; the round goes on
+                        reason = _scrub(str(exc), entry, "<patient>")
+                        summary["failed"].append(f"{entry.label}: {type(exc).__name__}: {reason}")
+                if progress is not None:
+                    progress()
+
+    asyncio.run(run())
+    if len(writer):
+        summary["requests"] = writer.write(requests_path)
+    return summary
+
+
+def ingest_round(dataset_dir: Path, results_path: Path, requests_path: Path | None = None) -> dict:
+    """Store a results file's successful answers in the dataset's response cache."""
+    report = ingest_results(results_path, ResponseCache(cache_dir(dataset_dir)), requests=requests_path)
+    return {"stored": report.stored, "failed": report.failed, "skipped": report.skipped, "reasons": report.reasons}
