@@ -26,5 +26,8 @@ def prefect_server():
     """One Prefect ephemeral API server for the whole test session (it takes ~5 s to start)."""
     from prefect.testing.utilities import prefect_test_harness
 
+    # a task waiting for a tag concurrency slot (tumorcot-gpu) retries after this many seconds
+    os.environ.setdefault("PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS", "1")
+
     with prefect_test_harness(server_startup_timeout=60):
         yield

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from tumorcot.errors import ManifestError
 from tumorcot.schemas import CaseInput
 
-PATH_FIELDS = ("ct", "organ_mask", "lesion_mask")
+PATH_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
 KNOWN = set(CaseInput.model_fields) - {"row"}
 
 

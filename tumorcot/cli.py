@@ -64,6 +64,18 @@ def _options(splits: str, negative_share: float, mc_share: float, interleave: bo
                              interleave=interleave)
 
 
+def _segmentation(backend: str, device: str, fast: bool, subtasks: str, gpus: int):
+    from pydantic import ValidationError
+
+    from tumorcot.flows.segment import SegmentationPlan
+
+    try:
+        return SegmentationPlan(backend=backend, device=device, fast=fast, gpus=gpus,
+                                subtasks=tuple(s.strip() for s in subtasks.split(",") if s.strip()))
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+
+
 def _build(manifest: Path, out: Path, concurrency: int, force: bool, **options) -> dict:
     _quiet_prefect()
     from tumorcot.flows.build import run_build
@@ -115,6 +127,15 @@ def build(
     negative_share: float = NEGATIVE_OPTION,
     mc_share: float = MC_OPTION,
     interleave: bool = INTERLEAVE_OPTION,
+    segmentation: str = typer.Option("precomputed", help="'precomputed' (masks from the manifest) or "
+                                     "'totalsegmentator' (run it, in its own process, for rows without organ_mask; "
+                                     "executable $TUMORCOT_TOTALSEG_BIN, weights in $TOTALSEG_HOME_DIR)."),
+    seg_device: str = typer.Option("gpu", help="TotalSegmentator device: 'gpu' (one job per GPU, Prefect tag "
+                                   "limit 'tumorcot-gpu') or 'cpu'."),
+    seg_fast: bool = typer.Option(False, help="TotalSegmentator --fast (3 mm model)."),
+    seg_subtasks: str = typer.Option("", help="Extra TotalSegmentator tasks, comma-separated: liver_segments "
+                                     "(Couinaud segments instead of the geometric approximation)."),
+    gpus: int = typer.Option(1, min=1, help="Slots of the 'tumorcot-gpu' limit when the build creates it."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
 
@@ -124,7 +145,8 @@ def build(
     os.environ["TUMORCOT_LLM_CONCURRENCY"] = str(llm_concurrency)
     summary = _build(manifest, out, concurrency, force, generator=generator,
                      task_runner=task_runner, dask_address=dask_address,
-                     options=_options(splits, negative_share, mc_share, interleave))
+                     options=_options(splits, negative_share, mc_share, interleave),
+                     segmentation=_segmentation(segmentation, seg_device, seg_fast, seg_subtasks, gpus))
     _print_summary(summary)
     if summary["ok"] + summary["unchanged"] == 0:
         raise typer.Exit(1)

@@ -24,7 +24,7 @@ from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo,
 def input_hashes(case: CaseInput) -> dict[str, str]:
     """Content hashes of a case's input files and of its manifest fields."""
     hashes = {}
-    for field in ("ct", "organ_mask", "lesion_mask"):
+    for field in ("ct", "organ_mask", "lesion_mask", "liver_segments"):
         path = getattr(case, field)
         if path is not None:
             if not path.exists():
@@ -36,11 +36,12 @@ def input_hashes(case: CaseInput) -> dict[str, str]:
 
 def fields_sha256(case: CaseInput) -> str:
     """Hash of a case's manifest fields other than its file paths (the files are hashed by content)."""
-    fields = case.model_dump(mode="json", exclude={"row", "ct", "organ_mask", "lesion_mask"})
+    fields = case.model_dump(mode="json", exclude={"row", "ct", "organ_mask", "lesion_mask", "liver_segments"})
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = None) -> CaseFacts:
+def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = None, *,
+                  segmentation_backend: str = "precomputed") -> CaseFacts:
     hashes = hashes or input_hashes(case)
     loaded = load_ct(case.ct, case=case.label)
     ct = loaded.image
@@ -50,8 +51,10 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
                              "For a case without lesions leave lesion_mask blank", case=case.label)
     organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
-    lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=case.lesion_labels) \
-        if lesion_mask is not None else []
+    segments = load_mask(case.liver_segments, ct, case=case.label, what="liver_segments") \
+        if case.liver_segments and lesion_mask is not None else None
+    lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=case.lesion_labels,
+                              liver_segments=segments, case=case.label) if lesion_mask is not None else []
     return CaseFacts(
         case_id=case_id_for(case.patient_id, case.study_id, salt),
         patient_pseudo_id=pseudonymise(case.patient_id, salt),
@@ -59,7 +62,7 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         ct=CTInfo(size=tuple(ct.GetSize()), spacing_mm=tuple(ct.GetSpacing()),
                   input_format=loaded.input_format, content_sha256=loaded.sha256),
         organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
-        has_lesion_mask=lesion_mask is not None, pathology=case.pathology,
+        has_lesion_mask=lesion_mask is not None, pathology=case.pathology, segmentation_backend=segmentation_backend,
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes,
     )

@@ -27,14 +27,17 @@ from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import input_signature, unchanged_outcome
+from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan, segmented_case
 
 
-def pipeline_versions(generator: str, options: GenerationOptions | dict | None = None) -> dict:
+def pipeline_versions(generator: str, options: GenerationOptions | dict | None = None,
+                      segmentation: SegmentationPlan | dict | None = None) -> dict:
     """Everything besides the inputs that decides a case's records: a change reprocesses the case.
 
     For the LLM generator the model names belong here too (the endpoint URL and key do not)."""
     versions = {"kg": load_kg().version, "prompts": prompt_version(), "pipeline": PIPELINE_VERSION,
-                "generator": generator, "options": resolve_options(options).model_dump(mode="json")}
+                "generator": generator, "options": resolve_options(options).model_dump(mode="json"),
+                "segmentation": resolve_plan(segmentation).version()}
     if generator == "llm":
         from tumorcot.agents.client import LLMConfig
 
@@ -57,7 +60,8 @@ def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
 
 @task(name="process_case", cache_policy=NO_CACHE, task_run_name="process_case-{case.row}")
 def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
-                 force: bool = False, use_llm_cache: bool = True, options: dict | None = None) -> CaseOutcome:
+                 force: bool = False, use_llm_cache: bool = True, options: dict | None = None,
+                 segmentation: dict | None = None) -> CaseOutcome:
     """Load, measure, generate, calibrate and store one case; never raises for a bad case.
 
     ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
@@ -68,12 +72,15 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
         store.remember_input(case_id, case)
         signature = input_signature(case)
         hashes = input_hashes(case)
-        key = build_key(hashes, pipeline_versions(generator, options))
+        key = build_key(hashes, pipeline_versions(generator, options, segmentation))
         if not force and store.is_current(case_id, key):
             done = store.done(case_id)
             return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",
                                records=done.get("records", 0), rejected=done.get("rejected", 0))
-        facts = extract_facts(case, salt, hashes)
+        plan = resolve_plan(segmentation)
+        segmented = segmented_case(case, plan, dataset_dir, hashes["ct"])
+        facts = extract_facts(segmented, salt, hashes if segmented is case else input_hashes(segmented),
+                              segmentation_backend=plan.backend)
         kg = load_kg()
         records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
                                               options=resolve_options(options),
@@ -94,9 +101,11 @@ MAX_AUTO_BATCH = 20
 
 @task(name="process_cases", cache_policy=NO_CACHE)
 def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
-                  force: bool = False, options: dict | None = None) -> list[CaseOutcome]:
+                  force: bool = False, options: dict | None = None,
+                  segmentation: dict | None = None) -> list[CaseOutcome]:
     """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
-    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options) for c in cases]
+    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options,
+                            segmentation=segmentation) for c in cases]
 
 
 @task(name="write_shards", cache_policy=NO_CACHE)
@@ -146,14 +155,17 @@ _PROGRESS: list = []
 
 @flow(name="build_dataset", log_prints=False)
 def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
-                  batch_size: int = 0, options: dict | None = None) -> dict:
+                  batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size`` (0: one per task up to 100 cases, then up to
     ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases.
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
-    interleaving) as a dict."""
+    interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
+    manifest's masks)."""
     options = resolve_options(options).model_dump(mode="json")
+    plan = resolve_plan(segmentation)
+    segmentation = plan.model_dump(mode="json")
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
@@ -167,9 +179,11 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
         progress = _PROGRESS[-1] if _PROGRESS else None
         if progress is not None:
             progress.start(len(cases))
+        if plan.backend == "totalsegmentator" and plan.device == "gpu":
+            ensure_gpu_limit(plan.gpus)   # one TotalSegmentator job per GPU
         pending = []
         for case in cases:   # unchanged cases are recognised here, without a task each
-            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator, options)
+            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator, options, segmentation)
             if outcome is None:
                 pending.append(case)
             else:
@@ -178,13 +192,13 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                     progress.advance(outcome)
         size = batch_size or min(MAX_AUTO_BATCH, max(1, len(pending) // 50))
         batches = [pending[i:i + size] for i in range(0, len(pending), size)]
-        futures = [process_cases.submit(b, out, salt, run_id, generator, force, options) for b in batches]
+        futures = [process_cases.submit(b, out, salt, run_id, generator, force, options, segmentation) for b in batches]
         for future in as_completed(futures):
             for outcome in future.result():
                 outcomes.append(outcome)
                 if progress is not None:
                     progress.advance(outcome)
-        versions = pipeline_versions(generator, options)
+        versions = pipeline_versions(generator, options, segmentation)
         manifest_json = write_shards(out, outcomes, run_id, versions)
         summary = {
             "run_id": run_id, "dataset": str(out),
@@ -203,7 +217,8 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
 
 def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
-              dask_address: str | None = None, options: GenerationOptions | dict | None = None) -> dict:
+              dask_address: str | None = None, options: GenerationOptions | dict | None = None,
+              segmentation: SegmentationPlan | dict | None = None) -> dict:
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster)."""
     from tumorcot.flows.runners import make_task_runner
 
@@ -212,7 +227,8 @@ def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurre
         _PROGRESS.append(progress)
     try:
         return build_dataset.with_options(task_runner=runner)(manifest, out, generator=generator, force=force,
-                                                                     options=resolve_options(options).model_dump(mode="json"))
+                                                                     options=resolve_options(options).model_dump(mode="json"),
+                                                                     segmentation=resolve_plan(segmentation).model_dump(mode="json"))
     finally:
         if progress is not None:
             _PROGRESS.remove(progress)

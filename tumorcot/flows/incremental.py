@@ -15,7 +15,7 @@ from tumorcot.privacy import case_id_for
 from tumorcot.schemas import CaseInput, CaseOutcome
 from tumorcot.store.cases import CaseStore
 
-FILE_FIELDS = ("ct", "organ_mask", "lesion_mask")
+FILE_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
 
 
 def _stat(path: Path) -> list:
@@ -39,7 +39,8 @@ def input_signature(case: CaseInput) -> dict | None:
 
 
 def unchanged_outcome(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str,
-                      generator: str, options: dict | None = None) -> CaseOutcome | None:
+                      generator: str, options: dict | None = None,
+                      segmentation: dict | None = None) -> CaseOutcome | None:
     """An ``unchanged`` outcome when the case's stored result is current, else None."""
     from tumorcot.flows.build import build_key, pipeline_versions
     from tumorcot.pipeline import fields_sha256
@@ -54,7 +55,7 @@ def unchanged_outcome(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: s
         return None
     hashes = {k: v for k, v in done.get("input_sha256", {}).items() if k in signature}
     hashes["fields"] = fields_sha256(case)
-    if not store.is_current(case_id, build_key(hashes, pipeline_versions(generator, options))):
+    if not store.is_current(case_id, build_key(hashes, pipeline_versions(generator, options, segmentation))):
         return None
     store.remember_input(case_id, case)
     return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",

@@ -76,6 +76,8 @@ class CaseInput(BaseModel):
     ct: Path
     organ_mask: Path | None = None
     lesion_mask: Path | None = None
+    liver_segments: Path | None = Field(default=None, description="TotalSegmentator liver_segments map "
+                                        "(labels 1-8 = Couinaud I-VIII): exact segments instead of the approximation")
     lesion_labels: dict[int, str] | None = None
     report: str | None = None
     pathology: PathologyLabels | None = None
