@@ -98,6 +98,8 @@ def test_tnm_records_only_where_size_rule_or_labels_decide(phantom_facts):
             seen += 1
             assert KG.organ_key(record.organ) in size_organs
             assert "conditional" in record.answer          # malignancy from the KG, not from labels
+            leading = record.steps[1].kg_node_ids[0]        # the rule stages only its tumour types
+            assert leading in KG.staging_rule(KG.organ_key(record.organ))["applies_to"]
             assert not any(t in record.think for t in ("N0", "N1", "M0", "M1", "NX", "MX"))
             # stomach / colon / esophagus never get a T without labels
             assert KG.organ_key(record.organ) not in {"stomach", "colon", "esophagus"}

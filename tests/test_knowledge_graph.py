@@ -65,7 +65,22 @@ def test_size_based_t_category(organ, cm, expected):
     assert load_kg().t_category_by_size(organ, cm) == expected
 
 
-def test_liver_t_by_size_needs_a_solitary_lesion_without_vascular_invasion():
+def test_liver_t_by_size_and_number_of_lesions():
     kg = load_kg()
-    assert kg.t_category_by_size("liver", 3.0, solitary=False) is None
+    # multiple HCC: T2 when none exceeds 5 cm, T3 when one does (largest lesion)
+    assert kg.t_category_by_size("liver", 3.0, solitary=False) == "T2"
+    assert kg.t_category_by_size("liver", 5.5, solitary=False) == "T3"
+    # solitary > 2 cm touching a vessel: contact is not proven invasion, so size does not decide
     assert kg.t_category_by_size("liver", 3.0, vascular_contact=True) is None
+    assert kg.t_category_by_size("liver", 1.5, vascular_contact=True) == "T1a"
+
+
+def test_size_rules_stage_only_the_tumour_types_they_apply_to():
+    kg = load_kg()
+    assert kg.size_rule_applies("liver", ["impression:liver:hcc"])
+    assert not kg.size_rule_applies("liver", ["impression:liver:metastasis", "impression:liver:hcc"])
+    assert kg.size_rule_applies("pancreas", ["impression:pancreas:pdac"])
+    assert kg.size_rule_applies("pancreas", ["impression:pancreas:pnet"],
+                                ["histology:pancreatic_ductal_adenocarcinoma"])
+    assert not kg.size_rule_applies("lung", ["impression:lung:metastases"])
+    assert not kg.size_rule_applies("stomach", ["impression:stomach:gastric_mass"])

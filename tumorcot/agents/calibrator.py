@@ -183,12 +183,20 @@ def size_based_t(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> set
         sizes = [f for f in step.fact_ids if f.endswith(".max_diameter_3d_cm") and f in table]
         earlier = [s for s in record.steps if s.index < step.index]
         malignant = any("pathology:malignant" in s.kg_node_ids for s in earlier)
+        impressions = [n for s in earlier if s.stage == "impression" for n in s.kg_node_ids[:1]
+                       if n.startswith("impression:")]
+        histologies = [n for s in earlier if any(f.startswith("pathology.") for f in s.fact_ids)
+                       for n in s.kg_node_ids if n.startswith("histology:")]
         for rule in rules:
             organ_key = rule.split(":")[1]
+            if not malignant or not kg.size_rule_applies(organ_key, impressions, histologies):
+                continue
             for fid in sizes:
                 lesion = next(l for l in facts.lesions if l.id == table[fid].subject.split(":", 1)[1])
-                if kg.organ_key(lesion.organ) != organ_key or not malignant:
-                    continue
+                others = facts.lesions_in(lesion.organ)
+                if kg.organ_key(lesion.organ) != organ_key or \
+                        lesion.max_diameter_3d_mm < max(l.max_diameter_3d_mm for l in others):
+                    continue  # the rule stages by the organ's largest lesion
                 t = kg.t_category_by_size(organ_key, float(table[fid].value),
                                           solitary=len(facts.lesions_in(lesion.organ)) == 1,
                                           vascular_contact=any(d > 0 for d in lesion.vessel_contact_deg.values()))

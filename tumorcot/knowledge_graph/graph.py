@@ -147,6 +147,17 @@ class KnowledgeGraph:
         node_id = f"staging:{organ_key}:T"
         return dict(self.graph.nodes[node_id], id=node_id) if node_id in self.graph else None
 
+    def size_rule_applies(self, organ_key: str, impressions: list[str], histologies: list[str] = ()) -> bool:
+        """Whether the organ's size rule stages this tumour: the leading impression is one the rule
+        ``applies_to``, or a given histology is one of theirs (HCC rules do not stage metastases)."""
+        rule = self.staging_rule(organ_key)
+        if rule is None or rule.get("basis") != "size":
+            return False
+        kinds = set(rule.get("applies_to", []))
+        if impressions and impressions[0] in kinds:
+            return True
+        return any(h in self.histologies_of(k) for k in kinds for h in histologies)
+
     def t_category_by_size(self, organ_key: str, long_axis_cm: float, *, solitary: bool = True,
                            vascular_contact: bool = False) -> str | None:
         """AJCC 8 T category where size alone decides it; None where it cannot be decided."""
@@ -154,7 +165,7 @@ class KnowledgeGraph:
         if rule is None or rule["basis"] != "size":
             return None
         for r in rule["rules"]:
-            if r.get("solitary") and not solitary:
+            if r.get("solitary") and not solitary or r.get("multiple") and solitary:
                 continue
             if r.get("no_vascular_invasion") and vascular_contact:
                 continue

@@ -21,11 +21,19 @@ from tumorcot.schemas import CoTRecord, Step
 TNM = ("t", "n", "m")
 
 
-def size_t_category(make: RecordFactory, organ: str, lesion) -> str | None:
-    """T by the KG size rule for the organ's largest lesion, or None where size does not decide it."""
+def given_histologies(kg, given) -> list[str]:
+    if given is None:
+        return []
+    return [h for h in (kg.match_histology(v) for v in (given.histology, given.diagnosis) if v) if h]
+
+
+def size_t_category(make: RecordFactory, organ: str, lesion, steps) -> str | None:
+    """T by the KG size rule for the organ's largest lesion, or None where size does not decide it
+    (no size rule, a tumour type the rule does not stage, or a case the rule leaves open)."""
     key = make.kg.organ_key(organ)
-    rule = make.kg.staging_rule(key) if key else None
-    if rule is None or rule.get("basis") != "size":
+    impressions = [n for n in steps[1].kg_node_ids if n.startswith("impression:")]
+    if key is None or not make.kg.size_rule_applies(
+            key, impressions, given_histologies(make.kg, given_pathology(make.facts, organ))):
         return None
     return make.kg.t_category_by_size(key, round(lesion.max_diameter_3d_mm / 10, 1),
                                       solitary=len(make.facts.lesions_in(organ)) == 1,
@@ -35,13 +43,13 @@ def size_t_category(make: RecordFactory, organ: str, lesion) -> str | None:
 def staging_records(make: RecordFactory) -> list[CoTRecord]:
     out = []
     for organ in sorted({l.organ for l in make.facts.lesions}):
-        lesion = max(make.facts.lesions_in(organ), key=lambda l: l.volume_ml)
+        lesion = max(make.facts.lesions_in(organ), key=lambda l: (l.max_diameter_3d_mm, l.id))
         given = given_pathology(make.facts, organ)
         labels = {k: getattr(given, k) for k in TNM if given is not None and getattr(given, k)}
         steps = lesion_chain(make.facts, lesion, make.kg)
         pathology = steps[-1]
         malignant = "pathology:malignant" in pathology.kg_node_ids
-        size_t = size_t_category(make, organ, lesion) if "t" not in labels and malignant else None
+        size_t = size_t_category(make, organ, lesion, steps) if "t" not in labels and malignant else None
         if not labels and size_t is None:
             continue
         key, name = make.kg.organ_key(organ), display_name(organ)
