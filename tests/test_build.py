@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow.dataset as ds
 import pytest
 import SimpleITK as sitk

@@ -5,7 +5,6 @@ share; organ-focus turns are well-formed and checked by the calibrator."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 import time
 
 import pytest
 import SimpleITK as sitk
 
+from totalseg_standin import calls, install, make_weights
 from tumorcot.errors import SegmentationError
 from tumorcot.imaging.io import load_ct, load_mask
 from tumorcot.imaging.segment import (
@@ -20,54 +19,16 @@ from tumorcot.imaging.segment import (
     segmentation_path,
 )
 
-STAND_IN = '''#!{python}
-"""Stand-in for the TotalSegmentator CLI: copies a reference segmentation to -o."""
-import argparse, json, os, shutil, sys, time
-parser = argparse.ArgumentParser()
-parser.add_argument("-i", required=True)
-parser.add_argument("-o", required=True)
-parser.add_argument("--ml", action="store_true")
-parser.add_argument("--fast", action="store_true")
-parser.add_argument("--device", choices=["cpu", "gpu"], default="gpu")
-parser.add_argument("--roi_subset", nargs="+")
-parser.add_argument("-ta", default="total")
-args = parser.parse_args()
-assert args.ml and os.path.exists(args.i)
-assert os.listdir(os.path.join(os.environ["TOTALSEG_HOME_DIR"], "nnunet", "results"))
-with open(os.environ["STANDIN_LOG"], "a") as log:
-    log.write(json.dumps(vars(args)) + "\\n")
-time.sleep(float(os.environ.get("STANDIN_SLEEP", "0")))
-if os.environ.get("STANDIN_FAIL"):
-    sys.exit("simulated failure: CUDA out of memory")
-shutil.copy(os.environ["STANDIN_SEG"], args.o)
-'''
-
-
 @pytest.fixture
 def weights(tmp_path, monkeypatch):
-    home = tmp_path / "totalseg_home"
-    results = home / "nnunet" / "results" / "Dataset291_fake" / "fold_0"
-    results.mkdir(parents=True)
-    (results / "checkpoint_final.pth").write_bytes(b"not really weights")
+    home = make_weights(tmp_path / "totalseg_home")
     monkeypatch.setenv("TOTALSEG_HOME_DIR", str(home))
     return home
 
 
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch, shared_data):
-    exe = tmp_path / "bin" / "TotalSegmentator"
-    exe.parent.mkdir()
-    exe.write_text(STAND_IN.format(python=sys.executable))
-    exe.chmod(0o755)
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("TUMORCOT_TOTALSEG_BIN", str(exe))
-    monkeypatch.setenv("STANDIN_LOG", str(log))
-    monkeypatch.setenv("STANDIN_SEG", str(shared_data / "totalseg" / "example_seg.nii.gz"))
-    return log
-
-
-def _calls(log):
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return install(tmp_path, monkeypatch, shared_data / "totalseg" / "example_seg.nii.gz")
 
 
 def test_stand_in_run_is_cached_and_loads(tmp_path, weights, stand_in, shared_data):
@@ -76,16 +37,16 @@ def test_stand_in_run_is_cached_and_loads(tmp_path, weights, stand_in, shared_da
     first = run_totalsegmentator(ct_path, tmp_path / "cache", case="c1", options=options)
     again = run_totalsegmentator(ct_path, tmp_path / "cache", case="c1", options=options)
     assert first == again and first.is_file()
-    calls = _calls(stand_in)
-    assert len(calls) == 1  # second call served from the cache
-    assert calls[0]["fast"] and calls[0]["device"] == "cpu"
-    assert calls[0]["roi_subset"] == ["liver", "spleen"] and calls[0]["ta"] == "total"
+    made = calls(stand_in)
+    assert len(made) == 1  # second call served from the cache
+    assert made[0]["fast"] and made[0]["device"] == "cpu"
+    assert made[0]["roi_subset"] == ["liver", "spleen"] and made[0]["ta"] == "total"
     ct = load_ct(ct_path, case="c1").image
     mask = load_mask(first, ct, case="c1", what="organs")
     assert mask.GetSize() == ct.GetSize()
     other = run_totalsegmentator(ct_path, tmp_path / "cache", case="c1",
                                  options=SegmentOptions(task="liver_segments"))
-    assert other != first and _calls(stand_in)[-1]["ta"] == "liver_segments"
+    assert other != first and calls(stand_in)[-1]["ta"] == "liver_segments"
     assert not list((tmp_path / "cache").glob(".*partial*"))
 
 
@@ -120,7 +81,7 @@ def test_no_weights_fails_fast(tmp_path, monkeypatch, stand_in, shared_data, lay
         run_totalsegmentator(shared_data / "totalseg" / "example_ct_sm.nii.gz", tmp_path / "c",
                              case="c5")
     assert time.monotonic() - start < 5.0
-    assert info.value.case == "c5" and _calls(stand_in) == []
+    assert info.value.case == "c5" and calls(stand_in) == []
 
 
 @pytest.mark.parametrize(

@@ -6,57 +6,21 @@ one job at a time on the GPU through the Prefect tag limit, and a clear error wi
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from ops_helpers import write_rows
+from totalseg_standin import calls, install, make_weights
 from tumorcot.flows.build import run_build
 from tumorcot.flows.segment import GPU_TAG, SegmentationPlan
 from tumorcot.pipeline import extract_facts
 from tumorcot.schemas import CaseInput
 from tumorcot.store.shards import read_manifest
 
-STAND_IN = '''#!{python}
-"""Stand-in for the TotalSegmentator CLI: copies a reference segmentation to -o, logs its run."""
-import argparse, json, os, shutil, time
-parser = argparse.ArgumentParser()
-parser.add_argument("-i", required=True)
-parser.add_argument("-o", required=True)
-parser.add_argument("--ml", action="store_true")
-parser.add_argument("--fast", action="store_true")
-parser.add_argument("--device", choices=["cpu", "gpu"], default="gpu")
-parser.add_argument("--roi_subset", nargs="+")
-parser.add_argument("-ta", default="total")
-args = parser.parse_args()
-assert args.ml and os.path.exists(args.i)
-start = time.time()
-time.sleep(float(os.environ.get("STANDIN_SLEEP", "0")))
-shutil.copy(os.environ["STANDIN_SEG"], args.o)
-with open(os.environ["STANDIN_LOG"], "a") as log:
-    log.write(json.dumps(dict(vars(args), start=start, end=time.time())) + "\\n")
-'''
-
-
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch, shared_data):
-    home = tmp_path / "totalseg_home" / "nnunet" / "results" / "Dataset291" / "fold_0"
-    home.mkdir(parents=True)
-    (home / "checkpoint_final.pth").write_bytes(b"stand-in weights")
-    exe = tmp_path / "bin" / "TotalSegmentator"
-    exe.parent.mkdir()
-    exe.write_text(STAND_IN.format(python=sys.executable))
-    exe.chmod(0o755)
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path / "totalseg_home"))
-    monkeypatch.setenv("TUMORCOT_TOTALSEG_BIN", str(exe))
-    monkeypatch.setenv("STANDIN_LOG", str(log))
-    monkeypatch.setenv("STANDIN_SEG", str(shared_data / "totalseg" / "example_seg.nii.gz"))
-    return log
-
-
-def calls(log):
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(make_weights(tmp_path / "totalseg_home")))
+    return install(tmp_path, monkeypatch, shared_data / "totalseg" / "example_seg.nii.gz")
 
 
 def rows(shared_data):
