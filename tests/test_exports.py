@@ -102,6 +102,19 @@ def test_unchanged_rebuild_keeps_current_stats_and_repairs_stale_ones(built, tmp
     assert (ds / "README.md").exists()
 
 
+def test_regenerating_a_patient_rewrites_the_stats(built, tmp_path, monkeypatch):
+    from tumorcot.ops.regenerate import regenerate
+
+    ds = tmp_path / "ds"
+    shutil.copytree(built[0], ds)
+    monkeypatch.setenv("TUMORCOT_SALT", SALT)
+    summary = regenerate(ds, "phantom-5-000", reason="exports test")
+    assert summary["assembly"] == "incremental"
+    stats = json.loads((ds / "stats.json").read_text())
+    assert stats["manifest"] == stamp(read_manifest(ds)) and stats["manifest"]["run_id"] == summary["run_id"]
+    assert summary["run_id"] in (ds / "README.md").read_text()
+
+
 # ---- dataset card and Croissant ---------------------------------------------------------------
 
 def front_matter(readme: Path) -> dict:

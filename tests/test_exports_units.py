@@ -67,7 +67,11 @@ def test_focus_record_keeps_four_turns_and_names_organ_and_box_in_the_attend_tur
     assert attend["roi_box"] == LIVER_BOX
     assert attend["content"].startswith("Attend to the liver.") and "[0.100, 0.200, 0.300, 0.500, 0.600, 0.900]" in attend["content"]
     bare = conversation(record(turns=focus_turns(attend="")))[2]["content"]     # organ added when missing
-    assert "liver" in bare and "0.900" in bare
+    assert bare.startswith("Attend to the liver.") and "0.900" in bare
+    turns = focus_turns(attend="Attend to the left kidney.")
+    turns[2] = turns[2].model_copy(update={"focus_organ": "kidney_left"})
+    named = conversation(record(turns=turns))[2]["content"]                     # already named: kept as is
+    assert named.startswith("Attend to the left kidney. Region") and named.count("kidney") == 1
 
 
 def test_chat_items_carry_turn_metadata_and_one_image_token():

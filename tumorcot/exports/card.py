@@ -71,9 +71,11 @@ def front_matter(manifest: dict, stats: dict) -> str:
     lines = ["---", f"license: {LICENSE}", "license_name: source-ct-terms", f"pretty_name: {q('tumorcot CT chain-of-thought VQA')}",
              "task_categories:", *[f"- {c}" for c in TASK_CATEGORIES], "language:", "- en", "tags:",
              *[f"- {t}" for t in TAGS], *(["- synthetic"] if stats["synthetic"]["records"] else []),
-             "size_categories:", f"- {_size_category(stats['records'])}",
-             "configs:", "- config_name: default", "  data_files:"]
-    for split in record_splits(manifest):
+             "size_categories:", f"- {_size_category(stats['records'])}"]
+    splits = record_splits(manifest)
+    if splits:   # an empty data_files list is invalid: a dataset without records lists no config
+        lines += ["configs:", "- config_name: default", "  data_files:"]
+    for split in splits:
         lines += [f"  - split: {split}", f"    path: {q(f'data/{split}-*.parquet')}"]
     return "\n".join(lines + ["---", ""])
 

@@ -147,6 +147,8 @@ def register(app: typer.Typer, console: Console) -> None:
             console.print(f"[red]error[/red] {escape(str(exc))}")
             raise typer.Exit(1)
         progress.stop()
+        if not summary["files"]:
+            console.print(f"[yellow]nothing to export[/yellow]: no records in {', '.join(split or ['any split'])}")
         for path, lines in summary["files"].items():
             console.print(f"wrote {lines} {fmt} records to {escape(path)}")
         if summary["skipped"]:

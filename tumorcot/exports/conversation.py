@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import string
 
+from tumorcot.labels import display_name
 from tumorcot.schemas import CoTRecord
 
 LETTERS = string.ascii_uppercase
@@ -36,8 +37,8 @@ def question_text(record: CoTRecord, text: str | None = None) -> str:
 def attend_text(content: str, organ: str | None, box) -> str:
     """An attend turn's text, completed with its organ and normalised box when they are missing."""
     parts = [content.strip()] if content.strip() else []
-    if organ and organ.replace("_", " ") not in content and organ not in content:
-        parts.append(f"Attend to the {organ.replace('_', ' ')}.")
+    if organ and display_name(organ) not in content and organ not in content:
+        parts.append(f"Attend to the {display_name(organ)}.")
     if box is not None and format_box(box) not in content:
         parts.append(f"Region (normalised LPS x0, y0, z0, x1, y1, z1): {format_box(box)}.")
     return " ".join(parts)
