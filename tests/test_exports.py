@@ -292,9 +292,10 @@ def test_ct_path_with_a_raw_id_is_refused_unless_linked(copied, built, tmp_path)
     folder.mkdir(parents=True)
     shutil.copy(row["ct"], folder / "ct.nii.gz")
     path.write_text(json.dumps(dict(row, ct=str(folder / "ct.nii.gz"))))
-    with pytest.raises(ExportError, match="raw patient or study id") as err:
-        export_chat(copied, tmp_path / "x.jsonl", "llava")
-    assert row["patient_id"] not in str(err.value)
+    for skip in (False, True):    # not a missing CT: --skip-missing does not hide it
+        with pytest.raises(ExportError, match="raw patient or study id") as err:
+            export_chat(copied, tmp_path / "x.jsonl", "llava", skip_missing=skip)
+        assert row["patient_id"] not in str(err.value)
     links = tmp_path / "links"
     export_chat(copied, tmp_path / "x.jsonl", "llava", link_dir=links)
     images = {i["image"] for i in read_jsonl(tmp_path / "x.jsonl") if i["meta"]["case_id"] == case}

@@ -124,14 +124,11 @@ def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | N
     def lines(split: str) -> Iterator[str]:
         for record in iter_records(dataset_dir, split):
             progress.advance()
-            try:
-                image = images.exported_path(record.case_id, record.record_id)
-            except ExportError:
-                if not skip_missing:
-                    raise
+            if skip_missing and not images.available(record.case_id):
                 summary["skipped"] += 1
                 summary["skipped_cases"].add(record.case_id)
                 continue
+            image = images.exported_path(record.case_id, record.record_id)   # other problems stop the export
             summary["written"] += 1
             yield json.dumps(make(record, image), ensure_ascii=False) + "\n"
 

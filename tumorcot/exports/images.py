@@ -56,6 +56,14 @@ class CaseImages:
             self._sources[case_id] = self._load(case_id, record_id)
         return self._sources[case_id][1]
 
+    def available(self, case_id: str) -> bool:
+        """Whether the case has a stored row whose CT still exists (what --skip-missing skips on)."""
+        try:
+            self.source(case_id)
+        except ExportError:
+            return False
+        return True
+
     def _load(self, case_id: str, record_id: str | None) -> tuple[CaseInput, Path]:
         what = f"record {record_id} (case {case_id})" if record_id else f"case {case_id}"
         case = self.store.recall_input(case_id)
