@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tumorcot.exports.commands import load_stats, print_stats_table, register as register_export_commands
 from tumorcot.ops.commands import register as register_ops_commands
 
 app = typer.Typer(help="Build traceable findings -> impression -> pathology CoT VQA datasets from CT.",
@@ -109,6 +110,7 @@ def _print_summary(summary: dict) -> None:
     manifest = read_manifest(out)
     shards = [f["path"] for f in manifest["files"] if f["kind"] == "records"]
     console.print(f"shards: {out / 'data'} ({len(shards)} files); manifest: {out / 'manifest.json'}")
+    print_stats_table(console, load_stats(out))
 
 
 @app.command()
@@ -188,6 +190,7 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
 
 
 register_ops_commands(app, console, _quiet_prefect)
+register_export_commands(app, console)
 
 if __name__ == "__main__":
     app()

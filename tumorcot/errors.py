@@ -14,8 +14,11 @@
     ├── ShardIntegrityError       a shard or the dataset manifest does not match its checksum or
     │                             schema (raised by ``tumorcot validate``)
     ├── DatasetLockedError        another writer holds the dataset's lock
-    └── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
-                                  case row, or the patient's case failed again (dataset unchanged)
+    ├── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
+    │                             case row, or the patient's case failed again (dataset unchanged)
+    └── ExportError               ``tumorcot export`` / the torch dataset cannot place a record's CT:
+                                  no stored case row, CT file gone, path outside --image-root, or
+                                  a path that would reveal a raw patient/study id
 """
 
 from __future__ import annotations
@@ -71,3 +74,7 @@ class DatasetLockedError(TumorcotError):
 
 class RegenerationError(TumorcotError):
     """A patient cannot be regenerated; the dataset's shards and manifest are left unchanged."""
+
+
+class ExportError(TumorcotError):
+    """A record cannot be exported or loaded with its image; names the record and its case."""

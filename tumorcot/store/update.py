@@ -15,6 +15,10 @@ manifest and
 the clean-up: if it is found, the previous writer was killed mid-way, the shards on disk may
 mix two generations, and the next update is ``full``. Row order equals a full assembly's
 (stable sort by ``case_id``), so every mode yields the same shards.
+
+After the marker is gone, ``stats.json``, the dataset card and ``croissant.json`` are rewritten
+(``tumorcot.store.stats.refresh_summaries``); an ``unchanged`` update rewrites them only when
+``stats.json`` does not carry the manifest's stamp (its writer was killed before it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, SPLITS, _concat, _remove_unlisted, _write_parts,
                                    assemble_dataset, read_manifest, schema_version)
+from tumorcot.store.stats import refresh_summaries
 
 MARKER = Path(".tumorcot") / "assembling"
 STATE_FIELDS = ("key", "written_by")
@@ -96,6 +101,7 @@ def update_dataset(dataset_dir: Path, cases: list[dict], *, run_id: str, version
     cases = sorted(cases, key=lambda c: c["case_id"])
     mode, affected, previous = plan_update(dataset_dir, cases, failures, versions)
     if mode == "unchanged":
+        refresh_summaries(dataset_dir, previous, only_if_stale=True)   # a writer killed before stats.json
         return previous, mode
     marker = dataset_dir / MARKER
     atomic_write_json(marker, {"run_id": run_id})
@@ -108,6 +114,8 @@ def update_dataset(dataset_dir: Path, cases: list[dict], *, run_id: str, version
                                 versions=versions, failures=failures)
     test_pause("unmark", dataset_dir)
     marker.unlink()
+    test_pause("summaries", dataset_dir)
+    refresh_summaries(dataset_dir, manifest)
     return manifest, mode
 
 

@@ -1,0 +1,171 @@
+"""CLI commands ``tumorcot export`` and ``tumorcot stats`` (added to the app), and the stats tables
+the build summary prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tumorcot.errors import TumorcotError
+
+EXPORT_HELP = "\n\n".join([
+    "Export records as chat JSONL for training, with the path of each record's CT.",
+    "--format llava: one object per line with id, image (the CT path), conversations (from human or gpt, "
+    "value), roi, focus and meta. --format sharegpt: LLaMA-Factory's sharegpt layout with messages (role "
+    "user or assistant, content) and images (the CT path); a folder OUT also gets the dataset_info.json "
+    "that registers the files.",
+    "OUT ending in .jsonl is one file holding every selected split; any other OUT is a folder with one "
+    "SPLIT.jsonl per split. The first user turn starts with the <image> token; turns keep kind, "
+    "focus_organ, roi_box and crop_ref where present. CT paths come from the dataset's private case rows "
+    "(.tumorcot/cases/CASE/input.json).",
+])
+
+
+class _ExportProgress:
+    """A rich progress bar over records, fed by ``export_chat``."""
+
+    def __init__(self, console: Console):
+        self.bar = Progress(TextColumn("[bold]records"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=console, transient=True)
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("records", total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.update(self.task, advance=n)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _pct(share) -> str:
+    return "-" if share is None else f"{100 * share:.1f} %"
+
+
+def balance_table(stats: dict) -> Table:
+    table = Table(title="multiple-choice answer positions")
+    for col in ("options", "records", "per position (A, B, ...)", "max deviation"):
+        table.add_column(col, justify="left" if col.startswith("per") else "right")
+    for k, entry in stats["answer_positions"].items():
+        table.add_row(k, str(entry["records"]), " / ".join(map(str, entry["counts"])),
+                      _pct(entry["max_relative_deviation"]))
+    return table
+
+
+def print_stats_table(console: Console, stats: dict) -> None:
+    """The short version, for the end of a build: shares, balance and patients in a few lines."""
+    neg, syn, patients = stats["negatives"], stats["synthetic"], stats["patients"]
+    console.print(f"negatives {neg['records']}/{neg['eligible']} ({_pct(neg['share'])}) of "
+                  f"{', '.join(neg['subtasks'])}; synthetic {_pct(syn['share'])}; patients "
+                  + ", ".join(f"{k} {v}" for k, v in patients.items())
+                  + f"; families: {', '.join(stats['families']) or 'none'}")
+    if stats["answer_positions"]:
+        worst = max((e["max_relative_deviation"] or 0.0) for e in stats["answer_positions"].values())
+        console.print(f"multiple-choice answer positions: max deviation from uniform {_pct(worst)} "
+                      f"({', '.join(f'{k} options: ' + '/'.join(map(str, e['counts'])) for k, e in stats['answer_positions'].items())})")
+
+
+def print_stats(console: Console, stats: dict) -> None:
+    """Every table of ``tumorcot stats``."""
+    splits = sorted(stats["by_split"])
+    tasks = Table(title=f"records per task and split ({stats['records']} records)")
+    for col in ("task", *splits, "total"):
+        tasks.add_column(col, justify="left" if col == "task" else "right")
+    for task, n in stats["by_task"].items():
+        tasks.add_row(task, *[str(stats["by_task_split"][task].get(s, 0)) for s in splits], str(n))
+    console.print(tasks)
+    subtasks = Table(title="records per task and subtask")
+    for col in ("task", "subtask", "records"):
+        subtasks.add_column(col, justify="right" if col == "records" else "left")
+    for task, subs in stats["by_task_subtask"].items():
+        for sub, n in subs.items():
+            subtasks.add_row(task, sub, str(n))
+    console.print(subtasks)
+    organs = Table(title="records per organ")
+    organs.add_column("organ")
+    organs.add_column("records", justify="right")
+    for organ, n in stats["by_organ"].items():
+        organs.add_row(organ, str(n))
+    console.print(organs)
+    per_split = Table(title="splits (by patient)")
+    for col in ("split", "records", "patients"):
+        per_split.add_column(col, justify="left" if col == "split" else "right")
+    for split, n in stats["by_split"].items():
+        per_split.add_row(split, str(n), str(stats["patients"].get(split, 0)))
+    console.print(per_split)
+    if stats["answer_positions"]:
+        console.print(balance_table(stats))
+    else:
+        console.print("no multiple-choice records")
+    print_stats_table(console, stats)
+
+
+def load_stats(dataset: Path) -> dict:
+    """``stats.json`` when it matches the manifest, else computed from the shards."""
+    from tumorcot.store.stats import load_or_compute_stats
+
+    return load_or_compute_stats(Path(dataset))[0]
+
+
+def register(app: typer.Typer, console: Console) -> None:
+    @app.command(help=EXPORT_HELP)
+    def export(
+        dataset: Path = typer.Argument(..., help="Dataset folder written by tumorcot build."),
+        out: Path = typer.Argument(..., help="OUT.jsonl (one file) or a folder (OUT/{split}.jsonl)."),
+        fmt: str = typer.Option(..., "--format", "-f", help="'llava' or 'sharegpt' (LLaMA-Factory)."),
+        split: list[str] = typer.Option(None, "--split", "-s", help="Only this split (repeatable); default: all."),
+        image_root: Path = typer.Option(None, help="Write CT paths relative to this folder (each CT must be under it)."),
+        link_images: Path = typer.Option(None, help="Write CT paths as symlinks DIR/<case_id>.nii.gz made here: "
+                                         "pseudonymous names, for CT paths that contain raw ids."),
+        skip_missing: bool = typer.Option(False, help="Leave out records whose case row or CT file is missing "
+                                          "(default: stop with an error naming the record)."),
+    ):
+        from tumorcot.exports.chat import FORMATS, export_chat
+
+        if fmt not in FORMATS:
+            raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+        bad = [s for s in split or [] if s not in ("train", "validation", "test")]
+        if bad:
+            raise typer.BadParameter(f"unknown split(s) {', '.join(bad)}: train, validation or test")
+        if not (dataset / "manifest.json").exists():
+            console.print(f"[red]error[/red] {escape(str(dataset))} is not a tumorcot dataset (no manifest.json)")
+            raise typer.Exit(1)
+        progress = _ExportProgress(console)
+        try:
+            summary = export_chat(dataset, out, fmt, splits=split or None, image_root=image_root,
+                                  link_dir=link_images, skip_missing=skip_missing, progress=progress)
+        except TumorcotError as exc:
+            progress.stop()
+            console.print(f"[red]error[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        progress.stop()
+        if not summary["files"]:
+            console.print(f"[yellow]nothing to export[/yellow]: no records in {', '.join(split or ['any split'])}")
+        for path, lines in summary["files"].items():
+            console.print(f"wrote {lines} {fmt} records to {escape(path)}")
+        if summary["skipped"]:
+            console.print(f"[yellow]skipped[/yellow] {summary['skipped']} records of {len(summary['skipped_cases'])} "
+                          f"case(s) without a stored case row or CT: {', '.join(summary['skipped_cases'])}")
+
+    @app.command()
+    def stats(
+        dataset: Path = typer.Argument(..., help="Dataset folder written by tumorcot build."),
+        as_json: bool = typer.Option(False, "--json", help="Print the stats as JSON."),
+    ):
+        """Records per task, subtask, organ and split; answer-position balance; negatives share."""
+        if not (dataset / "manifest.json").exists():
+            console.print(f"[red]error[/red] {escape(str(dataset))} is not a tumorcot dataset (no manifest.json)")
+            raise typer.Exit(1)
+        data = load_stats(dataset)
+        if as_json:
+            typer.echo(json.dumps(data, indent=1))
+        else:
+            print_stats(console, data)

@@ -1,0 +1,116 @@
+"""Where a record's CT is: from the case row kept privately in ``.tumorcot/cases/<case_id>/input.json``.
+
+Records reference their CT by content hash only. Exports for training need a path, so it is
+looked up in the stored case row (an absolute path: the case manifest's relative paths were
+resolved against its folder when it was read). The path is written out as is, relative to
+``image_root``, or as a symlink ``<link_dir>/<case_id><suffix>`` whose name is pseudonymous.
+
+Paths are user-chosen and may embed a raw patient or study id (``/data/PAT123/ct.nii.gz``);
+such a path is refused (``ExportError`` suggesting ``--link-images``) rather than written, and
+error messages never quote a raw id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tumorcot.errors import ExportError
+from tumorcot.schemas import CaseInput
+from tumorcot.store.cases import CaseStore
+
+MIN_ID_LENGTH = 3
+"""Raw ids shorter than this are not searched for in paths (a '1' would match everything)."""
+
+
+def _raw_ids(case: CaseInput) -> list[str]:
+    return [raw for raw in {case.patient_id, case.study_id} if len(raw) >= MIN_ID_LENGTH]
+
+
+def _scrub(text: str, case: CaseInput, case_id: str) -> str:
+    for raw in _raw_ids(case):
+        text = text.replace(raw, case_id)
+    return text
+
+
+def _suffix(path: Path) -> str:
+    """``.nii.gz`` kept whole; a DICOM series folder has none."""
+    if path.is_dir():
+        return ""
+    return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+
+
+class CaseImages:
+    """Resolves and caches each case's CT path for one export or loader."""
+
+    def __init__(self, dataset_dir: Path, *, image_root: Path | None = None, link_dir: Path | None = None):
+        self.store = CaseStore(Path(dataset_dir))
+        self.image_root = Path(os.path.abspath(image_root)) if image_root else None
+        self.link_dir = Path(os.path.abspath(link_dir)) if link_dir else None
+        self._sources: dict[str, tuple[CaseInput, Path]] = {}
+        self._exported: dict[str, str] = {}
+
+    def source(self, case_id: str, record_id: str | None = None) -> Path:
+        """The CT's absolute path; ``ExportError`` when no case row is stored or the CT is gone."""
+        if case_id not in self._sources:
+            self._sources[case_id] = self._load(case_id, record_id)
+        return self._sources[case_id][1]
+
+    def available(self, case_id: str) -> bool:
+        """Whether the case has a stored row whose CT still exists (what --skip-missing skips on)."""
+        try:
+            self.source(case_id)
+        except ExportError:
+            return False
+        return True
+
+    def _load(self, case_id: str, record_id: str | None) -> tuple[CaseInput, Path]:
+        what = f"record {record_id} (case {case_id})" if record_id else f"case {case_id}"
+        case = self.store.recall_input(case_id)
+        if case is None:
+            raise ExportError(f"{what}: the dataset keeps no case row (.tumorcot/cases/{case_id}/input.json) to "
+                              "find its CT; run `tumorcot build` once more, or export with --skip-missing",
+                              case=case_id)
+        ct = Path(case.ct).expanduser()
+        if not ct.is_absolute():
+            raise ExportError(f"{what}: the stored CT path is relative ({_scrub(str(ct), case, case_id)}); "
+                              "rebuild from the case manifest to store it resolved", case=case_id)
+        if not ct.exists():
+            raise ExportError(f"{what}: CT {_scrub(str(ct), case, case_id)} no longer exists "
+                              "(export with --skip-missing to leave such records out)", case=case_id)
+        return case, Path(os.path.abspath(ct))
+
+    def exported_path(self, case_id: str, record_id: str | None = None) -> str:
+        """The path an export writes for this case's CT (absolute, relative to the root, or a link)."""
+        if case_id not in self._exported:
+            path = self.source(case_id, record_id)
+            case = self._sources[case_id][0]
+            if self.link_dir is not None:
+                path = self._link(case_id, path)
+            text = self._relative(path, case, case_id) if self.image_root else str(path)
+            leaked = [raw for raw in _raw_ids(case) if raw in text]
+            if leaked:
+                raise ExportError(f"the CT path of case {case_id} contains the case's raw patient or study id; "
+                                  "export with --link-images DIR to write pseudonymous links instead",
+                                  case=case_id)
+            self._exported[case_id] = text
+        return self._exported[case_id]
+
+    def _relative(self, path: Path, case: CaseInput, case_id: str) -> str:
+        try:
+            return str(path.relative_to(self.image_root))
+        except ValueError:
+            raise ExportError(f"CT {_scrub(str(path), case, case_id)} is not under --image-root "
+                              f"{_scrub(str(self.image_root), case, case_id)}", case=case_id) from None
+
+    def _link(self, case_id: str, target: Path) -> Path:
+        """``<link_dir>/<case_id><suffix>`` -> the CT, (re)made atomically when it points elsewhere."""
+        self.link_dir.mkdir(parents=True, exist_ok=True)
+        link = self.link_dir / f"{case_id}{_suffix(target)}"
+        if link.is_symlink() and os.readlink(link) == str(target):
+            return link
+        tmp = self.link_dir / f".{link.name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(target, tmp, target_is_directory=target.is_dir())
+        os.replace(tmp, link)
+        return link
