@@ -183,3 +183,13 @@ def test_bad_inputs_fail_alone_with_clear_reasons(shared_data, tmp_path):
     failures = read_manifest(tmp_path / "ds")["failures"]
     assert len(failures) == 5
     assert "CORRUPT" not in json.dumps(summary) and "OTHERGRID" not in json.dumps(failures)
+
+
+def test_published_files_are_readable_and_the_private_folder_is_not(demo_build):
+    import stat
+
+    out, _ = demo_build
+    for name in ("manifest.json", "README.md", "croissant.json", "stats.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) & 0o044 == 0o044, name   # group/other can read
+    assert stat.S_IMODE((out / ".tumorcot").stat().st_mode) == 0o700
+    assert stat.S_IMODE((out / ".tumorcot" / "salt").stat().st_mode) == 0o600

@@ -24,8 +24,11 @@ def load_or_create_salt(dataset_dir: Path) -> bytes:
     if path.exists():
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)   # the private folder: salt, case rows with raw ids, per-case results
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(secrets.token_hex(32).encode())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # the salt is a secret
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_hex(32).encode())
     os.replace(tmp, path)
     return path.read_bytes()
 

@@ -14,7 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+PRIVATE = ".tumorcot"   # files under a dataset's private folder keep mkstemp's owner-only mode
+
+
 def _replace(tmp: str, path: Path) -> None:
+    """Rename ``tmp`` over ``path``; published files get the usual mode (0644 under umask 022)."""
+    if PRIVATE not in path.parts:
+        os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
