@@ -1,7 +1,7 @@
 """Measure organs and lesions of one case on the CT grid.
 
-Organs: one pass of ``LabelStatisticsImageFilter`` (count, mean, std, box) and one of
-``LabelShapeStatisticsImageFilter`` (physical centroid) over the organ mask.
+Organs: one run-length pass over the organ mask and the CT (``label_stats``): count, mean and
+sample std of HU, centroid and box of every label, without per-label masks.
 
 Lesions: connected components (26-connectivity) per lesion kind, within the bounding box of all
 lesion voxels of its kind; every per-lesion computation works on the crop of its own component. Rules:
@@ -30,11 +30,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from tumorcot.errors import GeometryError
+from tumorcot.errors import CaseInputError, GeometryError
 from tumorcot.imaging.describe import describe_lesion
 from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
+from tumorcot.imaging.label_stats import label_statistics
 from tumorcot.labels import side_of, total_labels
 from tumorcot.schemas.facts import LesionFacts, OrganFacts
 
@@ -60,34 +61,39 @@ def measure_organs(
 ) -> list[OrganFacts]:
     """Volume, HU statistics, LPS centroid, box and side of every label in the organ mask."""
     _check_grid(ct, organ_mask, "organ mask", case)
-    stats = sitk.LabelStatisticsImageFilter()
-    stats.UseHistogramsOff()  # no medians needed; histograms cost 4x the time
-    stats.Execute(ct, organ_mask)
-    shape = sitk.LabelShapeStatisticsImageFilter()
-    shape.ComputePerimeterOff()
-    shape.Execute(organ_mask)
+    labels = _label_view(organ_mask, "organ mask", case)
+    stats = label_statistics(labels, sitk.GetArrayViewFromImage(ct))
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
     organs = []
-    for label in sorted(shape.GetLabels()):
-        bb = stats.GetBoundingBox(label)  # (i0, i1, j0, j1, k0, k1)
-        vmin, vmax = (bb[0], bb[2], bb[4]), (bb[1], bb[3], bb[5])
+    for label in sorted(stats):
+        st = stats[label]
         name = label_name(label)
-        count = int(stats.GetCount(label))
-        centroid = shape.GetCentroid(label)
         organs.append(
             OrganFacts(
                 name=name,
                 label_id=int(label),
                 side=side_of(name),
-                voxel_count=count,
-                volume_ml=round(count * voxel_ml, 3),
-                mean_hu=round(stats.GetMean(label), 2),
-                std_hu=round(stats.GetSigma(label), 2) if count > 1 else 0.0,
-                centroid_mm=tuple(round(c, 2) for c in centroid),
-                bbox=make_box(ct, vmin, vmax),
+                voxel_count=st.count,
+                volume_ml=round(st.count * voxel_ml, 3),
+                mean_hu=round(st.mean, 2),
+                std_hu=round(st.std, 2) if st.count > 1 else 0.0,
+                centroid_mm=index_to_lps(ct, st.centroid_ijk),
+                bbox=make_box(ct, st.vmin, st.vmax),
             )
         )
     return organs
+
+
+def _label_view(mask: sitk.Image, what: str, case: str | None) -> np.ndarray:
+    """The mask as a uint8/uint16 array view (a cast copy only for other pixel types)."""
+    if mask.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkUInt16):
+        minmax = sitk.MinimumMaximumImageFilter()
+        minmax.Execute(mask)
+        if minmax.GetMinimum() < 0 or minmax.GetMaximum() > 65535:
+            raise CaseInputError(f"{what} has labels outside 0..65535", case=case)
+        pixel = sitk.sitkUInt8 if minmax.GetMaximum() <= 255 else sitk.sitkUInt16
+        return sitk.GetArrayFromImage(sitk.Cast(mask, pixel))
+    return sitk.GetArrayViewFromImage(mask)
 
 
 def _kind_values(present: list[int], lesion_labels: dict[int, str] | None) -> dict[str, list[int]]:
