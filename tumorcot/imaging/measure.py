@@ -3,8 +3,9 @@
 Organs: one run-length pass over the organ mask and the CT (``label_stats``): count, mean and
 sample std of HU, centroid and box of every label, without per-label masks.
 
-Lesions: connected components (26-connectivity) per lesion kind, within the bounding box of all
-lesion voxels of its kind; every per-lesion computation works on the crop of its own component. Rules:
+Lesions: connected components (26-connectivity) per lesion kind, labelled in small boxes of the
+lesion mask (``components``); every per-lesion computation works on the crop of its own
+component. Rules:
 
 - ids ``L1, L2, ...`` by decreasing voxel count (ties: by position), over all kinds;
 - kind: ``lesion_labels`` maps mask values to kinds; without it every non-zero value is
@@ -31,6 +32,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from tumorcot.errors import CaseInputError, GeometryError
+from tumorcot.imaging.components import lesion_components
 from tumorcot.imaging.describe import describe_lesion
 from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
@@ -94,56 +96,6 @@ def _label_view(mask: sitk.Image, what: str, case: str | None) -> np.ndarray:
         pixel = sitk.sitkUInt8 if minmax.GetMaximum() <= 255 else sitk.sitkUInt16
         return sitk.GetArrayFromImage(sitk.Cast(mask, pixel))
     return sitk.GetArrayViewFromImage(mask)
-
-
-def _kind_values(present: list[int], lesion_labels: dict[int, str] | None) -> dict[str, list[int]]:
-    kinds: dict[str, list[int]] = {}
-    for value in present:
-        kind = (lesion_labels or {}).get(value, "lesion")
-        kinds.setdefault(kind, []).append(value)
-    return kinds
-
-
-def _components(lesion_mask: sitk.Image, lesion_labels):
-    """``(kind, voxel_count, vmin, vmax, crop mask)`` per component (global inclusive indices),
-    largest first."""
-    shape = sitk.LabelShapeStatisticsImageFilter()
-    shape.ComputePerimeterOff()
-    shape.Execute(lesion_mask)
-    present = sorted(int(v) for v in shape.GetLabels())
-    if not present:
-        return []
-    found = []
-    for kind, values in _kind_values(present, lesion_labels).items():
-        boxes = np.array([shape.GetBoundingBox(v) for v in values])
-        lo = boxes[:, :3].min(axis=0)
-        hi = (boxes[:, :3] + boxes[:, 3:]).max(axis=0)
-        crop = sitk.RegionOfInterest(lesion_mask, [int(v) for v in hi - lo], [int(v) for v in lo])
-        if lesion_labels is None:
-            binary = sitk.BinaryThreshold(crop, 1, 65535, 1, 0)
-        else:
-            binary = None
-            for value in values:
-                one = sitk.BinaryThreshold(crop, value, value, 1, 0)
-                binary = one if binary is None else sitk.Or(binary, one)
-        del crop
-        cc = sitk.ConnectedComponent(binary, True)
-        del binary
-        cc_shape = sitk.LabelShapeStatisticsImageFilter()
-        cc_shape.ComputePerimeterOff()
-        cc_shape.Execute(cc)
-        cc_view = sitk.GetArrayViewFromImage(cc)
-        for comp in cc_shape.GetLabels():
-            x, y, z, sx, sy, sz = cc_shape.GetBoundingBox(comp)
-            local = (slice(z, z + sz), slice(y, y + sy), slice(x, x + sx))
-            vmin = (int(lo[0] + x), int(lo[1] + y), int(lo[2] + z))
-            vmax = (vmin[0] + sx - 1, vmin[1] + sy - 1, vmin[2] + sz - 1)
-            found.append(
-                (kind, int(cc_shape.GetNumberOfPixels(comp)), vmin, vmax,
-                 np.asarray(cc_view[local] == comp))
-            )
-    found.sort(key=lambda c: (-c[1], c[2][2], c[2][1], c[2][0]))
-    return found
 
 
 def _host(organ_crop: np.ndarray, comp: np.ndarray) -> tuple[str, float, list[str]]:
@@ -230,7 +182,10 @@ def measure_lesions(
     by_name = {o.name: o for o in organs}
     present = {o.label_id for o in organs}
     lesions = []
-    for n, (kind, count, vmin, vmax, comp) in enumerate(_components(lesion_mask, lesion_labels)):
+    components = lesion_components(sitk.GetArrayViewFromImage(lesion_mask), lesion_labels)
+    for n, component in enumerate(components):
+        vmin, vmax, comp = component.vmin, component.vmax, component.mask
+        count = component.voxel_count
         region = bbox_slices(vmin, vmax)
         hu = ct_view[region][comp].astype(np.float64)
         kji = np.nonzero(comp)
@@ -255,7 +210,7 @@ def measure_lesions(
         )
         facts = LesionFacts(
             id=f"L{n + 1}",
-            kind=kind,
+            kind=component.kind,
             organ=host,
             organ_overlap_fraction=round(overlap, 4),
             other_organs=others,
