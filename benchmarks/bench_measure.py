@@ -1,9 +1,15 @@
 """Per-case measurement cost vs decoding cost, and peak memory vs the CT's in-memory size.
 
 Writes a synthetic 512x512x300 int16 CT, a 117-label organ mask and a lesion mask with 6 lesions
-to a temporary folder, then, in a fresh subprocess (so max RSS is this case's own), times
-(a) decoding CT + masks with SimpleITK (``load_ct`` / ``load_mask``), (b) CPU time of
-``measure_organs`` + ``measure_lesions``, (c) peak RSS. Prints ratios; asserts nothing.
+to a temporary folder, then, in a fresh subprocess (so peak RSS is this case's own), times
+(a) decoding CT + masks with SimpleITK (``load_ct`` / ``load_mask``; ``load_ct`` includes the
+CT file's content hash, ~5 % of decode), (b) CPU time of ``measure_organs`` +
+``measure_lesions``, (c) peak RSS. Prints ratios; asserts nothing.
+
+Peak RSS is the child's ``VmHWM`` (/proc/self/status; ``ru_maxrss`` where /proc is absent).
+``ru_maxrss`` alone is unfair on Linux: it survives fork + exec, so the child reported the
+parent's own peak (writing the synthetic case, ~630 MiB) whenever that was the larger; a child
+that allocates nothing reported the same figure. ``VmHWM`` belongs to the child's address space.
 
     PYTHONPATH=. python benchmarks/bench_measure.py [--size 512 512 300]
 """
@@ -59,6 +65,18 @@ def write_case(folder: Path, size: tuple[int, int, int]) -> dict[str, str]:
     return paths
 
 
+def peak_rss_bytes() -> int:
+    """High-water RSS of this process's own address space (see module docstring)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child(paths: dict[str, str]) -> None:
     from tumorcot.imaging.io import load_ct, load_mask
     from tumorcot.imaging.measure import measure_lesions, measure_organs
@@ -68,7 +86,7 @@ def child(paths: dict[str, str]) -> None:
     organ_mask = load_mask(Path(paths["organs"]), ct.image, case="bench", what="organs")
     lesion_mask = load_mask(Path(paths["lesions"]), ct.image, case="bench", what="lesions")
     cpu1, wall1 = time.process_time(), time.perf_counter()
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_loaded = peak_rss_bytes()
     organs = measure_organs(ct.image, organ_mask)
     lesions = measure_lesions(ct.image, lesion_mask, organ_mask, organs,
                               lesion_labels={1: "tumor", 2: "cyst"})
@@ -76,7 +94,7 @@ def child(paths: dict[str, str]) -> None:
     print(json.dumps({
         "decode_cpu_s": cpu1 - cpu0, "decode_wall_s": wall1 - wall0,
         "measure_cpu_s": cpu2 - cpu1, "measure_wall_s": wall2 - wall1,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "rss_after_decode_bytes": rss_loaded,
         "ct_bytes": ct.image.GetNumberOfPixels() * 2 if ct.image.GetPixelID() == sitk.sitkInt16
         else ct.image.GetNumberOfPixels() * 4,

@@ -43,7 +43,7 @@ def fields_sha256(case: CaseInput) -> str:
 def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = None, *,
                   segmentation_backend: str = "precomputed") -> CaseFacts:
     hashes = hashes or input_hashes(case)
-    loaded = load_ct(case.ct, case=case.label)
+    loaded = load_ct(case.ct, case=case.label, sha256=hashes.get("ct"))
     ct = loaded.image
     organ_mask = load_mask(case.organ_mask, ct, case=case.label, what="organ_mask") if case.organ_mask else None
     lesion_mask = load_mask(case.lesion_mask, ct, case=case.label, what="lesion_mask") if case.lesion_mask else None

@@ -61,8 +61,11 @@ def content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_ct(path: Path, *, case: str) -> LoadedCT:
-    """Read a CT volume (NIfTI/other ITK file, or a folder holding a DICOM series)."""
+def load_ct(path: Path, *, case: str, sha256: str | None = None) -> LoadedCT:
+    """Read a CT volume (NIfTI/other ITK file, or a folder holding a DICOM series).
+
+    ``sha256``: the input's ``content_sha256`` when the caller has just computed it (the file is
+    then not read a second time for hashing)."""
     path = Path(path)
     if not path.exists():
         raise CaseInputError(f"CT not found: {path}", case=case)
@@ -79,7 +82,7 @@ def load_ct(path: Path, *, case: str) -> LoadedCT:
             f"CT {path.name} is constant ({minmax.GetMinimum():g} everywhere)", case=case
         )
     image = _compact_hu(image, minmax.GetMinimum(), minmax.GetMaximum())
-    return LoadedCT(image=image, input_format=fmt, sha256=content_sha256(path))
+    return LoadedCT(image=image, input_format=fmt, sha256=sha256 or content_sha256(path))
 
 
 def load_mask(path: Path, reference: sitk.Image, *, case: str, what: str) -> sitk.Image:

@@ -1,10 +1,11 @@
 """Measure organs and lesions of one case on the CT grid.
 
-Organs: one pass of ``LabelStatisticsImageFilter`` (count, mean, std, box) and one of
-``LabelShapeStatisticsImageFilter`` (physical centroid) over the organ mask.
+Organs: one run-length pass over the organ mask and the CT (``label_stats``): count, mean and
+sample std of HU, centroid and box of every label, without per-label masks.
 
-Lesions: connected components (26-connectivity) per lesion kind, within the bounding box of all
-lesion voxels of its kind; every per-lesion computation works on the crop of its own component. Rules:
+Lesions: connected components (26-connectivity) per lesion kind, labelled in small boxes of the
+lesion mask (``components``); every per-lesion computation works on the crop of its own
+component. Rules:
 
 - ids ``L1, L2, ...`` by decreasing voxel count (ties: by position), over all kinds;
 - kind: ``lesion_labels`` maps mask values to kinds; without it every non-zero value is
@@ -30,11 +31,13 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from tumorcot.errors import GeometryError
+from tumorcot.errors import CaseInputError, GeometryError
+from tumorcot.imaging.components import lesion_components
 from tumorcot.imaging.describe import describe_lesion
 from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
+from tumorcot.imaging.label_stats import label_statistics
 from tumorcot.labels import side_of, total_labels
 from tumorcot.schemas.facts import LesionFacts, OrganFacts
 
@@ -60,84 +63,39 @@ def measure_organs(
 ) -> list[OrganFacts]:
     """Volume, HU statistics, LPS centroid, box and side of every label in the organ mask."""
     _check_grid(ct, organ_mask, "organ mask", case)
-    stats = sitk.LabelStatisticsImageFilter()
-    stats.UseHistogramsOff()  # no medians needed; histograms cost 4x the time
-    stats.Execute(ct, organ_mask)
-    shape = sitk.LabelShapeStatisticsImageFilter()
-    shape.ComputePerimeterOff()
-    shape.Execute(organ_mask)
+    labels = _label_view(organ_mask, "organ mask", case)
+    stats = label_statistics(labels, sitk.GetArrayViewFromImage(ct))
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
     organs = []
-    for label in sorted(shape.GetLabels()):
-        bb = stats.GetBoundingBox(label)  # (i0, i1, j0, j1, k0, k1)
-        vmin, vmax = (bb[0], bb[2], bb[4]), (bb[1], bb[3], bb[5])
+    for label in sorted(stats):
+        st = stats[label]
         name = label_name(label)
-        count = int(stats.GetCount(label))
-        centroid = shape.GetCentroid(label)
         organs.append(
             OrganFacts(
                 name=name,
                 label_id=int(label),
                 side=side_of(name),
-                voxel_count=count,
-                volume_ml=round(count * voxel_ml, 3),
-                mean_hu=round(stats.GetMean(label), 2),
-                std_hu=round(stats.GetSigma(label), 2) if count > 1 else 0.0,
-                centroid_mm=tuple(round(c, 2) for c in centroid),
-                bbox=make_box(ct, vmin, vmax),
+                voxel_count=st.count,
+                volume_ml=round(st.count * voxel_ml, 3),
+                mean_hu=round(st.mean, 2),
+                std_hu=round(st.std, 2) if st.count > 1 else 0.0,
+                centroid_mm=index_to_lps(ct, st.centroid_ijk),
+                bbox=make_box(ct, st.vmin, st.vmax),
             )
         )
     return organs
 
 
-def _kind_values(present: list[int], lesion_labels: dict[int, str] | None) -> dict[str, list[int]]:
-    kinds: dict[str, list[int]] = {}
-    for value in present:
-        kind = (lesion_labels or {}).get(value, "lesion")
-        kinds.setdefault(kind, []).append(value)
-    return kinds
-
-
-def _components(lesion_mask: sitk.Image, lesion_labels):
-    """``(kind, voxel_count, vmin, vmax, crop mask)`` per component (global inclusive indices),
-    largest first."""
-    shape = sitk.LabelShapeStatisticsImageFilter()
-    shape.ComputePerimeterOff()
-    shape.Execute(lesion_mask)
-    present = sorted(int(v) for v in shape.GetLabels())
-    if not present:
-        return []
-    found = []
-    for kind, values in _kind_values(present, lesion_labels).items():
-        boxes = np.array([shape.GetBoundingBox(v) for v in values])
-        lo = boxes[:, :3].min(axis=0)
-        hi = (boxes[:, :3] + boxes[:, 3:]).max(axis=0)
-        crop = sitk.RegionOfInterest(lesion_mask, [int(v) for v in hi - lo], [int(v) for v in lo])
-        if lesion_labels is None:
-            binary = sitk.BinaryThreshold(crop, 1, 65535, 1, 0)
-        else:
-            binary = None
-            for value in values:
-                one = sitk.BinaryThreshold(crop, value, value, 1, 0)
-                binary = one if binary is None else sitk.Or(binary, one)
-        del crop
-        cc = sitk.ConnectedComponent(binary, True)
-        del binary
-        cc_shape = sitk.LabelShapeStatisticsImageFilter()
-        cc_shape.ComputePerimeterOff()
-        cc_shape.Execute(cc)
-        cc_view = sitk.GetArrayViewFromImage(cc)
-        for comp in cc_shape.GetLabels():
-            x, y, z, sx, sy, sz = cc_shape.GetBoundingBox(comp)
-            local = (slice(z, z + sz), slice(y, y + sy), slice(x, x + sx))
-            vmin = (int(lo[0] + x), int(lo[1] + y), int(lo[2] + z))
-            vmax = (vmin[0] + sx - 1, vmin[1] + sy - 1, vmin[2] + sz - 1)
-            found.append(
-                (kind, int(cc_shape.GetNumberOfPixels(comp)), vmin, vmax,
-                 np.asarray(cc_view[local] == comp))
-            )
-    found.sort(key=lambda c: (-c[1], c[2][2], c[2][1], c[2][0]))
-    return found
+def _label_view(mask: sitk.Image, what: str, case: str | None) -> np.ndarray:
+    """The mask as a uint8/uint16 array view (a cast copy only for other pixel types)."""
+    if mask.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkUInt16):
+        minmax = sitk.MinimumMaximumImageFilter()
+        minmax.Execute(mask)
+        if minmax.GetMinimum() < 0 or minmax.GetMaximum() > 65535:
+            raise CaseInputError(f"{what} has labels outside 0..65535", case=case)
+        pixel = sitk.sitkUInt8 if minmax.GetMaximum() <= 255 else sitk.sitkUInt16
+        return sitk.GetArrayFromImage(sitk.Cast(mask, pixel))
+    return sitk.GetArrayViewFromImage(mask)
 
 
 def _host(organ_crop: np.ndarray, comp: np.ndarray) -> tuple[str, float, list[str]]:
@@ -224,7 +182,10 @@ def measure_lesions(
     by_name = {o.name: o for o in organs}
     present = {o.label_id for o in organs}
     lesions = []
-    for n, (kind, count, vmin, vmax, comp) in enumerate(_components(lesion_mask, lesion_labels)):
+    components = lesion_components(sitk.GetArrayViewFromImage(lesion_mask), lesion_labels)
+    for n, component in enumerate(components):
+        vmin, vmax, comp = component.vmin, component.vmax, component.mask
+        count = component.voxel_count
         region = bbox_slices(vmin, vmax)
         hu = ct_view[region][comp].astype(np.float64)
         kji = np.nonzero(comp)
@@ -249,7 +210,7 @@ def measure_lesions(
         )
         facts = LesionFacts(
             id=f"L{n + 1}",
-            kind=kind,
+            kind=component.kind,
             organ=host,
             organ_overlap_fraction=round(overlap, 4),
             other_organs=others,
