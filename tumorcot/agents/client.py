@@ -2,6 +2,7 @@
 
 Guarantees:
 
+- HTTP goes through one ``openai.AsyncOpenAI`` on the SDK's aiohttp transport.
 - Concurrency is bounded by one ``asyncio.Semaphore`` (``LLMConfig.concurrency``), held only
   while a request is in flight, never while backing off.
 - The SDK's own retries are off (``max_retries=0``). Transport failures (429, 408, 409, 5xx,
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import itertools
 import json
 import os
 import random
@@ -59,7 +59,6 @@ class LLMConfig(BaseModel):
     model: str = ""
     agent_models: dict[str, str] = Field(default_factory=dict, description="agent -> model")
     concurrency: int = Field(16, ge=1)
-    connections_per_pool: int = Field(8, ge=1, description="HTTP connection pool shard size")
     timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1, description="HTTP attempts per request")
     repair_turns: int = Field(1, ge=0)
@@ -180,18 +179,15 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._secret = config.api_key.get_secret_value()
-        # httpcore scans every pooled connection for each request it assigns, which at C = 64
-        # costs more CPU than the request itself: several small pools, used in turn, keep the
-        # scan short. Shards share nothing but the semaphore.
-        shards = max(1, -(-config.concurrency // config.connections_per_pool))
-        self._sdks = [openai.AsyncOpenAI(base_url=config.base_url, api_key=self._secret or "EMPTY",
-                                         max_retries=0, timeout=config.timeout_s)
-                      for _ in range(shards)]
-        self._turn_of = itertools.cycle(self._sdks)
+        # The SDK's aiohttp transport (``openai[aiohttp]``) costs about half the CPU per request of
+        # its default httpx2/httpcore2 one, whose pool and h11 framing dominated the profile at
+        # C = 64 (see benchmarks/bench_llm.py). One pool: aiohttp's connector is O(1) per request.
+        self._sdk = openai.AsyncOpenAI(
+            base_url=config.base_url, api_key=self._secret or "EMPTY", max_retries=0,
+            timeout=config.timeout_s, http_client=openai.DefaultAioHttpClient(timeout=config.timeout_s))
 
     async def aclose(self) -> None:
-        for sdk in self._sdks:
-            await sdk.close()
+        await self._sdk.close()
 
     async def __aenter__(self) -> "LLMClient":
         return self
@@ -215,7 +211,8 @@ class LLMClient:
                        ) -> tuple[M, list[AgentTurn]]:
         """One validated ``schema`` object for ``messages``, and the log rows of the exchange."""
         body = self.request_body(agent, messages, schema)
-        key = request_key(body)
+        # The key (a canonical dump and a hash of the whole body) only serves the cache and batch.
+        key = request_key(body) if self.cache is not None or self.batch is not None else ""
         base = dict(run_id=self.run_id, case_id=case_id, record_id=record_id, agent=agent,
                     template=template, template_sha256=template_sha256, model=body["model"])
         turns: list[AgentTurn] = []
@@ -303,7 +300,7 @@ class LLMClient:
                     started = time.perf_counter()  # latency excludes the wait for a slot
                     # ``post`` sends the body as built: the typed ``create`` re-walks the whole
                     # schema per request, which costs milliseconds of CPU at high concurrency.
-                    raw = await next(self._turn_of).post(
+                    raw = await self._sdk.post(
                         "/chat/completions", body=request, cast_to=httpx2.Response,
                         options={"timeout": self.config.timeout_s})
                 text = raw.text
