@@ -321,7 +321,7 @@ class LLMClient:
                 continue
             except (openai.APITimeoutError, openai.APIConnectionError, ValueError) as exc:
                 turn.latency_ms = (time.perf_counter() - started) * 1000
-                turn.error = self._scrub(f"{type(exc).__name__}: {exc}")
+                turn.error = self._scrub(_describe(exc))
                 usage.failed_requests += 1
                 if http_attempt >= self.config.max_attempts:
                     raise self._fail(f"{agent}: {turn.error}", base, turns) from None
@@ -357,6 +357,16 @@ class LLMClient:
 
     def _fail(self, message: str, base: dict[str, Any], turns: list[AgentTurn]) -> LLMCallError:
         return LLMCallError(self._scrub(message), case=base["case_id"], turns=turns)
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, plus the innermost cause: the SDK says "Request timed out." for a
+    refused connection too (its aiohttp adapter maps every connection error to a timeout)."""
+    text = f"{type(exc).__name__}: {exc}"
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return text if root is exc else f"{text} ({type(root).__name__}: {root})"
 
 
 def _content(response: dict[str, Any]) -> str | None:
