@@ -179,9 +179,9 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._secret = config.api_key.get_secret_value()
-        # The SDK's aiohttp transport (``openai[aiohttp]``) costs about half the CPU per request of
-        # its default httpx2/httpcore2 one, whose pool and h11 framing dominated the profile at
-        # C = 64 (see benchmarks/bench_llm.py). One pool: aiohttp's connector is O(1) per request.
+        # The SDK's aiohttp transport (``openai[aiohttp]``) replaces httpcore2's pool and h11
+        # framing, which dominated the profile at C = 64: client CPU per request fell from ~2.4 to
+        # ~1.6 ms (benchmarks/bench_llm.py). One pool: aiohttp's connector is O(1) per request.
         self._sdk = openai.AsyncOpenAI(
             base_url=config.base_url, api_key=self._secret or "EMPTY", max_retries=0,
             timeout=config.timeout_s, http_client=openai.DefaultAioHttpClient(timeout=config.timeout_s))
