@@ -2,9 +2,11 @@
 
 Guarantees:
 
+- HTTP goes through the client of one ``openai.AsyncOpenAI`` (the SDK's aiohttp transport),
+  with the SDK's base URL and headers, as a prebuilt ``POST /chat/completions``.
 - Concurrency is bounded by one ``asyncio.Semaphore`` (``LLMConfig.concurrency``), held only
   while a request is in flight, never while backing off.
-- The SDK's own retries are off (``max_retries=0``). Transport failures (429, 408, 409, 5xx,
+- Retries happen here only (the SDK's are off). Transport failures (429, 408, 409, 5xx,
   timeouts, connection errors) are retried up to ``max_attempts`` times with exponential backoff
   and equal jitter; a ``Retry-After`` / ``retry-after-ms`` header (seconds or HTTP date) is
   honoured, capped at ``retry_after_max_s``. Each request has its own timeout (``timeout_s``).
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import itertools
 import json
 import os
 import random
@@ -34,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+import aiohttp
 import httpx2
 import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -59,7 +61,6 @@ class LLMConfig(BaseModel):
     model: str = ""
     agent_models: dict[str, str] = Field(default_factory=dict, description="agent -> model")
     concurrency: int = Field(16, ge=1)
-    connections_per_pool: int = Field(8, ge=1, description="HTTP connection pool shard size")
     timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1, description="HTTP attempts per request")
     repair_turns: int = Field(1, ge=0)
@@ -180,18 +181,20 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._secret = config.api_key.get_secret_value()
-        # httpcore scans every pooled connection for each request it assigns, which at C = 64
-        # costs more CPU than the request itself: several small pools, used in turn, keep the
-        # scan short. Shards share nothing but the semaphore.
-        shards = max(1, -(-config.concurrency // config.connections_per_pool))
-        self._sdks = [openai.AsyncOpenAI(base_url=config.base_url, api_key=self._secret or "EMPTY",
-                                         max_retries=0, timeout=config.timeout_s)
-                      for _ in range(shards)]
-        self._turn_of = itertools.cycle(self._sdks)
+        # The SDK owns the endpoint (base URL, auth and client headers) and the HTTP client, on
+        # its aiohttp transport: httpcore2's pool and h11 framing led the profile at C = 64. Its
+        # per-call pipeline (options model, copies, URL merge, header rebuild: ~40 % of the CPU
+        # per request, benchmarks/bench_llm.py) is skipped: ``_post`` sends a prebuilt request.
+        self._http = openai.DefaultAioHttpClient(timeout=config.timeout_s)
+        self._sdk = openai.AsyncOpenAI(base_url=config.base_url, api_key=self._secret or "EMPTY",
+                                       max_retries=0, timeout=config.timeout_s,
+                                       http_client=self._http)
+        self._url = httpx2.URL(str(self._sdk.base_url).rstrip("/") + "/chat/completions")
+        self._headers: httpx2.Headers | None = None
+        self._timeout = httpx2.Timeout(config.timeout_s).as_dict()
 
     async def aclose(self) -> None:
-        for sdk in self._sdks:
-            await sdk.close()
+        await self._sdk.close()
 
     async def __aenter__(self) -> "LLMClient":
         return self
@@ -215,7 +218,8 @@ class LLMClient:
                        ) -> tuple[M, list[AgentTurn]]:
         """One validated ``schema`` object for ``messages``, and the log rows of the exchange."""
         body = self.request_body(agent, messages, schema)
-        key = request_key(body)
+        # The key (a canonical dump and a hash of the whole body) only serves the cache and batch.
+        key = request_key(body) if self.cache is not None or self.batch is not None else ""
         base = dict(run_id=self.run_id, case_id=case_id, record_id=record_id, agent=agent,
                     template=template, template_sha256=template_sha256, model=body["model"])
         turns: list[AgentTurn] = []
@@ -301,34 +305,32 @@ class LLMClient:
             try:
                 async with self._semaphore:
                     started = time.perf_counter()  # latency excludes the wait for a slot
-                    # ``post`` sends the body as built: the typed ``create`` re-walks the whole
-                    # schema per request, which costs milliseconds of CPU at high concurrency.
-                    raw = await next(self._turn_of).post(
-                        "/chat/completions", body=request, cast_to=httpx2.Response,
-                        options={"timeout": self.config.timeout_s})
+                    raw = await self._post(request)
                 text = raw.text
-                response = json.loads(text)
-            except openai.APIStatusError as exc:
+                if raw.status_code < 400:
+                    response = json.loads(text)
+            except (httpx2.RequestError, aiohttp.ClientError, ValueError) as exc:
                 turn.latency_ms = (time.perf_counter() - started) * 1000
-                turn.error = self._scrub(f"HTTP {exc.status_code}: {exc.message}")
-                turn.raw_response = self._scrub(exc.response.text[:4000])
-                usage.failed_requests += 1
-                if exc.status_code == 400 and request["response_format"]["type"] == "json_schema":
-                    self.json_schema_supported = False
-                    raise _SchemaRejected() from None
-                if exc.status_code not in RETRYABLE_STATUS or http_attempt >= self.config.max_attempts:
-                    raise self._fail(f"{agent}: {turn.error}", base, turns) from None
-                delay = retry_after_s(exc.response.headers)
-                await asyncio.sleep(self._backoff(http_attempt) if delay is None
-                                    else min(delay, self.config.retry_after_max_s))
-                continue
-            except (openai.APITimeoutError, openai.APIConnectionError, ValueError) as exc:
-                turn.latency_ms = (time.perf_counter() - started) * 1000
-                turn.error = self._scrub(f"{type(exc).__name__}: {exc}")
+                turn.error = self._scrub(_describe(exc))
                 usage.failed_requests += 1
                 if http_attempt >= self.config.max_attempts:
                     raise self._fail(f"{agent}: {turn.error}", base, turns) from None
                 await asyncio.sleep(self._backoff(http_attempt))
+                continue
+            if raw.status_code >= 400:
+                status = raw.status_code
+                turn.latency_ms = (time.perf_counter() - started) * 1000
+                turn.error = self._scrub(f"HTTP {status}: {_error_message(text)}")
+                turn.raw_response = self._scrub(text[:4000])
+                usage.failed_requests += 1
+                if status == 400 and request["response_format"]["type"] == "json_schema":
+                    self.json_schema_supported = False
+                    raise _SchemaRejected()
+                if status not in RETRYABLE_STATUS or http_attempt >= self.config.max_attempts:
+                    raise self._fail(f"{agent}: {turn.error}", base, turns)
+                delay = retry_after_s(raw.headers)
+                await asyncio.sleep(self._backoff(http_attempt) if delay is None
+                                    else min(delay, self.config.retry_after_max_s))
                 continue
             turn.latency_ms = (time.perf_counter() - started) * 1000
             turn.raw_response = text
@@ -339,6 +341,17 @@ class LLMClient:
             usage.prompt_tokens += turn.prompt_tokens
             usage.completion_tokens += turn.completion_tokens
             return response, turn
+
+    async def _post(self, request: dict[str, Any]) -> httpx2.Response:
+        """One ``POST /chat/completions`` on the SDK's client, with the SDK's headers."""
+        if self._headers is None:  # read inside the loop: the SDK names the async library
+            self._headers = httpx2.Headers({
+                k: v for k, v in {**self._sdk.default_headers, **self._sdk.auth_headers}.items()
+                if isinstance(v, str)})  # drops the SDK's ``Omit`` markers
+        content = json.dumps(request, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return await self._http.send(httpx2.Request(
+            "POST", self._url, headers=self._headers, content=content.encode(),
+            extensions={"timeout": self._timeout}))
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
@@ -360,6 +373,27 @@ class LLMClient:
 
     def _fail(self, message: str, base: dict[str, Any], turns: list[AgentTurn]) -> LLMCallError:
         return LLMCallError(self._scrub(message), case=base["case_id"], turns=turns)
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, plus the innermost cause: the SDK's aiohttp adapter maps every
+    connection error, a refused connection included, to an httpx2 ``ConnectTimeout``."""
+    text = f"{type(exc).__name__}: {exc}"
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return text if root is exc else f"{text} ({type(root).__name__}: {root})"
+
+
+def _error_message(text: str) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the start of the body."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:300] or "(empty body)"
+    error = body.get("error", body) if isinstance(body, dict) else body
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message) if message else json.dumps(body, ensure_ascii=False)[:300]
 
 
 def _content(response: dict[str, Any]) -> str | None:
