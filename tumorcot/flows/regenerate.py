@@ -52,7 +52,9 @@ def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", 
         generator = previous.get("versions", {}).get("generator", "offline")
         options = previous.get("versions", {}).get("options")  # the build's own options
         salt = load_or_create_salt(dataset)
-        futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options) for case in inputs]
+        versions = pipeline_versions(generator, options)
+        futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options, versions)
+                   for case in inputs]
         outcomes = [f.result() for f in futures]
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
@@ -64,7 +66,7 @@ def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", 
                                                  reasons=[reason or "(no reason given)"], timestamp=now)])
         ids = set(case_ids)
         cases = [case_entry(store, c["case_id"]) if c["case_id"] in ids else c for c in previous["cases"]]
-        manifest, mode = update_dataset(dataset, cases, run_id=run_id, versions=pipeline_versions(generator, options),
+        manifest, mode = update_dataset(dataset, cases, run_id=run_id, versions=versions,
                                         failures=previous.get("failures", []))
         summary = {
             "run_id": run_id, "kind": "regenerate", "dataset": str(dataset), "reason": reason,
