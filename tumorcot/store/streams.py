@@ -48,9 +48,9 @@ class PartWriter:
     """Rows of one stream, in order -> ``folder/stem-i-of-n.parquet`` parts (zstd)."""
 
     def __init__(self, dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, *,
-                 allow_empty: bool = False, max_rows: int = MAX_ROWS_PER_SHARD):
+                 allow_empty: bool = False, max_rows: int | None = None):
         self.dataset_dir, self.folder, self.stem, self.schema = dataset_dir, folder, stem, schema
-        self.allow_empty, self.max_rows = allow_empty, max_rows
+        self.allow_empty, self.max_rows = allow_empty, max_rows or MAX_ROWS_PER_SHARD
         self._buffer: list[pa.Table] = []
         self._buffered_rows = self._buffered_bytes = 0
         self._writer: pq.ParquetWriter | None = None
@@ -158,6 +158,30 @@ def splice(kept: pa.Table, fresh: pa.Table) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
+def without_cases(table: pa.Table, gone: list[str]) -> tuple[pa.Table, bool]:
+    """(``table`` without the rows of the ``gone`` cases (sorted), whether any was there).
+
+    Rows are sorted by case_id, so a case's rows are one run: the result is slices of
+    ``table`` (no copy). An unsorted table (not written by tumorcot) is filtered instead."""
+    ids = table["case_id"].to_pylist()
+    if any(a > b for a, b in zip(ids, ids[1:])):
+        hit = pc.is_in(table["case_id"], pa.array(gone, pa.string()))
+        kept = table.filter(pc.invert(hit))
+        return kept.take(pc.sort_indices(kept, sort_keys=[("case_id", "ascending")])), kept.num_rows < len(ids)
+    pieces, done = [], 0
+    for case_id in gone[bisect_left(gone, ids[0]) if ids else 0:]:
+        if not ids or case_id > ids[-1]:
+            break
+        start, end = bisect_left(ids, case_id, done), bisect_right(ids, case_id, done)
+        if end > start:
+            pieces.append(table.slice(done, start - done))
+            done = end
+    if not pieces:
+        return table, False
+    pieces.append(table.slice(done))
+    return pa.concat_tables(pieces), True
+
+
 def replace_cases(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, entries: list[dict],
                   affected: set[str], fresh: pa.Table, *, allow_empty: bool = False) -> list[dict]:
     """The stream's parts with the ``affected`` cases' rows replaced by ``fresh`` (sorted by
@@ -174,7 +198,6 @@ def replace_cases(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, 
     owner = [bisect_right(lowers, cid) for cid in fresh_ids]   # sorted, so each part's rows are contiguous
     shares = [(bisect_left(owner, i), bisect_right(owner, i)) for i in range(len(entries))]
     gone_sorted = sorted(affected)
-    gone = pa.array(gone_sorted, pa.string())
     out = []
     for i, entry in enumerate(entries):
         lo, hi = shares[i]
@@ -185,12 +208,11 @@ def replace_cases(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, 
         if not incoming.num_rows and not may_hold:
             out.append(entry)
             continue
-        old = pq.read_table(dataset_dir / entry["path"], schema=schema)
-        hit = pc.is_in(old["case_id"], gone)
-        if not incoming.num_rows and not pc.any(hit).as_py():
+        kept, hit = without_cases(pq.read_table(dataset_dir / entry["path"], schema=schema), gone_sorted)
+        if not incoming.num_rows and not hit:
             out.append(entry)
             continue
-        part = splice(old.filter(pc.invert(hit)), incoming)
+        part = splice(kept, incoming)
         if (part.num_rows == 0 and len(entries) > 1) or part.num_rows > 2 * MAX_ROWS_PER_SHARD:
             return _recut(dataset_dir, folder, stem, schema, entries, shares, affected, fresh, allow_empty)
         if part.num_rows == 0 and not allow_empty:
@@ -203,15 +225,16 @@ def replace_cases(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, 
 def _recut(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, entries: list[dict],
            shares: list[tuple[int, int]], affected: set[str], fresh: pa.Table, allow_empty: bool) -> list[dict]:
     """Re-cut the whole stream: every part minus the affected cases, with the fresh rows merged."""
-    gone = pa.array(sorted(affected), pa.string())
+    gone = sorted(affected)
     writer = PartWriter(dataset_dir, folder, stem, schema, allow_empty=allow_empty)
-    if not shares:   # no usable ranges: merge everything at once, part by part on the old side
-        kept = [pq.read_table(dataset_dir / e["path"], schema=schema) for e in entries]
-        tables = [t.filter(pc.invert(pc.is_in(t["case_id"], gone))) for t in kept]
-        merged = splice(pa.concat_tables(tables), fresh)
-        writer.write(merged)
+    try:
+        if not shares:   # no usable ranges (an empty part among others): merge in one go
+            kept = [without_cases(pq.read_table(dataset_dir / e["path"], schema=schema), gone)[0] for e in entries]
+            writer.write(splice(pa.concat_tables(kept), fresh))
+        for entry, (lo, hi) in zip(entries, shares):
+            kept, _ = without_cases(pq.read_table(dataset_dir / entry["path"], schema=schema), gone)
+            writer.write(splice(kept, fresh.slice(lo, hi - lo)))
         return writer.close()
-    for entry, (lo, hi) in zip(entries, shares):
-        old = pq.read_table(dataset_dir / entry["path"], schema=schema)
-        writer.write(splice(old.filter(pc.invert(pc.is_in(old["case_id"], gone))), fresh.slice(lo, hi - lo)))
-    return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
