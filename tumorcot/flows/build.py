@@ -131,23 +131,30 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
     return {"record_count": manifest["record_count"], "assembly": mode}
 
 
-def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
-    create_table_artifact(
-        key="tumorcot-cases", description="Per-case outcome of this build",
-        table=[o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type", "reason"})
-               for o in outcomes])
+def run_artifacts(summary: dict, outcomes: list[CaseOutcome]) -> list[tuple[str, dict]]:
+    """The run's Prefect artifacts as (``table`` | ``markdown``, keyword arguments)."""
     from tumorcot.ops.audit import agent_stats
 
+    artifacts = [("table", {
+        "key": "tumorcot-cases", "description": "Per-case outcome of this build",
+        "table": [o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type",
+                                        "reason"}) for o in outcomes]})]
     written = [o.case_id for o in outcomes if o.status == "ok"]
     turns = _run_log(Path(summary["dataset"]), summary["run_id"], written) if written else []
     if turns:
-        create_table_artifact(key="tumorcot-agents", description="Generation log of this run, per agent",
-                              table=agent_stats(turns))
+        artifacts.append(("table", {"key": "tumorcot-agents", "description": "Generation log of this run, per agent",
+                                    "table": agent_stats(turns)}))
     lines = [f"# tumorcot {summary.get('kind', 'build')} {summary['run_id']}", "",
              f"- cases ok: {summary['ok']}, unchanged: {summary['unchanged']}, failed: {summary['failed']}",
              f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}",
              f"- shard update: {summary.get('assembly')}"]
-    create_markdown_artifact(key="tumorcot-summary", markdown="\n".join(lines))
+    artifacts.append(("markdown", {"key": "tumorcot-summary", "markdown": "\n".join(lines)}))
+    return artifacts
+
+
+def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
+    for kind, fields in run_artifacts(summary, outcomes):
+        (create_table_artifact if kind == "table" else create_markdown_artifact)(**fields)
 
 
 PER_CASE_LOG_LIMIT = 100

@@ -7,16 +7,18 @@ the Prefect API). The patient's case rows come from the private ``.tumorcot/case
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from tumorcot.errors import RegenerationError
-from tumorcot.flows.build import pipeline_versions, process_case
+from tumorcot.flows.build import pipeline_versions, process_case, run_artifacts
 from tumorcot.privacy import load_or_create_salt
-from tumorcot.schemas import AgentTurn
+from tumorcot.schemas import AgentTurn, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
@@ -37,9 +39,21 @@ def patient_case_ids(dataset_dir: Path, patient_pseudo_id: str) -> list[str]:
 
 
 @flow(name="regenerate_patient", log_prints=False)
-def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", wait_s: float = 0.0) -> dict:
-    """Regenerate every case of one (pseudonymous) patient and swap its records in atomically."""
-    dataset = Path(dataset)
+async def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", wait_s: float = 0.0) -> dict:
+    """Regenerate every case of one (pseudonymous) patient and swap its records in atomically.
+
+    An ``async`` flow whose work runs in a worker thread: Prefect joins a sync flow's heartbeat
+    thread at the end of the run, and that thread sleeps in 1 s steps, which adds up to a second
+    to every sync run, more than a regeneration's own work. The async engine does not join it;
+    heartbeats are sent the same way."""
+    summary, outcomes = await asyncio.to_thread(_regenerate, Path(dataset), patient_pseudo_id, reason, wait_s)
+    for kind, fields in await asyncio.to_thread(run_artifacts, summary, outcomes):
+        await (acreate_table_artifact if kind == "table" else acreate_markdown_artifact)(**fields)
+    return summary
+
+
+def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
+                wait_s: float) -> tuple[dict, list[CaseOutcome]]:
     run_id = datetime.now(timezone.utc).strftime("regen-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     with dataset_lock(dataset, wait_s=wait_s):
         case_ids = patient_case_ids(dataset, patient_pseudo_id)
@@ -76,7 +90,4 @@ def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", 
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_id)],
         }
         atomic_write_json(dataset / "runs" / f"{run_id}.json", summary)
-    from tumorcot.flows.build import _publish
-
-    _publish(summary, outcomes)
-    return summary
+    return summary, outcomes
