@@ -33,6 +33,7 @@ from tumorcot.schemas.options import resolve_options
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
+from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import current_result, input_signature
 
@@ -196,6 +197,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
     interleaving) as a dict."""
     options = resolve_options(options).model_dump(mode="json")
+    use_system_allocator()
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)

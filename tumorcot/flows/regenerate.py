@@ -22,6 +22,7 @@ from tumorcot.schemas import AgentTurn, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
+from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.shards import read_manifest
 from tumorcot.store.update import case_entry, update_dataset
 
@@ -55,6 +56,7 @@ async def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str 
 def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
                 wait_s: float) -> tuple[dict, list[CaseOutcome]]:
     run_id = datetime.now(timezone.utc).strftime("regen-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    use_system_allocator()
     with dataset_lock(dataset, wait_s=wait_s):
         case_ids = patient_case_ids(dataset, patient_pseudo_id)
         previous = read_manifest(dataset)

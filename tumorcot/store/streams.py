@@ -3,8 +3,8 @@
 A *stream* is one sequence of Parquet parts sorted by ``case_id``: a split's records
 (``data/{split}-i-of-n``), the log (``logs/log-i-of-n``) or the facts (``facts/facts-i-of-n``).
 ``PartWriter`` takes rows in order and cuts parts every ``MAX_ROWS_PER_SHARD`` rows, buffering at
-most ``BUFFER_BYTES`` before a row group goes to disk, so a full assembly's memory does not grow
-with the dataset. Parts are written as temporaries and renamed once the stream is complete (only
+most one row group (``ROW_GROUP_ROWS``, ``BUFFER_BYTES``, ``BUFFER_PIECES``) before it goes to disk,
+so a full assembly's memory does not grow with the dataset. Parts are written as temporaries and renamed once the stream is complete (only
 then is ``n`` known).
 
 ``replace_cases`` updates a stream for a few changed cases: only the parts whose ``case_id`` range
@@ -28,7 +28,11 @@ import pyarrow.parquet as pq
 from tumorcot.store.atomic import atomic_write_table, fsync_dir, fsync_file, temporary_path
 
 MAX_ROWS_PER_SHARD = 50_000
-BUFFER_BYTES = 8 << 20
+# A row group goes to disk at whichever comes first: its rows, its Arrow bytes, or the number of
+# per-case tables it gathers (a small table's buffers cost far more memory than their ``nbytes``).
+ROW_GROUP_ROWS = 1_000
+BUFFER_BYTES = 2 << 20
+BUFFER_PIECES = 128
 
 
 def sha256_file(path: Path) -> str:
@@ -67,7 +71,8 @@ class PartWriter:
             self._buffer.append(head)
             self._buffered_rows += head.num_rows
             self._buffered_bytes += head.nbytes
-            if self._buffered_bytes >= BUFFER_BYTES or self._rows_in_part() + self._buffered_rows >= self.max_rows:
+            if (self._buffered_rows >= ROW_GROUP_ROWS or self._buffered_bytes >= BUFFER_BYTES
+                    or len(self._buffer) >= BUFFER_PIECES or self._rows_in_part() + self._buffered_rows >= self.max_rows):
                 self._flush()
 
     def _rows_in_part(self) -> int:
