@@ -5,6 +5,22 @@ memory flatness. Offline generator on small phantom cases; prints ratios, assert
 
 The N rows reuse 8 phantom file sets (scale 4: 40x40x20 voxels) under N distinct patient ids,
 so per-case work is small (tens of ms) and the ratios are pessimistic for real CT.
+
+Fairness (both sides of each ratio do the same work):
+
+- orchestration: the plain loop runs exactly what the flow runs, minus Prefect: the same
+  unchanged-case check, the same per-case function (``process_case.fn``: hashing, signature,
+  measurement, generation, calibration, the per-case store with the manifest row), the same
+  shard assembly and manifest (``write_shards.fn``) and the same run record. (Until this was
+  fixed the loop skipped the manifest row, the input signature, the assembly and the run record,
+  so the "overhead" charged the assembly of every shard to Prefect.) Artifacts are Prefect's and
+  stay on the flow's side.
+- memory: each child reports its own high-water mark (``VmHWM`` of /proc/self/status).
+  ``ru_maxrss`` was wrong here: Linux carries the parent's peak RSS across ``exec`` into the
+  child's ``ru_maxrss``, so both children reported the benchmark process's own peak (the same
+  number for 1x and 10x).
+- every ``run_build``/``regenerate`` runs in this one process after a warm-up build, as before:
+  the API server start and first imports are outside every timing.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")   # a busy machine
 
 
 def many_rows(folder: Path, n: int) -> Path:
@@ -41,30 +58,34 @@ def timed(fn, *args, **kw):
 
 
 def plain_loop(manifest: Path, out: Path) -> None:
-    """The per-case work of process_case, serially, without Prefect."""
-    from tumorcot.case_manifest import read_case_manifest
-    from tumorcot.flows.build import build_key, pipeline_versions
-    from tumorcot.knowledge_graph import load_kg
-    from tumorcot.pipeline import extract_facts, input_hashes, offline_records
-    from tumorcot.privacy import case_id_for
-    from tumorcot.store.cases import CaseStore
+    """What ``build_dataset`` does, serially and without Prefect (same functions, same order)."""
+    from datetime import datetime, timezone
 
-    store, salt, kg = CaseStore(out), b"bench", load_kg()
-    for case in read_case_manifest(manifest):
-        case_id = case_id_for(case.patient_id, case.study_id, salt)
-        hashes = input_hashes(case)
-        facts = extract_facts(case, salt, hashes)
-        records, log, rejected = offline_records(facts, kg, "loop")
-        store.write(case_id, build_key(hashes, pipeline_versions("offline")), facts, records, log,
-                    {"records": len(records), "rejected": rejected, "run_id": "loop", "input_sha256": hashes})
+    from tumorcot.case_manifest import read_case_manifest
+    from tumorcot.flows.build import pipeline_versions, process_cases, run_record_path, write_shards
+    from tumorcot.flows.incremental import current_result
+    from tumorcot.privacy import load_or_create_salt
+    from tumorcot.store.atomic import atomic_write_json
+    from tumorcot.store.cases import CaseStore
+    from tumorcot.store.lock import dataset_lock
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = datetime.now(timezone.utc).strftime("loop-%Y%m%dT%H%M%SZ")
+    with dataset_lock(out):
+        salt, versions, store = load_or_create_salt(out), pipeline_versions("offline"), CaseStore(out)
+        cases = read_case_manifest(manifest)
+        pending = [c for c in cases if current_result(c, store, salt, versions) is None]
+        outcomes = process_cases.fn(pending, out, salt, run_id, "offline", versions=versions)
+        shards = write_shards.fn(out, outcomes, run_id, versions)
+        atomic_write_json(run_record_path(out, run_id), {**shards, "outcomes": [o.model_dump() for o in outcomes]})
 
 
 MEMORY_CHILD = """
-import resource, sys
+import sys
 from pathlib import Path
 from tumorcot.flows.build import run_build
 run_build(Path(sys.argv[1]), Path(sys.argv[2]), concurrency=1)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
 
 

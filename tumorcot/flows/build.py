@@ -1,4 +1,11 @@
-"""Prefect flow ``build_dataset``: one task per case, then one task that writes the shards."""
+"""Prefect flow ``build_dataset``: one task per batch of cases, then one task that writes the shards.
+
+Orchestration is kept to a fixed cost per run plus a small one per batch: the versions (KG,
+prompts, options) are computed once per run; unchanged cases are recognised in the flow without
+a task; ``write_shards`` gets the run's outcomes through ``quote`` (Prefect does not walk them
+looking for futures; not used for ``process_cases``, whose batch must survive Dask's graph
+serialisation); tasks persist no results; the flow returns a small summary (the full one, with
+every case's outcome, is ``runs/<run_id>.json``, which ``run_build`` returns)."""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.utilities.annotations import quote
 
 from tumorcot.agents.base import PIPELINE_VERSION
 from tumorcot.errors import ManifestError, TumorcotError
@@ -25,8 +33,9 @@ from tumorcot.schemas.options import resolve_options
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
+from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.update import case_entry, update_dataset
-from tumorcot.flows.incremental import input_signature, unchanged_outcome
+from tumorcot.flows.incremental import current_result, input_signature
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan, segmented_case
 
 
@@ -58,23 +67,27 @@ def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
     return message
 
 
-@task(name="process_case", cache_policy=NO_CACHE, task_run_name="process_case-{case.row}")
+@task(name="process_case", cache_policy=NO_CACHE, persist_result=False, task_run_name="process_case-{case.row}")
 def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
                  force: bool = False, use_llm_cache: bool = True, options: dict | None = None,
-                 segmentation: dict | None = None) -> CaseOutcome:
+                 versions: dict | None = None, segmentation: dict | None = None) -> CaseOutcome:
     """Load, measure, generate, calibrate and store one case; never raises for a bad case.
 
     ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
-    every LLM call afresh instead of answering from the response cache."""
+    every LLM call afresh instead of answering from the response cache. ``versions`` are the
+    run's ``pipeline_versions`` (computed here when not given)."""
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
-        store.remember_input(case_id, case)
+        versions = versions or pipeline_versions(generator, options, segmentation)
         signature = input_signature(case)
         hashes = input_hashes(case)
-        key = build_key(hashes, pipeline_versions(generator, options, segmentation))
-        if not force and store.is_current(case_id, key):
-            done = store.done(case_id)
+        key = build_key(hashes, versions)
+        done = None if force else store.done(case_id)
+        if done is not None and done.get("key") == key:
+            store.remember_input(case_id, case, done)
+            if signature and done.get("input_signature") != signature:   # touched, same content
+                store.write_done(case_id, dict(done, input_signature=signature))
             return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",
                                records=done.get("records", 0), rejected=done.get("rejected", 0))
         plan = resolve_plan(segmentation)
@@ -87,7 +100,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
                                               cache_dir=dataset_dir / "llm-cache" if use_llm_cache else None)
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
-                     "input_sha256": hashes, "input_signature": signature})
+                     "input_sha256": hashes, "input_signature": signature}, case=case)
         return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="ok",
                            records=len(records), rejected=rejected, llm_calls=llm_requests(log))
     except Exception as exc:  # a bad case is reported and the batch goes on
@@ -99,54 +112,82 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
 MAX_AUTO_BATCH = 20
 
 
-@task(name="process_cases", cache_policy=NO_CACHE)
+@task(name="process_cases", cache_policy=NO_CACHE, persist_result=False)
 def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
-                  force: bool = False, options: dict | None = None,
+                  force: bool = False, options: dict | None = None, versions: dict | None = None,
                   segmentation: dict | None = None) -> list[CaseOutcome]:
     """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
-    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options,
+    versions = versions or pipeline_versions(generator, options, segmentation)
+    return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options, versions=versions,
                             segmentation=segmentation) for c in cases]
 
 
-@task(name="write_shards", cache_policy=NO_CACHE)
-def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, versions: dict) -> dict:
+@task(name="write_shards", cache_policy=NO_CACHE, persist_result=False)
+def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, versions: dict,
+                 known: dict[str, dict] | None = None) -> dict:
+    """Shards and manifest for the kept cases; ``known`` maps case ids to ``done.json`` already read."""
     store = CaseStore(dataset_dir)
+    known = known or {}
     kept = [o for o in outcomes if o.status in ("ok", "unchanged")]
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
                 for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
     for stale in set(store.case_ids()) - keep_ids - {o.case_id for o in outcomes}:
         store.remove(stale)  # cases no longer in the manifest leave the dataset
-    manifest, mode = update_dataset(dataset_dir, [case_entry(store, o.case_id) for o in kept],
-                                    run_id=run_id, versions=versions, failures=failures)
+    entries = [case_entry(store, o.case_id, known.get(o.case_id)) for o in kept]
+    manifest, mode = update_dataset(dataset_dir, entries, run_id=run_id, versions=versions, failures=failures)
     return {"record_count": manifest["record_count"], "assembly": mode}
 
 
-def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
-    create_table_artifact(
-        key="tumorcot-cases", description="Per-case outcome of this build",
-        table=[o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type", "reason"})
-               for o in outcomes])
+def run_artifacts(summary: dict, outcomes: list[CaseOutcome]) -> list[tuple[str, dict]]:
+    """The run's Prefect artifacts as (``table`` | ``markdown``, keyword arguments)."""
     from tumorcot.ops.audit import agent_stats
 
-    turns = [t for t in _run_log(Path(summary["dataset"]), summary["run_id"])]
+    artifacts = [("table", {
+        "key": "tumorcot-cases", "description": "Per-case outcome of this build",
+        "table": [o.model_dump(include={"case_label", "case_id", "status", "records", "rejected", "error_type",
+                                        "reason"}) for o in outcomes]})]
+    written = [o.case_id for o in outcomes if o.status == "ok"]
+    turns = _run_log(Path(summary["dataset"]), summary["run_id"], written) if written else []
     if turns:
-        create_table_artifact(key="tumorcot-agents", description="Generation log of this run, per agent",
-                              table=agent_stats(turns))
+        artifacts.append(("table", {"key": "tumorcot-agents", "description": "Generation log of this run, per agent",
+                                    "table": agent_stats(turns)}))
     lines = [f"# tumorcot {summary.get('kind', 'build')} {summary['run_id']}", "",
              f"- cases ok: {summary['ok']}, unchanged: {summary['unchanged']}, failed: {summary['failed']}",
              f"- records in dataset: {summary['records']}", f"- rejected by the calibrator: {summary['rejected']}",
              f"- shard update: {summary.get('assembly')}"]
-    create_markdown_artifact(key="tumorcot-summary", markdown="\n".join(lines))
+    artifacts.append(("markdown", {"key": "tumorcot-summary", "markdown": "\n".join(lines)}))
+    return artifacts
 
 
-def _run_log(dataset_dir: Path, run_id: str) -> list[dict]:
-    import pyarrow.compute as pc
+def _publish(summary: dict, outcomes: list[CaseOutcome]) -> None:
+    for kind, fields in run_artifacts(summary, outcomes):
+        (create_table_artifact if kind == "table" else create_markdown_artifact)(**fields)
 
-    from tumorcot.store.shards import read_log
 
-    log = read_log(dataset_dir)
-    return log.filter(pc.equal(log["run_id"], run_id)).to_pylist()
+PER_CASE_LOG_LIMIT = 100
+STAT_COLUMNS = ["run_id", "agent", "verdict", "error", "attempt", "cached", "prompt_tokens", "completion_tokens",
+                "latency_ms"]
+
+
+def _run_log(dataset_dir: Path, run_id: str, written: list[str]) -> list[dict]:
+    """This run's log rows (the columns ``agent_stats`` reads): from the written cases' own logs
+    when they are few, else from the log shards filtered on ``run_id``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tumorcot.schemas import AgentTurn
+    from tumorcot.schemas.arrow import arrow_schema
+    from tumorcot.store.shards import case_tables, read_manifest
+
+    if len(written) <= PER_CASE_LOG_LIMIT:
+        schema = arrow_schema(AgentTurn)
+        tables = [t.select(STAT_COLUMNS) for t in case_tables(CaseStore(dataset_dir), sorted(written), "log", schema)]
+    else:
+        tables = [pq.read_table(dataset_dir / f["path"], columns=STAT_COLUMNS, filters=[("run_id", "=", run_id)])
+                  for f in read_manifest(dataset_dir)["files"] if f["kind"] == "log"]
+    rows = pa.concat_tables(tables).to_pylist() if tables else []
+    return [r for r in rows if r["run_id"] == run_id]
 
 
 # Progress display of the CLI (not a flow parameter: flow parameters must serialise to JSON).
@@ -161,11 +202,11 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     Cases go to tasks in batches of ``batch_size`` (0: one per task up to 100 cases, then up to
     ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases.
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
-    interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
-    manifest's masks)."""
+    interleaving) as a dict."""
     options = resolve_options(options).model_dump(mode="json")
     plan = resolve_plan(segmentation)
     segmentation = plan.model_dump(mode="json")
+    use_system_allocator()
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
@@ -181,25 +222,30 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             progress.start(len(cases))
         if plan.backend == "totalsegmentator" and plan.device == "gpu":
             ensure_gpu_limit(plan.gpus)   # one TotalSegmentator job per GPU
-        pending = []
+        versions = pipeline_versions(generator, options, segmentation)   # once per run
+        store, known, pending = CaseStore(out), {}, []
         for case in cases:   # unchanged cases are recognised here, without a task each
-            outcome = None if force else unchanged_outcome(case, out, salt, run_id, generator, options, segmentation)
-            if outcome is None:
+            current = None if force else current_result(case, store, salt, versions)
+            if current is None:
                 pending.append(case)
-            else:
-                outcomes.append(outcome)
-                if progress is not None:
-                    progress.advance(outcome)
+                continue
+            case_id, done = current
+            known[case_id] = done
+            outcome = CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",
+                                  records=done.get("records", 0), rejected=done.get("rejected", 0))
+            outcomes.append(outcome)
+            if progress is not None:
+                progress.advance(outcome)
         size = batch_size or min(MAX_AUTO_BATCH, max(1, len(pending) // 50))
         batches = [pending[i:i + size] for i in range(0, len(pending), size)]
-        futures = [process_cases.submit(b, out, salt, run_id, generator, force, options, segmentation) for b in batches]
+        futures = [process_cases.submit(b, out, salt, run_id, generator, force, options, versions, segmentation) for b in batches]
         for future in as_completed(futures):
             for outcome in future.result():
                 outcomes.append(outcome)
                 if progress is not None:
                     progress.advance(outcome)
-        versions = pipeline_versions(generator, options, segmentation)
-        manifest_json = write_shards(out, outcomes, run_id, versions)
+        del futures, batches, pending
+        manifest_json = write_shards(out, quote(outcomes), run_id, versions, quote(known))
         summary = {
             "run_id": run_id, "dataset": str(out),
             "ok": sum(o.status == "ok" for o in outcomes),
@@ -208,27 +254,34 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
             "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
-            "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)],
         }
-        atomic_write_json(out / "runs" / f"{run_id}.json", summary)
+        record = run_record_path(out, run_id)
+        atomic_write_json(record, {**summary, "outcomes": [o.model_dump() for o in
+                                                           sorted(outcomes, key=lambda o: o.case_label)]})
     _publish(summary, outcomes)
-    return summary
+    return {**summary, "run_record": str(record)}
+
+
+def run_record_path(out: Path, run_id: str) -> Path:
+    return out / "runs" / f"{run_id}.json"
 
 
 def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
               dask_address: str | None = None, options: GenerationOptions | dict | None = None,
               segmentation: SegmentationPlan | dict | None = None) -> dict:
-    """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster)."""
-    from tumorcot.flows.runners import make_task_runner
+    """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster); the run
+    summary with every case's outcome (``runs/<run_id>.json``)."""
+    from tumorcot.flows.runners import with_task_runner
 
-    runner = make_task_runner(task_runner, concurrency=concurrency, dask_address=dask_address)
+    configured = with_task_runner(build_dataset, task_runner, concurrency=concurrency, dask_address=dask_address)
     if progress is not None:
         _PROGRESS.append(progress)
     try:
-        return build_dataset.with_options(task_runner=runner)(manifest, out, generator=generator, force=force,
-                                                                     options=resolve_options(options).model_dump(mode="json"),
-                                                                     segmentation=resolve_plan(segmentation).model_dump(mode="json"))
+        result = configured(manifest, out, generator=generator, force=force,
+                            options=resolve_options(options).model_dump(mode="json"),
+                            segmentation=resolve_plan(segmentation).model_dump(mode="json"))
     finally:
         if progress is not None:
             _PROGRESS.remove(progress)
+    return json.loads(Path(result["run_record"]).read_text())

@@ -7,19 +7,22 @@ the Prefect API). The patient's case rows come from the private ``.tumorcot/case
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from tumorcot.errors import RegenerationError
-from tumorcot.flows.build import pipeline_versions, process_case
+from tumorcot.flows.build import pipeline_versions, process_case, run_artifacts
 from tumorcot.privacy import load_or_create_salt
-from tumorcot.schemas import AgentTurn
+from tumorcot.schemas import AgentTurn, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
+from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.shards import read_manifest
 from tumorcot.store.update import case_entry, update_dataset
 
@@ -37,10 +40,23 @@ def patient_case_ids(dataset_dir: Path, patient_pseudo_id: str) -> list[str]:
 
 
 @flow(name="regenerate_patient", log_prints=False)
-def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", wait_s: float = 0.0) -> dict:
-    """Regenerate every case of one (pseudonymous) patient and swap its records in atomically."""
-    dataset = Path(dataset)
+async def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", wait_s: float = 0.0) -> dict:
+    """Regenerate every case of one (pseudonymous) patient and swap its records in atomically.
+
+    An ``async`` flow whose work runs in a worker thread: Prefect joins a sync flow's heartbeat
+    thread at the end of the run, and that thread sleeps in 1 s steps, which adds up to a second
+    to every sync run, more than a regeneration's own work. The async engine does not join it;
+    heartbeats are sent the same way."""
+    summary, outcomes = await asyncio.to_thread(_regenerate, Path(dataset), patient_pseudo_id, reason, wait_s)
+    for kind, fields in await asyncio.to_thread(run_artifacts, summary, outcomes):
+        await (acreate_table_artifact if kind == "table" else acreate_markdown_artifact)(**fields)
+    return summary
+
+
+def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
+                wait_s: float) -> tuple[dict, list[CaseOutcome]]:
     run_id = datetime.now(timezone.utc).strftime("regen-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    use_system_allocator()
     with dataset_lock(dataset, wait_s=wait_s):
         case_ids = patient_case_ids(dataset, patient_pseudo_id)
         previous = read_manifest(dataset)
@@ -53,7 +69,9 @@ def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", 
         options = previous.get("versions", {}).get("options")  # the build's own options
         segmentation = previous.get("versions", {}).get("segmentation")
         salt = load_or_create_salt(dataset)
-        futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options, segmentation) for case in inputs]
+        versions = pipeline_versions(generator, options, segmentation)
+        futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options, versions,
+                                       segmentation) for case in inputs]
         outcomes = [f.result() for f in futures]
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
@@ -65,7 +83,7 @@ def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", 
                                                  reasons=[reason or "(no reason given)"], timestamp=now)])
         ids = set(case_ids)
         cases = [case_entry(store, c["case_id"]) if c["case_id"] in ids else c for c in previous["cases"]]
-        manifest, mode = update_dataset(dataset, cases, run_id=run_id, versions=pipeline_versions(generator, options, segmentation),
+        manifest, mode = update_dataset(dataset, cases, run_id=run_id, versions=versions,
                                         failures=previous.get("failures", []))
         summary = {
             "run_id": run_id, "kind": "regenerate", "dataset": str(dataset), "reason": reason,
@@ -75,7 +93,4 @@ def regenerate_patient(dataset: Path, patient_pseudo_id: str, reason: str = "", 
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_id)],
         }
         atomic_write_json(dataset / "runs" / f"{run_id}.json", summary)
-    from tumorcot.flows.build import _publish
-
-    _publish(summary, outcomes)
-    return summary
+    return summary, outcomes

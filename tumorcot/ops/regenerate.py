@@ -28,10 +28,12 @@ def regenerate(dataset_dir: Path, patient_id: str, reason: str = "", *, wait_s: 
                task_runner: str = "threads", concurrency: int = 2) -> dict:
     """Check the patient exists (nothing is touched otherwise), then run the flow."""
     from tumorcot.flows.regenerate import patient_case_ids, regenerate_patient
-    from tumorcot.flows.runners import make_task_runner
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    from tumorcot.flows.runners import with_task_runner
 
     dataset_dir = Path(dataset_dir)
     pseudo = patient_pseudonym(dataset_dir, patient_id)
     patient_case_ids(dataset_dir, pseudo)
-    runner = make_task_runner(task_runner, concurrency=concurrency)
-    return regenerate_patient.with_options(task_runner=runner)(dataset_dir, pseudo, reason, wait_s)
+    configured = with_task_runner(regenerate_patient, task_runner, concurrency=concurrency)
+    return run_coro_as_sync(configured(dataset_dir, pseudo, reason, wait_s))   # an async flow

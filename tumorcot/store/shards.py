@@ -8,8 +8,10 @@ Layout (Hugging Face convention, so ``datasets.load_dataset("parquet", data_dir=
     DIR/facts/facts-00000-of-00001.parquet        one row per case: case_id, facts_json
     DIR/manifest.json                             every file's rows + sha256, versions, cases
 
-Shards are assembled from the per-case results (``CaseStore``) and written atomically; the
-manifest is written last, then files no longer listed are removed.
+Shards are assembled from the per-case results (``CaseStore``), streaming: one case's tables at
+a time go through a ``PartWriter`` per stream (``streams.py``), so memory does not grow with the
+dataset. Parts are written atomically; the manifest is written last, then files no longer listed
+are removed.
 """
 
 from __future__ import annotations
@@ -20,48 +22,86 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tumorcot import __version__
 from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
-from tumorcot.store.atomic import atomic_write_json, atomic_write_table, remove_stale_temporaries
-from tumorcot.store.cases import CaseStore
+from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
+from tumorcot.store.cases import CaseStore, read_table
+from tumorcot.store.streams import MAX_ROWS_PER_SHARD, PartWriter, one_split, sha256_file
+
+__all__ = ["FACTS_SCHEMA", "FORMAT", "MAX_ROWS_PER_SHARD", "SPLITS", "assemble_dataset", "read_log",
+           "read_manifest", "read_records", "schema_version", "sha256_file"]
 
 FORMAT = "tumorcot-dataset/1"
-MAX_ROWS_PER_SHARD = 50_000
 SPLITS = ("train", "validation", "test")
 FACTS_SCHEMA = pa.schema([("case_id", pa.string()), ("facts_json", pa.string())])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+FACTS_BATCH = 256
 
 
 def schema_version(schema: pa.Schema) -> str:
     return "schema-" + hashlib.sha256(schema.to_string().encode()).hexdigest()[:16]
 
 
-def _write_parts(dataset_dir: Path, folder: str, stem: str, table: pa.Table) -> list[dict]:
-    n = max(1, -(-table.num_rows // MAX_ROWS_PER_SHARD))
-    entries = []
-    for i in range(n):
-        part = table.slice(i * MAX_ROWS_PER_SHARD, MAX_ROWS_PER_SHARD)
-        rel = f"{folder}/{stem}-{i:05d}-of-{n:05d}.parquet"
-        atomic_write_table(dataset_dir / rel, part)
-        entries.append({"path": rel, "rows": part.num_rows, "bytes": (dataset_dir / rel).stat().st_size,
-                        "sha256": sha256_file(dataset_dir / rel)})
-    return entries
+def case_tables(store: CaseStore, case_ids: list[str], kind: str, schema: pa.Schema):
+    """Each case's per-case table of ``kind`` (records or log), one at a time."""
+    for case_id in case_ids:
+        path = store.records_path(case_id) if kind == "records" else store.log_path(case_id)
+        if path.exists():
+            yield read_table(path, schema)
 
 
-def _concat(paths: list[Path], schema: pa.Schema) -> pa.Table:
-    tables = [pq.read_table(p, schema=schema) for p in paths if p.exists()]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+def facts_tables(store: CaseStore, case_ids: list[str]):
+    """The cases' ``facts.json`` as facts rows, ``FACTS_BATCH`` cases per table."""
+    for i in range(0, len(case_ids), FACTS_BATCH):
+        chunk = case_ids[i:i + FACTS_BATCH]
+        yield pa.table({"case_id": chunk,
+                        "facts_json": [(store.folder(c) / "facts.json").read_text() for c in chunk]},
+                       schema=FACTS_SCHEMA)
+
+
+def write_stream(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, tables) -> list[dict]:
+    """One stream (log or facts) from ``tables`` in order; at least one (maybe empty) part."""
+    writer = PartWriter(dataset_dir, folder, stem, schema, allow_empty=True)
+    try:
+        for table in tables:
+            writer.write(table)
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def write_record_streams(dataset_dir: Path, tables) -> list[dict]:
+    """The three record streams (``data/{split}-i-of-n``) from per-case tables in order."""
+    schema = arrow_schema(CoTRecord)
+    writers = {split: PartWriter(dataset_dir, "data", split, schema) for split in SPLITS}
+    try:
+        for table in tables:
+            for split, part in one_split(table, SPLITS):
+                writers[split].write(part)
+        return [dict(e, kind="records", split=split) for split in SPLITS for e in writers[split].close()]
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+
+
+def dataset_manifest(*, run_id: str, versions: dict, files: list[dict], cases: list[dict],
+                     failures: list[dict]) -> dict:
+    return {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "package_version": __version__,
+        "versions": {**versions, "record_schema": schema_version(arrow_schema(CoTRecord)),
+                     "log_schema": schema_version(arrow_schema(AgentTurn))},
+        "files": files,
+        "record_count": sum(f["rows"] for f in files if f["kind"] == "records"),
+        "cases": cases,
+        "failures": failures,
+    }
 
 
 def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, versions: dict,
@@ -73,32 +113,13 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
     pause = pause or (lambda point: None)
     store = CaseStore(dataset_dir)
     case_ids = sorted(case_ids)
-    records = _concat([store.records_path(c) for c in case_ids], arrow_schema(CoTRecord))
-    files = []
-    for split in SPLITS:
-        part = records.filter(pc.equal(records["split"], split))
-        if part.num_rows:
-            files += [dict(e, kind="records", split=split) for e in _write_parts(dataset_dir, "data", split, part)]
+    files = write_record_streams(dataset_dir, case_tables(store, case_ids, "records", arrow_schema(CoTRecord)))
     pause("log")
-    log = _concat([store.log_path(c) for c in case_ids], arrow_schema(AgentTurn))
-    files += [dict(e, kind="log") for e in _write_parts(dataset_dir, "logs", "log", log)]
-    facts = pa.Table.from_pylist(
-        [{"case_id": c, "facts_json": (store.folder(c) / "facts.json").read_text()} for c in case_ids],
-        schema=FACTS_SCHEMA)
-    files += [dict(e, kind="facts") for e in _write_parts(dataset_dir, "facts", "facts", facts)]
-
-    manifest = {
-        "format": FORMAT,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_id": run_id,
-        "package_version": __version__,
-        "versions": {**versions, "record_schema": schema_version(arrow_schema(CoTRecord)),
-                     "log_schema": schema_version(arrow_schema(AgentTurn))},
-        "files": files,
-        "record_count": records.num_rows,
-        "cases": cases,
-        "failures": failures,
-    }
+    files += [dict(e, kind="log") for e in write_stream(
+        dataset_dir, "logs", "log", arrow_schema(AgentTurn), case_tables(store, case_ids, "log", arrow_schema(AgentTurn)))]
+    files += [dict(e, kind="facts") for e in write_stream(
+        dataset_dir, "facts", "facts", FACTS_SCHEMA, facts_tables(store, case_ids))]
+    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures)
     pause("manifest")
     atomic_write_json(dataset_dir / "manifest.json", manifest)
     pause("cleanup")
@@ -112,6 +133,11 @@ def _remove_unlisted(dataset_dir: Path, listed: set[str]) -> None:
         for path in (dataset_dir / folder).glob("*.parquet"):
             if f"{folder}/{path.name}" not in listed:
                 path.unlink()
+
+
+def _concat(paths: list[Path], schema: pa.Schema) -> pa.Table:
+    tables = [pq.read_table(p, schema=schema) for p in paths if p.exists()]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def read_manifest(dataset_dir: Path) -> dict:

@@ -6,15 +6,18 @@ manifest and
 
 - ``unchanged``: same states, same failures, same versions, every listed file present with
   its size: nothing is written at all;
-- ``incremental``: only the streams (a split's record shards, the log, the facts) that hold a
-  changed, new or removed case are rewritten, from the previous shards minus the affected
-  cases plus their new per-case files; untouched splits keep their files;
-- ``full``: every shard is reassembled from the per-case results.
+- ``incremental``: only the shards (parts of a split's records, of the log, of the facts) whose
+  ``case_id`` range holds a changed, new or removed case are rewritten, from the previous part
+  minus the affected cases plus their new per-case rows; every other shard keeps its file;
+- ``full``: every shard is reassembled from the per-case results, streaming. Also chosen when
+  the changed cases bring more than a shard's worth of records (``MAX_ROWS_PER_SHARD``): an
+  incremental update holds its new rows in memory, a full one never holds more than a buffer.
 
 ``.tumorcot/assembling`` is written before the first shard and removed after the manifest and
 the clean-up: if it is found, the previous writer was killed mid-way, the shards on disk may
 mix two generations, and the next update is ``full``. Row order equals a full assembly's
-(stable sort by ``case_id``), so every mode yields the same shards.
+(stable sort by ``case_id``), so every mode yields the same rows in the same order; after an
+in-place update a stream's parts may be cut at other rows than a full assembly would cut them.
 
 After the marker is gone, ``stats.json``, the dataset card and ``croissant.json`` are rewritten
 (``tumorcot.store.stats.refresh_summaries``); an ``unchanged`` update rewrites them only when
@@ -25,28 +28,28 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tumorcot import __version__
 from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
-from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, SPLITS, _concat, _remove_unlisted, _write_parts,
-                                   assemble_dataset, read_manifest, schema_version)
+from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPLITS, _remove_unlisted,
+                                   assemble_dataset, case_tables, dataset_manifest, facts_tables, read_manifest,
+                                   schema_version)
 from tumorcot.store.stats import refresh_summaries
+from tumorcot.store.streams import replace_cases
 
 MARKER = Path(".tumorcot") / "assembling"
 STATE_FIELDS = ("key", "written_by")
 
 
-def case_entry(store: CaseStore, case_id: str) -> dict:
-    """The manifest's view of one finished case, from its ``done.json``."""
-    done = store.done(case_id) or {}
+def case_entry(store: CaseStore, case_id: str, done: dict | None = None) -> dict:
+    """The manifest's view of one finished case, from its ``done.json`` (read unless given)."""
+    done = done or store.done(case_id) or {}
     return {"case_id": case_id, "patient_pseudo_id": done.get("patient_pseudo_id"),
             "key": done.get("key"), "written_by": done.get("run_id"),
             "records": done.get("records", 0), "input_sha256": done.get("input_sha256", {})}
@@ -92,6 +95,8 @@ def plan_update(dataset_dir: Path, cases: list[dict], failures: list[dict], vers
                  if any(old[cid][f] != new[cid][f] for f in STATE_FIELDS)}
     if not affected and previous.get("failures") == failures and old_versions == new_versions:
         return "unchanged", set(), previous
+    if sum(new[cid].get("records", 0) for cid in affected & set(new)) > MAX_ROWS_PER_SHARD:
+        return "full", set(), previous
     return "incremental", affected, previous
 
 
@@ -119,54 +124,36 @@ def update_dataset(dataset_dir: Path, cases: list[dict], *, run_id: str, version
     return manifest, mode
 
 
-def _replace_rows(old: pa.Table, fresh: pa.Table, affected: set[str]) -> pa.Table:
-    """``old`` without the affected cases, plus ``fresh``, in stable ``case_id`` order."""
-    gone = pc.is_in(old["case_id"], pa.array(sorted(affected), pa.string()))
-    table = pa.concat_tables([old.filter(pc.invert(gone)), fresh.cast(old.schema)])
-    return table.take(pc.sort_indices(table, sort_keys=[("case_id", "ascending")]))
+def _fresh(tables, schema: pa.Schema) -> pa.Table:
+    tables = list(tables)
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected: set[str], *,
                  run_id: str, versions: dict, failures: list[dict]) -> dict:
+    """Replace the affected cases' rows shard by shard; ``plan_update`` bounds the new rows."""
     store = CaseStore(dataset_dir)
     present = {c["case_id"] for c in cases}
     refreshed = sorted(affected & present)
     record_schema, log_schema = arrow_schema(CoTRecord), arrow_schema(AgentTurn)
-    new_records = _concat([store.records_path(c) for c in refreshed], record_schema)
     by_kind: dict[tuple[str, str | None], list[dict]] = {}
     for entry in previous["files"]:
         by_kind.setdefault((entry["kind"], entry.get("split")), []).append(entry)
+    new_records = _fresh(case_tables(store, refreshed, "records", record_schema), record_schema)
     files = []
     for split in SPLITS:
-        entries = by_kind.get(("records", split), [])
         incoming = new_records.filter(pc.equal(new_records["split"], split))
-        old_ids = pc.unique(_concat([dataset_dir / e["path"] for e in entries],
-                                    pa.schema([record_schema.field("case_id")]))["case_id"])
-        touched = incoming.num_rows or any(c in affected for c in old_ids.to_pylist())
-        if not touched:
-            files += entries
-            continue
-        part = _replace_rows(_concat([dataset_dir / e["path"] for e in entries], record_schema),
-                             incoming, affected)
-        if part.num_rows:
-            files += [dict(e, kind="records", split=split)
-                      for e in _write_parts(dataset_dir, "data", split, part)]
+        files += [dict(e, kind="records", split=split) for e in replace_cases(
+            dataset_dir, "data", split, record_schema, by_kind.get(("records", split), []), affected, incoming)]
     test_pause("log", dataset_dir)
-    old_log = _concat([dataset_dir / e["path"] for e in by_kind.get(("log", None), [])], log_schema)
-    log = _replace_rows(old_log, _concat([store.log_path(c) for c in refreshed], log_schema), affected)
-    files += [dict(e, kind="log") for e in _write_parts(dataset_dir, "logs", "log", log)]
-    old_facts = _concat([dataset_dir / e["path"] for e in by_kind.get(("facts", None), [])], FACTS_SCHEMA)
-    fresh = pa.Table.from_pylist(
-        [{"case_id": c, "facts_json": (store.folder(c) / "facts.json").read_text()} for c in refreshed],
-        schema=FACTS_SCHEMA)
-    facts = _replace_rows(old_facts, fresh, affected)
-    files += [dict(e, kind="facts") for e in _write_parts(dataset_dir, "facts", "facts", facts)]
-    record_count = sum(f["rows"] for f in files if f["kind"] == "records")
-    manifest = {
-        "format": FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_id": run_id, "package_version": __version__, "versions": full_versions(versions),
-        "files": files, "record_count": record_count, "cases": cases, "failures": failures,
-    }
+    log = _fresh(case_tables(store, refreshed, "log", log_schema), log_schema)
+    files += [dict(e, kind="log") for e in replace_cases(
+        dataset_dir, "logs", "log", log_schema, by_kind.get(("log", None), []), affected, log, allow_empty=True)]
+    facts = _fresh(facts_tables(store, refreshed), FACTS_SCHEMA)
+    files += [dict(e, kind="facts") for e in replace_cases(
+        dataset_dir, "facts", "facts", FACTS_SCHEMA, by_kind.get(("facts", None), []), affected, facts,
+        allow_empty=True)]
+    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures)
     test_pause("manifest", dataset_dir)
     atomic_write_json(dataset_dir / "manifest.json", manifest)
     test_pause("cleanup", dataset_dir)
