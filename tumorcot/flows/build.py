@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,6 +78,16 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
     ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
     every LLM call afresh instead of answering from the response cache. ``versions`` are the
     run's ``pipeline_versions`` (computed here when not given)."""
+    start = time.perf_counter()
+    outcome = _run_case(case, dataset_dir, salt, run_id, generator, force, use_llm_cache, options, versions,
+                        segmentation)
+    outcome.elapsed_s = round(time.perf_counter() - start, 4)
+    return outcome
+
+
+def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str, force: bool,
+              use_llm_cache: bool, options: dict | None, versions: dict | None,
+              segmentation: dict | None = None) -> CaseOutcome:
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
@@ -109,7 +121,15 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
                            error_type=kind, reason=_scrub(str(exc), case, case_id))
 
 
-MAX_AUTO_BATCH = 20
+PROBE_CASES = 4          # cases sent one per task first, to time a case
+TASK_TARGET_S = 3.0      # then each task carries about this much work (a task costs ~60 ms, mostly API-server CPU)
+MAX_AUTO_BATCH = 200
+
+
+def auto_batch_size(seconds_per_case: float, cases: int) -> int:
+    """Cases per task so that a task carries about ``TASK_TARGET_S`` of work: one per task for
+    real CT (seconds a case, full parallelism on any cluster), dozens for tiny phantom cases."""
+    return max(1, min(MAX_AUTO_BATCH, cases, math.ceil(TASK_TARGET_S / max(seconds_per_case, 1e-3))))
 
 
 @task(name="process_cases", cache_policy=NO_CACHE, persist_result=False)
@@ -199,10 +219,12 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
-    Cases go to tasks in batches of ``batch_size`` (0: one per task up to 100 cases, then up to
-    ``MAX_AUTO_BATCH``), which keeps the per-task orchestration cost small at 1,000s of cases.
+    Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
+    task and the first to finish sizes the rest (``auto_batch_size``), so that the per-task
+    orchestration cost stays small whether a case takes 50 ms (phantoms) or a minute (real CT).
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
-    interleaving) as a dict."""
+    interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
+    manifest's masks)."""
     options = resolve_options(options).model_dump(mode="json")
     plan = resolve_plan(segmentation)
     segmentation = plan.model_dump(mode="json")
@@ -236,15 +258,32 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             outcomes.append(outcome)
             if progress is not None:
                 progress.advance(outcome)
-        size = batch_size or min(MAX_AUTO_BATCH, max(1, len(pending) // 50))
-        batches = [pending[i:i + size] for i in range(0, len(pending), size)]
-        futures = [process_cases.submit(b, out, salt, run_id, generator, force, options, versions, segmentation) for b in batches]
-        for future in as_completed(futures):
-            for outcome in future.result():
-                outcomes.append(outcome)
-                if progress is not None:
+        def submit(batch: list[CaseInput]):
+            return process_cases.submit(batch, out, salt, run_id, generator, force, options, versions,
+                                        segmentation)
+
+        def collect(future) -> list[CaseOutcome]:
+            done = future.result()
+            outcomes.extend(done)
+            if progress is not None:
+                for outcome in done:
                     progress.advance(outcome)
-        del futures, batches, pending
+            return done
+
+        if batch_size:
+            futures = [submit(pending[i:i + batch_size]) for i in range(0, len(pending), batch_size)]
+        else:   # probe: a few single-case tasks; the first one done sizes the batches of the rest
+            futures = [submit([case]) for case in pending[:PROBE_CASES]]
+            rest = pending[PROBE_CASES:]
+            if rest:
+                first = next(as_completed(futures))
+                futures.remove(first)
+                timed = [o.elapsed_s for o in collect(first) if o.elapsed_s > 0]
+                size = auto_batch_size(min(timed), len(rest)) if timed else 1
+                futures += [submit(rest[i:i + size]) for i in range(0, len(rest), size)]
+        for future in as_completed(futures):
+            collect(future)
+        del futures, pending
         manifest_json = write_shards(out, quote(outcomes), run_id, versions, quote(known))
         summary = {
             "run_id": run_id, "dataset": str(out),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AgentTurn(BaseModel):
@@ -46,3 +46,4 @@ class CaseOutcome(BaseModel):
     records: int = 0
     rejected: int = 0
     llm_calls: int = 0
+    elapsed_s: float = Field(0.0, description="wall seconds the case took in its task (0 when not processed)")

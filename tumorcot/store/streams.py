@@ -210,7 +210,7 @@ def replace_cases(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, 
         r = ranges[i]
         may_hold = r is not None and bisect_left(gone_sorted, r[0]) < len(gone_sorted) \
             and gone_sorted[bisect_left(gone_sorted, r[0])] <= r[1]
-        if not incoming.num_rows and not may_hold:
+        if not incoming.num_rows and not (may_hold and _holds_any(dataset_dir / entry["path"], gone_sorted)):
             out.append(entry)
             continue
         kept, hit = without_cases(pq.read_table(dataset_dir / entry["path"], schema=schema), gone_sorted)
@@ -225,6 +225,12 @@ def replace_cases(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, 
         atomic_write_table(dataset_dir / entry["path"], part)
         out.append(dict(entry, **file_entry(dataset_dir, entry["path"], part.num_rows)))
     return out
+
+
+def _holds_any(path: Path, case_ids: list[str]) -> bool:
+    """Whether the part holds a row of one of ``case_ids`` (reads its case_id column only)."""
+    ids = pq.read_table(path, columns=["case_id"])["case_id"]
+    return pc.any(pc.is_in(ids, pa.array(case_ids, pa.string()))).as_py() or False
 
 
 def _recut(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, entries: list[dict],
