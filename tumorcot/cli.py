@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tumorcot.exports.commands import load_stats, print_stats_table, register as register_export_commands
 from tumorcot.ops.commands import register as register_ops_commands
+from tumorcot.review.commands import register as register_review_commands
 
 app = typer.Typer(help="Build traceable findings -> impression -> pathology CoT VQA datasets from CT.",
                   no_args_is_help=True, add_completion=False)
@@ -191,6 +192,7 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
 
 register_ops_commands(app, console, _quiet_prefect)
 register_export_commands(app, console)
+register_review_commands(app, console)
 
 if __name__ == "__main__":
     app()

@@ -29,6 +29,7 @@ from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
 from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_requests
 from tumorcot.privacy import case_id_for, load_or_create_salt
+from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.prompts import prompt_version
 from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
 from tumorcot.schemas.options import resolve_options
@@ -91,6 +92,11 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
+        quarantined_records, quarantined_cases = quarantined_ids(dataset_dir)
+        if case_id in quarantined_cases:
+            return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
+                               error_type="QuarantinedByReview", reason="the case was quarantined after clinical "
+                               "review (its reasons: review/verdicts.json, tumorcot audit)")
         versions = versions or pipeline_versions(generator, options, segmentation)
         signature = input_signature(case)
         hashes = input_hashes(case)
@@ -110,6 +116,7 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
         records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
                                               options=resolve_options(options),
                                               cache_dir=dataset_dir / "llm-cache" if use_llm_cache else None)
+        records = [r for r in records if r.record_id not in quarantined_records]   # judged wrong in review
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
                      "input_sha256": hashes, "input_signature": signature}, case=case)
