@@ -21,6 +21,16 @@ app = typer.Typer(help="Build traceable findings -> impression -> pathology CoT 
 console = Console()
 
 
+@app.callback()
+def main(state_dir: Path = typer.Option(
+        None, "--state-dir", envvar="TUMORCOT_STATE_DIR", show_envvar=True,
+        help="The dataset's private state folder (salt, raw ids, input paths, full prompts, LLM cache, "
+             "per-case results, lock). Default: DIR.private beside the dataset folder DIR; never inside it.")):
+    """Build traceable findings -> impression -> pathology CoT VQA datasets from CT."""
+    if state_dir is not None:
+        os.environ["TUMORCOT_STATE_DIR"] = str(state_dir.expanduser().resolve())
+
+
 class CaseProgress:
     """A progress bar over cases, fed by the build flow as each case finishes."""
 

@@ -16,6 +16,8 @@
     ├── DatasetLockedError        another writer holds the dataset's lock
     ├── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
     │                             case row, or the patient's case failed again (dataset unchanged)
+    ├── StateDirError             the private state folder cannot be used (inside the dataset
+    │                             folder, or belongs to another dataset)
     ├── ExportError               ``tumorcot export`` / the torch dataset cannot place a record's CT:
     │                             no stored case row, CT file gone, path outside --image-root, or
     │                             a path that would reveal a raw patient/study id
@@ -77,6 +79,10 @@ class DatasetLockedError(TumorcotError):
 
 class RegenerationError(TumorcotError):
     """A patient cannot be regenerated; the dataset's shards and manifest are left unchanged."""
+
+
+class StateDirError(TumorcotError):
+    """The dataset's private state folder cannot be used."""
 
 
 class ExportError(TumorcotError):

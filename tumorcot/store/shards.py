@@ -29,6 +29,7 @@ from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
 from tumorcot.store.cases import CaseStore, read_table
+from tumorcot.store.redact import needs_redaction, publishable_log
 from tumorcot.store.streams import MAX_ROWS_PER_SHARD, PartWriter, one_split, sha256_file
 
 __all__ = ["FACTS_SCHEMA", "FORMAT", "MAX_ROWS_PER_SHARD", "SPLITS", "assemble_dataset", "read_log",
@@ -45,11 +46,16 @@ def schema_version(schema: pa.Schema) -> str:
 
 
 def case_tables(store: CaseStore, case_ids: list[str], kind: str, schema: pa.Schema):
-    """Each case's per-case table of ``kind`` (records or log), one at a time."""
+    """Each case's per-case table of ``kind`` (records or log), one at a time; a log as it may be
+    published (``redact.publishable_log``: prompts hashed, report text never)."""
     for case_id in case_ids:
         path = store.records_path(case_id) if kind == "records" else store.log_path(case_id)
         if path.exists():
-            yield read_table(path, schema)
+            table = read_table(path, schema)
+            if kind == "log" and needs_redaction(table):
+                case = store.recall_input(case_id)
+                table = publishable_log(table, case.report if case is not None else None)
+            yield table
 
 
 def facts_tables(store: CaseStore, case_ids: list[str]):
