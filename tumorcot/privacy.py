@@ -14,23 +14,44 @@ import os
 import secrets
 from pathlib import Path
 
+from tumorcot.store.atomic import atomic_write_bytes
+
 DEFAULT_SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 
 
-def load_or_create_salt(dataset_dir: Path) -> bytes:
+def salt_path(dataset_dir: Path) -> Path:
+    return dataset_dir / ".tumorcot" / "salt"
+
+
+def load_or_create_salt(dataset_dir: Path, *, create: bool = True) -> bytes | None:
+    """The dataset's salt: ``TUMORCOT_SALT`` when set, else the private salt file, made (random,
+    owner-only) when missing; with ``create=False`` a missing salt is None (the caller explains)."""
     if os.environ.get("TUMORCOT_SALT"):
         return os.environ["TUMORCOT_SALT"].encode()
-    path = dataset_dir / ".tumorcot" / "salt"
+    path = salt_path(dataset_dir)
     if path.exists():
         return path.read_bytes()
+    if not create:
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)   # the private folder: salt, case rows with raw ids, per-case results
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # the salt is a secret
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secrets.token_hex(32).encode())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, secrets.token_hex(32).encode())   # mkstemp's 0600: the salt is a secret
     return path.read_bytes()
+
+
+MIN_ID_LENGTH = 3   # shorter raw ids ("1") would match everywhere; they are not scrubbed
+
+
+def raw_ids(case) -> list[str]:
+    """A case's raw patient and study ids (a ``CaseInput``), as text may quote them."""
+    return [raw for raw in {case.patient_id, case.study_id} if len(raw) >= MIN_ID_LENGTH]
+
+
+def scrub_ids(text: str, case, replacement: str) -> str:
+    """``text`` (an error message, a path) with the case's raw ids replaced by ``replacement``."""
+    for raw in raw_ids(case):
+        text = text.replace(raw, replacement)
+    return text
 
 
 def pseudonymise(value: str, salt: bytes, *, prefix: str = "p") -> str:
