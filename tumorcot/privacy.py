@@ -1,9 +1,9 @@
 """Pseudonymisation and patient-level splits.
 
 Raw patient and study ids never leave this module: they are replaced by salted HMAC-SHA256
-pseudonyms. The salt is ``TUMORCOT_SALT`` when set, else a random one kept in the dataset folder
-(``.tumorcot/salt``, never copied into shards, logs or reports). Splits are a deterministic
-function of the pseudonymous patient id, so one patient's studies never span splits.
+pseudonyms. The salt is ``TUMORCOT_SALT`` when set, else a random one kept in the dataset's
+private state folder (``STATE/salt``, never copied into shards, logs or reports). Splits are a
+deterministic function of the pseudonymous patient id, so one patient's studies never span splits.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import secrets
 from pathlib import Path
 
 from tumorcot.store.atomic import atomic_write_bytes
+from tumorcot.store.private import state_dir
 
 DEFAULT_SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 
 
-def salt_path(dataset_dir: Path) -> Path:
-    return dataset_dir / ".tumorcot" / "salt"
+def salt_path(dataset_dir: Path, *, create: bool = False) -> Path:
+    """Where the dataset's salt is kept: its private state folder."""
+    return state_dir(dataset_dir, create=create) / "salt"
 
 
 def load_or_create_salt(dataset_dir: Path, *, create: bool = True) -> bytes | None:
@@ -28,14 +30,12 @@ def load_or_create_salt(dataset_dir: Path, *, create: bool = True) -> bytes | No
     owner-only) when missing; with ``create=False`` a missing salt is None (the caller explains)."""
     if os.environ.get("TUMORCOT_SALT"):
         return os.environ["TUMORCOT_SALT"].encode()
-    path = salt_path(dataset_dir)
+    path = salt_path(dataset_dir, create=create)
     if path.exists():
         return path.read_bytes()
     if not create:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)   # the private folder: salt, case rows with raw ids, per-case results
-    atomic_write_bytes(path, secrets.token_hex(32).encode())   # mkstemp's 0600: the salt is a secret
+    atomic_write_bytes(path, secrets.token_hex(32).encode())   # mkstemp's 0600 in the private folder
     return path.read_bytes()
 
 
@@ -48,7 +48,10 @@ def raw_ids(case) -> list[str]:
 
 
 def scrub_ids(text: str, case, replacement: str) -> str:
-    """``text`` (an error message, a path) with the case's raw ids replaced by ``replacement``."""
+    """``text`` (an error message, a path) with the case's input paths (private) replaced by their
+    field names and its raw ids by ``replacement``."""
+    for field, path in case.files().items():
+        text = text.replace(str(path), f"<{field}>")
     for raw in raw_ids(case):
         text = text.replace(raw, replacement)
     return text

@@ -12,8 +12,9 @@ def patient_pseudonym(dataset_dir: Path, patient_id: str) -> str:
     """The patient's pseudonym under the salt the dataset was built with (never creates one)."""
     salt = load_or_create_salt(dataset_dir, create=False)
     if salt is None:
-        raise RegenerationError(f"{dataset_dir} has no private salt ({salt_path(dataset_dir)}): not a tumorcot "
-                                "dataset folder, or it was built with TUMORCOT_SALT (set it again)")
+        raise RegenerationError(f"no salt at {salt_path(dataset_dir)}: {dataset_dir} is not a tumorcot dataset "
+                                "folder, its state folder is elsewhere (--state-dir / $TUMORCOT_STATE_DIR), or it "
+                                "was built with TUMORCOT_SALT (set it again)")
     return pseudonymise(patient_id, salt)
 
 
