@@ -17,7 +17,7 @@ from tumorcot.errors import ManifestError
 from tumorcot.schemas import CaseInput
 
 PATH_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
-KNOWN = set(CaseInput.model_fields) - {"row"}
+KNOWN = set(CaseInput.model_fields) - {"row", "predicted_masks"}
 
 
 def _rows(path: Path) -> list[dict]:

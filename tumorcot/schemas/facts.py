@@ -95,6 +95,8 @@ class LesionFacts(BaseModel):
     boundary_gradient_hu_per_mm: float | None = None
     content: Literal["cystic", "calcified", "solid", "fatty"] | None = None
     vessel_contact_deg: dict[str, float] = {}
+    provenance: Literal["annotated", "model-predicted"] = Field(
+        default="annotated", description="model-predicted: from a TotalSegmentator subtask, not a human annotation")
 
 
 class CaseFacts(BaseModel):
