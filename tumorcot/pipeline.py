@@ -49,9 +49,11 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
     ct = loaded.image
     masks = case_masks(case, ct)
     organ_mask, lesion_mask = masks.organ_mask, masks.lesion_mask
-    if lesion_mask is not None and _is_empty(lesion_mask):
+    annotated = case.annotated_organs or masks.annotated_organs
+    if lesion_mask is not None and _is_empty(lesion_mask) and not annotated:
         raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
-                             "For a case without lesions leave lesion_mask blank", case=case.label)
+                             "For a case without lesions leave lesion_mask blank; for a verified-negative study "
+                             "name the organs that were checked in annotated_organs", case=case.label)
     organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
     segments = load_mask(case.liver_segments, ct, case=case.label, what="liver_segments") \
         if case.liver_segments and lesion_mask is not None else None
@@ -66,7 +68,7 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         ct=CTInfo(size=tuple(ct.GetSize()), spacing_mm=tuple(ct.GetSpacing()),
                   input_format=loaded.input_format, content_sha256=loaded.sha256),
         organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
-        has_lesion_mask=lesion_mask is not None, pathology=case.pathology, segmentation_backend=segmentation_backend,
+        has_lesion_mask=lesion_mask is not None, annotated_organs=annotated, pathology=case.pathology, segmentation_backend=segmentation_backend,
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes,
     )

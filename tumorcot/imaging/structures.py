@@ -67,6 +67,12 @@ def normalise(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip()).lower()
 
 
+@lru_cache(maxsize=1)
+def _total_lower() -> dict[str, str]:
+    """TotalSegmentator names by their lower-case form (``vertebrae_l1`` -> ``vertebrae_L1``)."""
+    return {name.lower(): name for name in label_ids()}
+
+
 def _organ_names(name: str | None) -> tuple[str, ...]:
     """TotalSegmentator names an organ word covers (``kidney`` -> both kidneys, ``lung`` -> lobes)."""
     if name is None:
@@ -83,8 +89,8 @@ def resolve(name: str) -> Structure:
     if key in table["lesions"]:
         entry = table["lesions"][key]
         return Structure("lesion", _organ_names(entry.get("organ")), kind=entry["kind"])
-    if key in label_ids():
-        return Structure("organ", (key,))
+    if key in _total_lower():
+        return Structure("organ", (_total_lower()[key],))
     if key in table["organs"]:
         return Structure("organ", (table["organs"][key],))
     if key in table["split_by_side"]:
@@ -92,6 +98,22 @@ def resolve(name: str) -> Structure:
     if key in table["ignored"]:
         return Structure("ignored", reason=table["ignored"][key])
     raise KeyError(name)
+
+
+def organ_names(words) -> list[str]:
+    """TotalSegmentator organ names for organ words (``kidney`` -> both kidneys, ``lung`` -> its
+    lobes, synonyms resolved), in order, without repeats; ``KeyError`` for a word that names no
+    organ."""
+    out = []
+    for word in words:
+        structure = resolve(word)
+        organs = structure.organs if structure.role == "organ" else ()
+        if normalise(word) == "lung":
+            organs = LUNG_LOBES
+        if not organs:
+            raise KeyError(word)
+        out += [o for o in organs if o not in out]
+    return out
 
 
 def unknown_names(names) -> list[str]:
@@ -199,7 +221,8 @@ def load_structure_folder(folder: Path, ct: sitk.Image, *, case: str, roles: set
 def load_named_labels(path: Path, names: dict[int, str], ct: sitk.Image, *, case: str,
                       roles: set[str]) -> StructureMaps:
     """Organ and/or lesion maps from one label file whose values ``names`` names (nnU-Net style)."""
-    labels = sitk.GetArrayViewFromImage(load_mask(path, ct, case=case, what=Path(path).name))
+    image = load_mask(path, ct, case=case, what=Path(path).name)
+    labels = sitk.GetArrayViewFromImage(image)  # a view: ``image`` must stay alive while it is read
     builder = _Builder(ct, case=case)
     present = set(np.unique(labels).tolist()) - {0}
     extra = sorted(present - set(names))

@@ -84,6 +84,9 @@ class CaseInput(BaseModel):
                                                "lesion_mask label files that are not TotalSegmentator ids, e.g. "
                                                "'1:liver;2:tumour' (nnU-Net dataset.json); names as in structures.json")
     lesion_provenance: Literal["annotated", "model-predicted"] = "annotated"
+    annotated_organs: list[str] = Field(default=[], description="organs whose lesions the lesion mask annotates "
+                                        "('liver' or 'liver;kidney_left;kidney_right'); empty = every organ with a "
+                                        "mask. Negative claims are made only for these")
     predicted_masks: dict[str, Path] = Field(default={}, description="TotalSegmentator subtask -> its output "
                                              "(filled by --seg-subtasks, not a manifest column)")
     report: str | None = None
@@ -105,6 +108,15 @@ class CaseInput(BaseModel):
                 key, _, kind = part.partition(":")
                 out[int(key)] = kind.strip()
             return out
+        return value
+
+    @field_validator("annotated_organs", mode="before")
+    @classmethod
+    def _organ_list(cls, value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(";") if part.strip()]
         return value
 
     @field_validator("pathology", mode="before")

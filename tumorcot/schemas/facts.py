@@ -132,6 +132,8 @@ class CaseFacts(BaseModel):
     lesions: list[LesionFacts]
     has_organ_mask: bool
     has_lesion_mask: bool
+    annotated_organs: list[str] = Field(default=[], description="organs whose lesions the lesion mask annotates; "
+                                        "empty = every organ with a mask. Negative claims only for these")
     segmentation_backend: str = "precomputed"
     pathology: PathologyLabels | None = None
     synthetic: bool = False
