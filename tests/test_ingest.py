@@ -21,9 +21,10 @@ from tumorcot.cli import app
 from tumorcot.errors import ManifestError
 from tumorcot.imaging.structures import resolve
 from tumorcot.ingest.nnunet import label_names
-from tumorcot.labels import total_labels
+from tumorcot.vocabulary import total_labels
 from tumorcot.pipeline import extract_facts
 from tumorcot.schemas import CaseInput
+from tumorcot.store.private import state_dir
 
 runner = CliRunner()
 
@@ -131,6 +132,9 @@ def test_totalseg_folder_equals_the_multilabel_build(tmp_path, example, prefect_
     multi = tmp_path / "multi.csv"
     multi.write_text(f"patient_id,study_id,ct,organ_mask\ns0001,s0001,{ct},{ct.parent / 'example_seg.nii.gz'}\n")
     assert invoke("build", "-m", tmp_path / "folder.csv", "-o", tmp_path / "ds_folder").exit_code == 0
+    # the same salt (same pseudonyms, so the same per-case record choices) for the second dataset
+    (tmp_path / "ds_multi.private").mkdir(mode=0o700)
+    shutil.copy(state_dir(tmp_path / "ds_folder") / "salt", tmp_path / "ds_multi.private" / "salt")
     assert invoke("build", "-m", multi, "-o", tmp_path / "ds_multi").exit_code == 0
     assert records_text(tmp_path / "ds_folder") == records_text(tmp_path / "ds_multi")
 

@@ -20,10 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tumorcot.imaging.segment import SegmentOptions, run_totalsegmentator
 from tumorcot.schemas import CaseInput
+from tumorcot.vocabulary import LESION_SUBTASK_LABELS
+from tumorcot.store.private import state_dir
 
 GPU_TAG = "tumorcot-gpu"
-LESION_SUBTASKS = ("liver_vessels", "lung_nodules", "kidney_cysts")  # their tumour/nodule/cyst labels become
-# model-predicted lesions (names in tumorcot/data/structures.json) for rows without a lesion_mask
+LESION_SUBTASKS = tuple(LESION_SUBTASK_LABELS)  # their tumour/nodule/cyst labels become model-predicted
+# lesions for rows without a lesion_mask
 SUBTASKS = ("liver_segments", *LESION_SUBTASKS)  # the TotalSegmentator subtasks whose output the measurement uses
 
 
@@ -70,7 +72,7 @@ def segmented_case(case: CaseInput, plan: SegmentationPlan, dataset_dir: Path, c
     if plan.backend != "totalsegmentator":
         return case
     run = totalsegmentator_task.with_options(tags=[GPU_TAG] if plan.device == "gpu" else [])
-    cache_dir = Path(dataset_dir) / ".tumorcot" / "segmentations"
+    cache_dir = state_dir(dataset_dir) / "segmentations"
     wanted = {"organ_mask": "total", **{"liver_segments": "liver_segments" for s in plan.subtasks
                                         if s == "liver_segments"}}
     updates = {}

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 
 from tumorcot.errors import CaseInputError
 from tumorcot.imaging.io import load_mask
-from tumorcot.labels import LUNG_LOBES, label_ids
+from tumorcot.vocabulary import LUNG_LOBES, label_ids, task_labels
 
 MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
@@ -235,11 +235,6 @@ def load_named_labels(path: Path, names: dict[int, str], ct: sitk.Image, *, case
     return builder.result()
 
 
-def subtask_names(task: str) -> dict[int, str]:
-    """``{value: structure name}`` of a TotalSegmentator subtask's multilabel output."""
-    return {int(k): v for k, v in _table()["totalseg_subtasks"][task].items()}
-
-
 @dataclass
 class CaseMasks:
     """The maps one case's measurement reads, and where its lesions come from."""
@@ -292,7 +287,7 @@ def _predicted_lesions(case, ct: sitk.Image):
     kinds: dict[str, int] = {}
     annotated: list[str] = []
     for task, path in sorted(case.predicted_masks.items()):
-        maps = load_named_labels(path, subtask_names(task), ct, case=case.label, roles={"lesion"})
+        maps = load_named_labels(path, task_labels(task), ct, case=case.label, roles={"lesion"})
         annotated += [organ for organ in maps.annotated_organs if organ not in annotated]
         if maps.lesion_map is None:
             continue
