@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from tumorcot.store.atomic import atomic_open
 
 KEY_FIELDS = ("model", "messages", "temperature", "seed", "max_tokens", "response_format")
 
@@ -53,18 +54,8 @@ class ResponseCache:
     def put(self, key: str, request: dict[str, Any], response: dict[str, Any], **extra: Any) -> None:
         """Store ``response`` (a chat-completion dict) for ``key``, atomically."""
         entry = {"key": key, "request": request, "response": response, **extra}
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(entry, fh, ensure_ascii=False, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(self.path(key), sync_dir=False) as fh:
+            json.dump(entry, fh, ensure_ascii=False, sort_keys=True)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

@@ -29,11 +29,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tumorcot.agents.families.focus import answer_text, question_text
+from tumorcot.conversation import answer_text, question_text
 from tumorcot.agents.lexicon import Hit, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import lesion_features
-from tumorcot.labels import organ_family, side_of
+from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, organ_family, side_of
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 
 STEP_NUMBER = re.compile(r"(?<![\w.])\d+\. (?=\[(?:finding|impression|pathology)\])")  # "2. [impression]"
@@ -81,8 +81,8 @@ class Binder:
         out = set(names)
         for n in names:
             out |= {organ_family(n), re.sub(r"_(left|right)$", "", n), self.kg.organ_key(n) or n}
-            if n in ("outside_organs", "unknown_organ"):
-                out |= {"outside_organs", "unknown_organ", "soft_tissue"}
+            if n in NO_HOST:
+                out |= {*NO_HOST, SOFT_TISSUE}
         return out
 
     def sides(self, scope: Scope) -> set[str]:

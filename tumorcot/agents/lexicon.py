@@ -7,7 +7,7 @@ Generated, not hand-listed, so it grows with the KG and the label tables:
   head noun, e.g. "kidney", "vertebrae"), every KG organ node (label, synonyms, abbreviations),
   plus the adjective forms of ``ORGAN_ALIASES`` ("hepatic", "renal", ...);
 * sub-regions: every KG sub-region node and every sub-location value the imaging stage writes
-  (``families.choice.SUB_LOCATION_SCHEMES``), Couinaud segments in Roman and Arabic numerals;
+  (``vocabulary.SUB_LOCATION_SCHEMES``), Couinaud segments in Roman and Arabic numerals;
 * features and their opposites: KG feature nodes (label, synonyms, ``opposites``); a feature's
   *group* (attenuation, shape, margin, ...) is the set it is an alternative within;
 * impressions, histologies and pathology classes: KG node label, synonyms, abbreviations (and the
@@ -25,11 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tumorcot.agents.families.choice import ATTRIBUTE_VALUES, SUB_LOCATION_SCHEMES
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.labels import display_name, total_labels
-
-ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
 
 # Spoken forms of organs that no label name contains (the label table is the source of names).
 ORGAN_ALIASES = {

@@ -28,7 +28,8 @@ from tumorcot.errors import ManifestError, TumorcotError
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
 from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_requests
-from tumorcot.privacy import case_id_for, load_or_create_salt
+from tumorcot.privacy import case_id_for, load_or_create_salt, scrub_ids
+from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.prompts import prompt_version
 from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
 from tumorcot.schemas.options import resolve_options
@@ -36,6 +37,7 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
+from tumorcot.store.private import bind, state_dir
 from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import current_result, input_signature
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan, segmented_case
@@ -61,23 +63,18 @@ def build_key(hashes: dict, versions: dict) -> str:
     return hashlib.sha256(json.dumps([hashes, versions], sort_keys=True).encode()).hexdigest()
 
 
-def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
-    """Error text may quote a path holding the raw ids: replace them by the pseudonym."""
-    for raw in {case.patient_id, case.study_id}:
-        if len(raw) >= 3:
-            message = message.replace(raw, pseudo)
-    return message
-
-
 @task(name="process_case", cache_policy=NO_CACHE, persist_result=False, task_run_name="process_case-{case.row}")
 def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
                  force: bool = False, use_llm_cache: bool = True, options: dict | None = None,
-                 versions: dict | None = None, segmentation: dict | None = None) -> CaseOutcome:
+                 versions: dict | None = None, segmentation: dict | None = None,
+                 state: str | None = None) -> CaseOutcome:
     """Load, measure, generate, calibrate and store one case; never raises for a bad case.
 
     ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
     every LLM call afresh instead of answering from the response cache. ``versions`` are the
-    run's ``pipeline_versions`` (computed here when not given)."""
+    run's ``pipeline_versions`` (computed here when not given); ``state`` the dataset's private state
+    folder as the flow resolved it (a Dask worker elsewhere has no other way to know it)."""
+    bind(dataset_dir, state)
     start = time.perf_counter()
     outcome = _run_case(case, dataset_dir, salt, run_id, generator, force, use_llm_cache, options, versions,
                         segmentation)
@@ -91,6 +88,11 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
+        quarantined_records, quarantined_cases = quarantined_ids(dataset_dir)
+        if case_id in quarantined_cases:
+            return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
+                               error_type="QuarantinedByReview", reason="the case was quarantined after clinical "
+                               "review (its reasons: review/verdicts.json, tumorcot audit)")
         versions = versions or pipeline_versions(generator, options, segmentation)
         signature = input_signature(case)
         hashes = input_hashes(case)
@@ -109,7 +111,8 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
         kg = load_kg()
         records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
                                               options=resolve_options(options),
-                                              cache_dir=dataset_dir / "llm-cache" if use_llm_cache else None)
+                                              cache_dir=state_dir(dataset_dir) / "llm-cache" if use_llm_cache else None)
+        records = [r for r in records if r.record_id not in quarantined_records]   # judged wrong in review
         store.write(case_id, key, facts, records, log,
                     {"records": len(records), "rejected": rejected, "run_id": run_id,
                      "input_sha256": hashes, "input_signature": signature}, case=case)
@@ -118,7 +121,7 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
     except Exception as exc:  # a bad case is reported and the batch goes on
         kind = type(exc).__name__ if isinstance(exc, TumorcotError) else f"internal {type(exc).__name__}"
         return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
-                           error_type=kind, reason=_scrub(str(exc), case, case_id))
+                           error_type=kind, reason=scrub_ids(str(exc), case, case_id))
 
 
 PROBE_CASES = 4          # cases sent one per task first, to time a case
@@ -135,11 +138,11 @@ def auto_batch_size(seconds_per_case: float, cases: int) -> int:
 @task(name="process_cases", cache_policy=NO_CACHE, persist_result=False)
 def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
                   force: bool = False, options: dict | None = None, versions: dict | None = None,
-                  segmentation: dict | None = None) -> list[CaseOutcome]:
+                  segmentation: dict | None = None, state: str | None = None) -> list[CaseOutcome]:
     """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
     versions = versions or pipeline_versions(generator, options, segmentation)
     return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options, versions=versions,
-                            segmentation=segmentation) for c in cases]
+                            segmentation=segmentation, state=state) for c in cases]
 
 
 @task(name="write_shards", cache_policy=NO_CACHE, persist_result=False)
@@ -216,7 +219,8 @@ _PROGRESS: list = []
 
 @flow(name="build_dataset", log_prints=False)
 def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
-                  batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None) -> dict:
+                  batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
+                  state_dir_path: str | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
@@ -224,7 +228,9 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     orchestration cost stays small whether a case takes 50 ms (phantoms) or a minute (real CT).
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
     interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
-    manifest's masks)."""
+    manifest's masks); ``state_dir_path`` the private state folder (default: ``$TUMORCOT_STATE_DIR``,
+    else ``OUT.private`` beside ``out``)."""
+    bind(out, state_dir_path)
     options = resolve_options(options).model_dump(mode="json")
     plan = resolve_plan(segmentation)
     segmentation = plan.model_dump(mode="json")
@@ -232,6 +238,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    state = str(state_dir(out))   # resolved here, passed to every task
     with dataset_lock(out):
         salt = load_or_create_salt(out)
         entries = read_case_manifest(manifest)
@@ -260,7 +267,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                 progress.advance(outcome)
         def submit(batch: list[CaseInput]):
             return process_cases.submit(batch, out, salt, run_id, generator, force, options, versions,
-                                        segmentation)
+                                        segmentation, state)
 
         def collect(future) -> list[CaseOutcome]:
             done = future.result()
