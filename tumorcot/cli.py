@@ -14,10 +14,21 @@ from rich.table import Table
 
 from tumorcot.exports.commands import load_stats, print_stats_table, register as register_export_commands
 from tumorcot.ops.commands import register as register_ops_commands
+from tumorcot.review.commands import register as register_review_commands
 
 app = typer.Typer(help="Build traceable findings -> impression -> pathology CoT VQA datasets from CT.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
+
+
+@app.callback()
+def main(state_dir: Path = typer.Option(
+        None, "--state-dir", envvar="TUMORCOT_STATE_DIR", show_envvar=True,
+        help="The dataset's private state folder (salt, raw ids, input paths, full prompts, LLM cache, "
+             "per-case results, lock). Default: DIR.private beside the dataset folder DIR; never inside it.")):
+    """Build traceable findings -> impression -> pathology CoT VQA datasets from CT."""
+    if state_dir is not None:
+        os.environ["TUMORCOT_STATE_DIR"] = str(state_dir.expanduser().resolve())
 
 
 class CaseProgress:
@@ -214,6 +225,7 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
 
 register_ops_commands(app, console, _quiet_prefect)
 register_export_commands(app, console)
+register_review_commands(app, console)
 
 if __name__ == "__main__":
     app()

@@ -2,7 +2,7 @@
 
 Raw patient and study ids never leave this module: they are replaced by salted HMAC-SHA256
 pseudonyms. The salt is ``TUMORCOT_SALT`` when set, else a random one kept in the dataset folder
-(``.tumorcot/salt``, never copied into shards, logs or reports). Splits are a deterministic
+(``STATE/salt`` in its private state folder, never copied into shards, logs or reports). Splits are a deterministic
 function of the pseudonymous patient id, so one patient's studies never span splits.
 """
 
@@ -14,17 +14,17 @@ import os
 import secrets
 from pathlib import Path
 
+from tumorcot.store.private import state_dir
+
 DEFAULT_SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 
 
 def load_or_create_salt(dataset_dir: Path) -> bytes:
     if os.environ.get("TUMORCOT_SALT"):
         return os.environ["TUMORCOT_SALT"].encode()
-    path = dataset_dir / ".tumorcot" / "salt"
+    path = state_dir(dataset_dir) / "salt"   # the private folder: salt, case rows with raw ids, ...
     if path.exists():
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)   # the private folder: salt, case rows with raw ids, per-case results
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # the salt is a secret
     with os.fdopen(fd, "wb") as fh:

@@ -1,4 +1,4 @@
-"""Where a record's CT is: from the case row kept privately in ``.tumorcot/cases/<case_id>/input.json``.
+"""Where a record's CT is: from the case row kept privately in ``STATE/cases/<case_id>/input.json``.
 
 Records reference their CT by content hash only. Exports for training need a path, so it is
 looked up in the stored case row (an absolute path: the case manifest's relative paths were
@@ -68,7 +68,7 @@ class CaseImages:
         what = f"record {record_id} (case {case_id})" if record_id else f"case {case_id}"
         case = self.store.recall_input(case_id)
         if case is None:
-            raise ExportError(f"{what}: the dataset keeps no case row (.tumorcot/cases/{case_id}/input.json) to "
+            raise ExportError(f"{what}: the dataset keeps no case row (STATE/cases/{case_id}/input.json) to "
                               "find its CT; run `tumorcot build` once more, or export with --skip-missing",
                               case=case_id)
         ct = Path(case.ct).expanduser()

@@ -31,6 +31,7 @@ from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
 from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_config, llm_requests
 from tumorcot.privacy import case_id_for, load_or_create_salt
+from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.prompts import prompt_version
 from tumorcot.schemas import CaseFacts, CaseInput, CaseOutcome, GenerationOptions
 from tumorcot.schemas.options import resolve_options
@@ -38,6 +39,7 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
+from tumorcot.store.private import bind, state_dir
 from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import current_result, input_signature
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan, segmented_case
@@ -64,7 +66,12 @@ def build_key(hashes: dict, versions: dict) -> str:
 
 
 def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
-    """Error text may quote a path holding the raw ids: replace them by the pseudonym."""
+    """Error text may quote an input path (private) or the raw ids: replace a path by its field
+    name and an id by the pseudonym."""
+    for field in ("ct", "organ_mask", "lesion_mask", "liver_segments"):
+        path = getattr(case, field, None)
+        if path is not None:
+            message = message.replace(str(path), f"<{field}>")
     for raw in {case.patient_id, case.study_id}:
         if len(raw) >= 3:
             message = message.replace(raw, pseudo)
@@ -74,12 +81,15 @@ def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
 @task(name="process_case", cache_policy=NO_CACHE, persist_result=False, task_run_name="process_case-{case.row}")
 def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str,
                  force: bool = False, use_llm_cache: bool = True, options: dict | None = None,
-                 versions: dict | None = None, segmentation: dict | None = None) -> CaseOutcome:
+                 versions: dict | None = None, segmentation: dict | None = None,
+                 state: str | None = None) -> CaseOutcome:
     """Load, measure, generate, calibrate and store one case; never raises for a bad case.
 
     ``force`` reprocesses an unchanged case; ``use_llm_cache=False`` (regeneration) also makes
     every LLM call afresh instead of answering from the response cache. ``versions`` are the
-    run's ``pipeline_versions`` (computed here when not given)."""
+    run's ``pipeline_versions`` (computed here when not given); ``state`` the dataset's private state
+    folder as the flow resolved it (a Dask worker elsewhere has no other way to know it)."""
+    bind(dataset_dir, state)
     versions = versions or pipeline_versions(generator, options, segmentation)
     step = prepare_case(case, dataset_dir, salt, run_id, force, versions, segmentation)
     if isinstance(step, CaseOutcome):
@@ -87,7 +97,7 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
     try:
         records, log, rejected = case_records(step.facts, load_kg(), run_id, generator, report=case.report,
                                               options=resolve_options(options),
-                                              cache_dir=dataset_dir / "llm-cache" if use_llm_cache else None)
+                                              cache_dir=state_dir(dataset_dir) / "llm-cache" if use_llm_cache else None)
     except Exception as exc:  # a bad case is reported and the batch goes on
         return failed_outcome(step.case, step.case_id, run_id, exc)
     return finish_case(step, dataset_dir, run_id, records, log, rejected)
@@ -103,6 +113,7 @@ class PreparedCase:
     facts: CaseFacts
     hashes: dict
     signature: dict | None
+    quarantined: frozenset = frozenset()   # record ids judged wrong in review: never stored
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -120,6 +131,11 @@ def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, f
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
+        quarantined_records, quarantined_cases = quarantined_ids(dataset_dir)
+        if case_id in quarantined_cases:
+            return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
+                               error_type="QuarantinedByReview", reason="the case was quarantined after clinical "
+                               "review (its reasons: review/verdicts.json, tumorcot audit)")
         signature = input_signature(case)
         hashes = input_hashes(case)
         key = build_key(hashes, versions)
@@ -135,14 +151,15 @@ def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, f
         segmented = segmented_case(case, plan, dataset_dir, hashes["ct"])
         facts = extract_facts(segmented, salt, hashes if segmented is case else input_hashes(segmented),
                               segmentation_backend=plan.backend)
-        return PreparedCase(case, case_id, key, facts, hashes, signature, started)
+        return PreparedCase(case, case_id, key, facts, hashes, signature, frozenset(quarantined_records), started)
     except Exception as exc:  # a bad case is reported and the batch goes on
         return failed_outcome(case, case_id, run_id, exc)
 
 
 def finish_case(step: PreparedCase, dataset_dir: Path, run_id: str, records: list, log: list,
                 rejected: int) -> CaseOutcome:
-    """Store a case's records, log and facts; its outcome."""
+    """Store a case's records (less those quarantined in review), log and facts; its outcome."""
+    records = [r for r in records if r.record_id not in step.quarantined]
     try:
         CaseStore(dataset_dir).write(
             step.case_id, step.key, step.facts, records, log,
@@ -169,17 +186,17 @@ def auto_batch_size(seconds_per_case: float, cases: int) -> int:
 @task(name="process_cases", cache_policy=NO_CACHE, persist_result=False)
 def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, generator: str,
                   force: bool = False, options: dict | None = None, versions: dict | None = None,
-                  segmentation: dict | None = None) -> list[CaseOutcome]:
+                  segmentation: dict | None = None, state: str | None = None) -> list[CaseOutcome]:
     """A batch of cases in one task: the per-case work of ``process_case`` in a loop."""
     versions = versions or pipeline_versions(generator, options, segmentation)
     return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options, versions=versions,
-                            segmentation=segmentation) for c in cases]
+                            segmentation=segmentation, state=state) for c in cases]
 
 
 @task(name="process_cases_llm", cache_policy=NO_CACHE, persist_result=False)
 def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, force: bool = False,
                       options: dict | None = None, versions: dict | None = None, segmentation: dict | None = None,
-                      llm_concurrency: int = 16) -> list[CaseOutcome]:
+                      llm_concurrency: int = 16, state: str | None = None) -> list[CaseOutcome]:
     """A batch of cases for the LLM generator: this task's thread measures them one after another
     and hands each measured case's agents to the process's LLM scheduler at once (one event loop,
     one client, one in-flight limit of ``llm_concurrency`` shared by every task of the process),
@@ -188,8 +205,9 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
     from tumorcot.agents.llm import LLMGenerator
     from tumorcot.agents.scheduler import shared_scheduler
 
+    bind(dataset_dir, state)
     versions = versions or pipeline_versions("llm", options, segmentation)
-    config = llm_config(dataset_dir / "llm-cache", llm_concurrency)
+    config = llm_config(state_dir(dataset_dir) / "llm-cache", llm_concurrency)
     scheduler = shared_scheduler(config, run_id)
     generator = LLMGenerator(load_kg(), config, run_id=run_id, options=resolve_options(options))
     outcomes: list[CaseOutcome] = []
@@ -301,7 +319,7 @@ _PROGRESS: list = []
 @flow(name="build_dataset", log_prints=False)
 def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
-                  llm_concurrency: int = 16, workers: int = 2) -> dict:
+                  llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
@@ -309,12 +327,14 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     orchestration cost stays small whether a case takes 50 ms (phantoms) or a minute (real CT).
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
     interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
-    manifest's masks).
+    manifest's masks); ``state_dir_path`` the private state folder (default: ``$TUMORCOT_STATE_DIR``,
+    else ``OUT.private`` beside ``out``).
 
     With ``generator="llm"`` the cases go to ``process_cases_llm`` in ``llm_batches`` (one per
     case worker, ``workers``), whose agents share one LLM scheduler per process with at most
     ``llm_concurrency`` requests in flight (per worker process with Dask)."""
     flow_started = time.time()
+    bind(out, state_dir_path)
     options = resolve_options(options).model_dump(mode="json")
     plan = resolve_plan(segmentation)
     segmentation = plan.model_dump(mode="json")
@@ -322,6 +342,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     manifest, out = Path(manifest), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    state = str(state_dir(out))   # resolved here, passed to every task
     with dataset_lock(out):
         salt = load_or_create_salt(out)
         entries = read_case_manifest(manifest)
@@ -351,9 +372,9 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
         def submit(batch: list[CaseInput]):
             if generator == "llm":
                 return process_cases_llm.submit(batch, out, salt, run_id, force, options, versions, segmentation,
-                                                llm_concurrency)
+                                                llm_concurrency, state)
             return process_cases.submit(batch, out, salt, run_id, generator, force, options, versions,
-                                        segmentation)
+                                        segmentation, state)
 
         def collect(future) -> list[CaseOutcome]:
             done = future.result()

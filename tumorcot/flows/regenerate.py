@@ -2,7 +2,7 @@
 replace exactly that patient's records in the dataset.
 
 The flow receives the pseudonymous patient id (never the raw one: flow parameters are stored by
-the Prefect API). The patient's case rows come from the private ``.tumorcot/cases/*/input.json``.
+the Prefect API). The patient's case rows come from the private state folder (``STATE/cases/*/input.json``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
+from tumorcot.store.private import state_dir
 from tumorcot.store.shards import read_manifest
 from tumorcot.store.update import case_entry, update_dataset
 
@@ -72,7 +73,7 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
         salt = load_or_create_salt(dataset)
         versions = pipeline_versions(generator, options, segmentation)
         futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options, versions,
-                                       segmentation) for case in inputs]
+                                       segmentation, str(state_dir(dataset))) for case in inputs]
         try:
             outcomes = [f.result() for f in futures]
         finally:

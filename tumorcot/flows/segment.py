@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tumorcot.imaging.segment import SegmentOptions, run_totalsegmentator
 from tumorcot.schemas import CaseInput
+from tumorcot.store.private import state_dir
 
 GPU_TAG = "tumorcot-gpu"
 SUBTASKS = ("liver_segments",)  # the TotalSegmentator subtasks whose output the measurement uses
@@ -68,7 +69,7 @@ def segmented_case(case: CaseInput, plan: SegmentationPlan, dataset_dir: Path, c
     if plan.backend != "totalsegmentator":
         return case
     run = totalsegmentator_task.with_options(tags=[GPU_TAG] if plan.device == "gpu" else [])
-    cache_dir = Path(dataset_dir) / ".tumorcot" / "segmentations"
+    cache_dir = state_dir(dataset_dir) / "segmentations"
     wanted = {"organ_mask": "total", **{"liver_segments": "liver_segments" for s in plan.subtasks
                                         if s == "liver_segments"}}
     updates = {}

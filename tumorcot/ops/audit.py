@@ -1,8 +1,9 @@
 """``tumorcot audit``: what each run did and how every record came to be, from the dataset alone.
 
-Sources: ``runs/<run_id>.json`` (one summary per build or regeneration), the generation-log
+Sources: ``runs/<run_id>.json`` (one summary per build, regeneration or review quarantine), the generation-log
 shards (``AgentTurn`` rows: offline-generator rows, calibrator rejections, LLM agent turns with
-tokens, latency, attempts and verdicts, regeneration notes), the facts shards and the manifest.
+tokens, latency, attempts and verdicts, regeneration notes), the facts shards, the manifest and
+the clinician verdicts (``review/verdicts.json``).
 Log rows exist for the cases in the dataset now: a regenerated case's older turns are replaced.
 Everything returned is plain JSON-ready data; ``audit_tables`` renders it.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from tumorcot.errors import TumorcotError
+from tumorcot.review.ingest import review_summary
+from tumorcot.review.verdicts import stored_review
 from tumorcot.store.shards import read_log, read_manifest, read_records
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -104,7 +107,8 @@ def run_report(dataset_dir: Path) -> dict:
     manifest = read_manifest(dataset_dir) if (dataset_dir / "manifest.json").exists() else {}
     return {"dataset": str(dataset_dir), "record_count": manifest.get("record_count", 0),
             "cases": len(manifest.get("cases", [])), "failing_cases": len(manifest.get("failures", [])),
-            "versions": manifest.get("versions", {}), "runs": runs, "agents": agent_stats(rows)}
+            "versions": manifest.get("versions", {}), "runs": runs, "agents": agent_stats(rows),
+            "review": review_summary(dataset_dir)}
 
 
 def record_lineage(dataset_dir: Path, record_id: str) -> dict:
@@ -132,6 +136,7 @@ def record_lineage(dataset_dir: Path, record_id: str) -> dict:
                      "pipeline": record["pipeline_version"], "generator": record["generator"],
                      "dataset": manifest.get("versions", {})},
         "facts": facts,
+        "review": [v for v in stored_review(dataset_dir)["verdicts"] if v["record_id"] == record_id],
         "turns": [{k: t[k] for k in ("run_id", "agent", "attempt", "template", "model", "messages_json",
                                      "raw_response", "parsed_json", "verdict", "reasons", "error",
                                      "prompt_tokens", "completion_tokens", "latency_ms", "cached",

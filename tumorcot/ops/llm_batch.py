@@ -23,10 +23,11 @@ from pathlib import Path
 from tumorcot.agents.batch import BatchWriter, ingest_results
 from tumorcot.agents.cache import ResponseCache
 from tumorcot.errors import LLMOutputError, ManifestError
+from tumorcot.store.private import state_dir
 
 
 def cache_dir(dataset_dir: Path) -> Path:
-    return Path(dataset_dir) / "llm-cache"   # the cache ``tumorcot build --generator llm`` reads
+    return state_dir(dataset_dir) / "llm-cache"   # the cache ``tumorcot build --generator llm`` reads
 
 
 def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, options=None, progress=None) -> dict:

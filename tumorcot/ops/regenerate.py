@@ -7,16 +7,18 @@ from pathlib import Path
 
 from tumorcot.errors import RegenerationError
 from tumorcot.privacy import pseudonymise
+from tumorcot.store.private import state_dir
 
 
 def dataset_salt(dataset_dir: Path) -> bytes:
     """The salt the dataset was built with; never creates one."""
     if os.environ.get("TUMORCOT_SALT"):
         return os.environ["TUMORCOT_SALT"].encode()
-    path = dataset_dir / ".tumorcot" / "salt"
+    path = state_dir(dataset_dir, create=False) / "salt"
     if not path.exists():
-        raise RegenerationError(f"{dataset_dir} has no private .tumorcot/salt: not a tumorcot dataset "
-                                "folder, or it was built with TUMORCOT_SALT (set it again)")
+        raise RegenerationError(f"no salt at {path}: {dataset_dir} is not a tumorcot dataset folder, its state "
+                                "folder is elsewhere (--state-dir / $TUMORCOT_STATE_DIR), or it was built with "
+                                "TUMORCOT_SALT (set it again)")
     return path.read_bytes()
 
 

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from tumorcot.store.private import is_private
+
 # Private per-case tables (Arrow IPC): lz4 buffers, about Parquet's size at a quarter of its cost.
 IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
@@ -30,13 +32,18 @@ def fsync_dir(folder: Path) -> None:
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-PRIVATE = ".tumorcot"   # files under a dataset's private folder keep mkstemp's owner-only mode
+
+
+def publish_mode(tmp: str | Path, path: Path) -> None:
+    """Give a temporary file (mkstemp: 0600) the mode of an ordinary file (0644 under umask 022)
+    before it is renamed to ``path``, unless ``path`` is in a private state folder (stays 0600)."""
+    if not is_private(path):
+        os.chmod(tmp, 0o666 & ~_UMASK)
 
 
 def _replace(tmp: str, path: Path, sync_dir: bool = True) -> None:
-    """Rename ``tmp`` over ``path``; published files get the usual mode (0644 under umask 022)."""
-    if PRIVATE not in path.parts:
-        os.chmod(tmp, 0o666 & ~_UMASK)
+    """Rename ``tmp`` over ``path`` with ``publish_mode``."""
+    publish_mode(tmp, path)
     os.replace(tmp, path)
     if sync_dir:
         fsync_dir(path.parent)

@@ -1,0 +1,56 @@
+"""CLI commands ``tumorcot review pack|ingest`` and ``tumorcot report`` (added to the app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tumorcot.errors import TumorcotError
+
+
+def register(app: typer.Typer, console: Console) -> None:
+    review = typer.Typer(help="Clinician review: a static HTML pack of sampled records, then their verdicts "
+                              "back into the dataset (error rates, agreement, quarantine).", no_args_is_help=True)
+    app.add_typer(review, name="review")
+
+    @review.command("ingest")
+    def review_ingest(
+        dataset: Path = typer.Argument(..., help="Dataset folder the pack was made from."),
+        verdicts: list[Path] = typer.Argument(..., help="Verdict file(s) exported from review packs (JSON)."),
+        quarantine: bool = typer.Option(False, "--quarantine", help="Remove records judged wrong (by any "
+                                        "reviewer, record or step) through an incremental shard update; later "
+                                        "builds keep them out. The reasons go to the log and `tumorcot audit`."),
+        scope: str = typer.Option("record", help="With --quarantine: 'record' (only the judged records) or 'case' "
+                                  "(every record of their cases)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ):
+        """Store verdicts with the dataset and report error rates (Wilson 95 % intervals) per task, organ
+        and step stage, and Cohen's kappa between reviewers who judged the same records."""
+        from tumorcot.review.ingest import ingest
+        from tumorcot.review.tables import print_review
+
+        if scope not in ("record", "case"):
+            raise typer.BadParameter("--scope must be 'record' or 'case'")
+        try:
+            result = ingest(dataset, verdicts, quarantine=quarantine, scope=scope)
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        if as_json:
+            typer.echo(json.dumps(result, indent=1))
+            return
+        for problem in result["problems"]:
+            console.print(f"[yellow]skipped[/yellow] {escape(problem)}")
+        console.print(f"stored {result['ingested']} verdict(s) in {escape(str(dataset))}/{result['stored']['path']} "
+                      f"({result['stored']['verdicts']} in total)")
+        run = result["quarantine"]
+        print_review(console, {"rates": result["rates"], "quarantine": run["quarantine"] if run else []})
+        if run:
+            console.print(f"quarantine run {run['run_id']}: {run['rejected']} record(s) removed, dataset now "
+                          f"{run['records']} records ({run['assembly']} update)")
+        elif quarantine:
+            console.print("nothing to quarantine: no record in the dataset is judged wrong")
