@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from tumorcot.errors import ManifestError
 from tumorcot.schemas import CaseInput
+from tumorcot.schemas.case import FILE_FIELDS
 
-PATH_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
 KNOWN = set(CaseInput.model_fields) - {"row"}
 
 
@@ -57,7 +57,7 @@ def read_case_manifest(path: Path) -> list[CaseInput | ManifestError]:
             continue
         data = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
         data = {k: v for k, v in data.items() if v not in (None, "")}
-        for field in PATH_FIELDS:
+        for field in FILE_FIELDS:
             if field in data:
                 p = Path(data[field]).expanduser()
                 data[field] = p if p.is_absolute() else base / p

@@ -19,24 +19,23 @@ from tumorcot.imaging.measure import measure_lesions, measure_organs
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.privacy import case_id_for, pseudonymise
 from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo, GenerationOptions
+from tumorcot.schemas.case import FILE_FIELDS
 
 
 def input_hashes(case: CaseInput) -> dict[str, str]:
     """Content hashes of a case's input files and of its manifest fields."""
     hashes = {}
-    for field in ("ct", "organ_mask", "lesion_mask", "liver_segments"):
-        path = getattr(case, field)
-        if path is not None:
-            if not path.exists():
-                raise CaseInputError(f"{field} file not found: {path}", case=case.label)
-            hashes[field] = content_sha256(path)
+    for field, path in case.files().items():
+        if not path.exists():
+            raise CaseInputError(f"{field} file not found: {path}", case=case.label)
+        hashes[field] = content_sha256(path)
     hashes["fields"] = fields_sha256(case)
     return hashes
 
 
 def fields_sha256(case: CaseInput) -> str:
     """Hash of a case's manifest fields other than its file paths (the files are hashed by content)."""
-    fields = case.model_dump(mode="json", exclude={"row", "ct", "organ_mask", "lesion_mask", "liver_segments"})
+    fields = case.model_dump(mode="json", exclude={"row", *FILE_FIELDS})
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 

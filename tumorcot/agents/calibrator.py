@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.labels import display_name, organ_family, side_of
+from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, display_name, organ_family, side_of
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 
 NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9_])")
@@ -109,8 +109,8 @@ def _check_names(record, facts, table, cited, texts) -> list[str]:
         if isinstance(value, str):
             sides.update(m.group(1).lower() for m in SIDE_WORD.finditer(value))
     families = {organ_family(o) for o in organs | vessels}
-    if record.organ in ("outside_organs", "unknown_organ"):
-        families.add("soft_tissue")
+    if record.organ in NO_HOST:
+        families.add(SOFT_TISSUE)
     for where, text in texts:
         if where in ("question",):
             continue

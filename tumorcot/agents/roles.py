@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tumorcot.agents.chains import organ_chain, pathology_organ
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import lesion_features
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.prompts import render, template_sha256
 from tumorcot.schemas import CaseFacts, Fact, Step
 

@@ -30,7 +30,7 @@ from tumorcot.errors import ManifestError, TumorcotError
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
 from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_config, llm_requests
-from tumorcot.privacy import case_id_for, load_or_create_salt
+from tumorcot.privacy import case_id_for, load_or_create_salt, scrub_ids
 from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.prompts import prompt_version
 from tumorcot.schemas import CaseFacts, CaseInput, CaseOutcome, GenerationOptions
@@ -63,19 +63,6 @@ def pipeline_versions(generator: str, options: GenerationOptions | dict | None =
 
 def build_key(hashes: dict, versions: dict) -> str:
     return hashlib.sha256(json.dumps([hashes, versions], sort_keys=True).encode()).hexdigest()
-
-
-def _scrub(message: str, case: CaseInput, pseudo: str) -> str:
-    """Error text may quote an input path (private) or the raw ids: replace a path by its field
-    name and an id by the pseudonym."""
-    for field in ("ct", "organ_mask", "lesion_mask", "liver_segments"):
-        path = getattr(case, field, None)
-        if path is not None:
-            message = message.replace(str(path), f"<{field}>")
-    for raw in {case.patient_id, case.study_id}:
-        if len(raw) >= 3:
-            message = message.replace(raw, pseudo)
-    return message
 
 
 @task(name="process_case", cache_policy=NO_CACHE, persist_result=False, task_run_name="process_case-{case.row}")
@@ -120,7 +107,7 @@ class PreparedCase:
 def failed_outcome(case: CaseInput, case_id: str, run_id: str, exc: Exception) -> CaseOutcome:
     kind = type(exc).__name__ if isinstance(exc, TumorcotError) else f"internal {type(exc).__name__}"
     return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
-                       error_type=kind, reason=_scrub(str(exc), case, case_id))
+                       error_type=kind, reason=scrub_ids(str(exc), case, case_id))
 
 
 def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, force: bool, versions: dict,

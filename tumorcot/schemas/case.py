@@ -65,8 +65,11 @@ class PathologyLabels(BaseModel):
         return cls(**{k.lower(): v for k, v in data.items()})
 
 
+FILE_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")   # the fields that are input files
+
+
 class CaseInput(BaseModel):
-    """A validated manifest row; paths are absolute."""
+    """A validated manifest row; paths are absolute (``FILE_FIELDS``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +109,10 @@ class CaseInput(BaseModel):
         if isinstance(value, PathologyLabels) or value is None:
             return value
         return PathologyLabels.parse(value)
+
+    def files(self) -> dict[str, Path]:
+        """The case's input files that are given, by field."""
+        return {field: getattr(self, field) for field in FILE_FIELDS if getattr(self, field) is not None}
 
     @property
     def label(self) -> str:
