@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tumorcot.exports.commands import load_stats, print_stats_table, register as register_export_commands
+from tumorcot.ingest.commands import register as register_ingest_commands
 from tumorcot.ops.commands import register as register_ops_commands
 from tumorcot.review.commands import register as register_review_commands
 
@@ -166,7 +167,9 @@ def build(
                                    "limit 'tumorcot-gpu') or 'cpu'."),
     seg_fast: bool = typer.Option(False, help="TotalSegmentator --fast (3 mm model)."),
     seg_subtasks: str = typer.Option("", help="Extra TotalSegmentator tasks, comma-separated: liver_segments "
-                                     "(Couinaud segments instead of the geometric approximation)."),
+                                     "(Couinaud segments instead of the geometric approximation); liver_vessels, "
+                                     "lung_nodules, kidney_cysts (their tumour / nodule / cyst labels become "
+                                     "model-predicted lesions for rows without a lesion_mask)."),
     gpus: int = typer.Option(1, min=1, help="Slots of the 'tumorcot-gpu' limit when the build creates it."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
@@ -225,6 +228,7 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
 
 register_ops_commands(app, console, _quiet_prefect)
 register_export_commands(app, console)
+register_ingest_commands(app, console)
 register_review_commands(app, console)
 
 if __name__ == "__main__":
