@@ -104,7 +104,6 @@ class LLMGenerator:
         if client is None:
             async with LLMClient(self.config, run_id=self.run_id) as own:
                 return await self.agenerate(facts, report, own)
-        before = {k: v.model_copy() for k, v in client.usage.items()}
         case = _Case(facts, client, self.run_id)
         offline = OfflineGenerator(self.kg, self.options)
         offline.name = self.name
@@ -132,13 +131,16 @@ class LLMGenerator:
             case.failed[record.record_id] = reasons
             case.verdict("calibrator", record.record_id, "failed", reasons)
         result = LLMGeneration(accepted, case.log, case.failed)
-        for agent, usage in client.usage.items():
-            old = before.get(agent)
-            result.requests += usage.requests + usage.failed_requests - (
-                old.requests + old.failed_requests if old else 0)
-            result.cached += usage.cached - (old.cached if old else 0)
-            result.prompt_tokens += usage.prompt_tokens - (old.prompt_tokens if old else 0)
-            result.completion_tokens += usage.completion_tokens - (old.completion_tokens if old else 0)
+        # Counted from this case's own turns: the client is shared by every case in flight.
+        for turn in case.log:
+            if turn.model is None or not turn.template:   # verdict rows
+                continue
+            if turn.cached:
+                result.cached += 1
+            else:
+                result.requests += 1
+                result.prompt_tokens += turn.prompt_tokens or 0
+                result.completion_tokens += turn.completion_tokens or 0
         return result
 
     # -- agents ----------------------------------------------------------------------------------
