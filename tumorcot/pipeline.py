@@ -100,20 +100,29 @@ def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str,
     return accepted, log, len(rejected)
 
 
-def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
-                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
-    """Generate with the multi-agent LLM engine (endpoint from the environment); same contract
-    as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+def llm_config(cache_dir=None, concurrency: int | None = None):
+    """The endpoint from the environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+    ``TUMORCOT_MODEL``); ``LLMOutputError`` when it names no endpoint or model."""
     from tumorcot.agents.client import LLMConfig
-    from tumorcot.agents.llm import LLMGenerator
     from tumorcot.errors import LLMOutputError
 
-    config = LLMConfig.from_env(cache_dir=cache_dir)
+    config = LLMConfig.from_env(cache_dir=cache_dir, concurrency=concurrency)
     if not config.configured:
-        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL", case=facts.case_id)
+        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL")
+    return config
+
+
+def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
+                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+    """Generate with the multi-agent LLM engine (endpoint from the environment) on the process's
+    LLM scheduler; same contract as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+    from tumorcot.agents.llm import LLMGenerator
+    from tumorcot.agents.scheduler import shared_scheduler
+
+    config = llm_config(cache_dir)
     generator = LLMGenerator(kg, config, run_id=run_id, options=options)
-    generator.generate(facts, report=report)
-    result = generator.last
+    result = shared_scheduler(config, run_id).run(
+        lambda client: generator.agenerate(facts, report=report, client=client))
     return result.records, result.log, len(result.failed)
 
 
