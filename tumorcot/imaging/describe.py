@@ -28,12 +28,10 @@ import SimpleITK as sitk
 from tumorcot.imaging.geometry import bbox_slices, lps_axes
 from tumorcot.imaging.shape import shape_of
 from tumorcot.imaging.texture import LesionCrop, content_of, margin_of
-from tumorcot.imaging.thresholds import CALCIUM_HU
-from tumorcot.imaging.vessels import vessel_contact
-from tumorcot.labels import LUNG_LOBES
+from tumorcot.imaging.vessels import VESSEL_LABELS, vessel_contact  # noqa: F401 (VESSEL_LABELS re-exported)
+from tumorcot.vocabulary import (COUINAUD_SEGMENTS, KIDNEYS, KIDNEY_POLES, LIVER_REGIONS, LUNG_LOBES, PANCREAS_PARTS,
+                                 lung_lobe_name)
 from tumorcot.schemas.facts import OrganFacts
-
-ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII"]
 
 
 def normalized_point(image: sitk.Image, ijk) -> tuple[float, float, float]:
@@ -52,16 +50,15 @@ def _within(box, point) -> tuple[float, float, float]:
 
 
 def _liver_geometric(u: float, v: float, w: float) -> str:
-    upper = w >= 0.5
     if u > 0.75:
-        return "left lobe, lateral segment " + ("II" if upper else "III")
-    if 0.45 < u <= 0.65 and v > 0.75:
-        return "caudate lobe, segment I"
-    if u > 0.55:
-        return "left lobe, medial segment " + ("IVa" if upper else "IVb")
-    if v < 0.5:
-        return "right lobe, anterior segment " + ("VIII" if upper else "V")
-    return "right lobe, posterior segment " + ("VII" if upper else "VI")
+        region = "lateral"
+    elif 0.45 < u <= 0.65 and v > 0.75:
+        region = "caudate"
+    elif u > 0.55:
+        region = "medial"
+    else:
+        region = "anterior" if v < 0.5 else "posterior"
+    return LIVER_REGIONS[region, w >= 0.5]
 
 
 def sub_location(host: OrganFacts | None, centroid_norm, segments_crop: np.ndarray | None,
@@ -70,20 +67,18 @@ def sub_location(host: OrganFacts | None, centroid_norm, segments_crop: np.ndarr
     if host is None:
         return None, None
     if host.name in LUNG_LOBES:
-        side, lobe = host.name.split("_")[3], host.name.split("_")[1]
-        return f"{side} {lobe} lobe", "segmentation"
+        return lung_lobe_name(host.name), "segmentation"
     u, v, w = _within(host.bbox, centroid_norm)
     if host.name == "liver":
         if segments_crop is not None:
             counts = np.bincount(segments_crop[comp].ravel(), minlength=9)[1:9]
             if counts.any():
-                return f"segment {ROMAN[int(np.argmax(counts))]}", "liver_segments"
+                return COUINAUD_SEGMENTS[int(np.argmax(counts))], "liver_segments"
         return _liver_geometric(u, v, w), "geometric-approximation"
     if host.name == "pancreas":
-        return ("head" if u < 1 / 3 else "body" if u < 2 / 3 else "tail"), "geometric-position"
-    if host.name.startswith("kidney_") and host.label_id in (2, 3):
-        pole = "upper pole" if w > 2 / 3 else "lower pole" if w < 1 / 3 else "interpolar"
-        return pole, "geometric-position"
+        return PANCREAS_PARTS[0 if u < 1 / 3 else 1 if u < 2 / 3 else 2], "geometric-position"
+    if host.name in KIDNEYS:
+        return KIDNEY_POLES[0 if w > 2 / 3 else 2 if w < 1 / 3 else 1], "geometric-position"
     return None, None
 
 
@@ -98,10 +93,11 @@ def describe_lesion(
     organ_view: np.ndarray | None,
     segments_view: np.ndarray | None,
     present_labels: set[int],
-    calcium_hu: float = CALCIUM_HU,
+    calcium_hu: float | None = None,
 ) -> dict:
     """The descriptive LesionFacts fields of one lesion (sub-location, shape, content, margin,
-    vessel contact and the statistics behind them)."""
+    vessel contact and the statistics behind them); ``calcium_hu`` defaults to the
+    non-contrast calcium cut-off."""
     region = bbox_slices(vmin, vmax)
     segments_crop = segments_view[region] if segments_view is not None else None
     where, method = sub_location(host, normalized_point(ct, centroid_ijk), segments_crop, comp)

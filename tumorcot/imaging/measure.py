@@ -43,19 +43,13 @@ from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
 from tumorcot.imaging.label_stats import label_statistics
 from tumorcot.imaging.regions import organ_reference, touches_edge
-from tumorcot.imaging.thresholds import CALCIUM_HU, ISODENSE_HU
-from tumorcot.labels import side_of, total_labels
+from tumorcot.vocabulary import OUTSIDE_ORGANS as OUTSIDE, UNKNOWN_ORGAN as UNKNOWN, label_name, side_of, threshold
 from tumorcot.schemas.facts import LesionFacts, OrganFacts
 
+ISODENSE_HU = threshold("isodense_hu")
 SHELL_HOST_MIN = 0.5
 BODY_HU = -500.0
 MIDLINE_MARGIN_MM = 10.0
-OUTSIDE = "outside_organs"
-UNKNOWN = "unknown_organ"
-
-
-def label_name(label: int) -> str:
-    return total_labels().get(int(label), f"label_{int(label)}")
 
 
 def _check_grid(ct: sitk.Image, mask: sitk.Image, what: str, case: str | None) -> None:
@@ -177,7 +171,7 @@ def measure_lesions(
     *,
     lesion_labels: dict[int, str] | None = None,
     liver_segments: sitk.Image | None = None,
-    calcium_hu: float = CALCIUM_HU,
+    calcium_hu: float | None = None,
     case: str | None = None,
 ) -> list[LesionFacts]:
     """Connected lesions with host organ, size, attenuation, side, box and the v2 descriptors
@@ -186,7 +180,7 @@ def measure_lesions(
 
     Increments ``lesion_count`` and sets ``reference_hu`` on the host organ's entry of
     ``organs``. ``calcium_hu``: the calcium cut-off for content (raised on enhanced scans, see
-    ``tumorcot.imaging.thresholds.CALCIUM_HU``). An empty lesion mask yields no lesions.
+    ``calcified_hu`` in ``tumorcot.vocabulary.THRESHOLDS``). An empty lesion mask yields no lesions.
     """
     _check_grid(ct, lesion_mask, "lesion mask", case)
     if organ_mask is not None:

@@ -7,7 +7,7 @@ surface, medulla = deeper than ``KIDNEY_MEDULLA_MM``), ``urinary_bladder``; each
 the structure eroded as an organ reference (``tumorcot.imaging.regions``), lesion voxels
 excluded; a structure absent from the organ mask (or too small) gives no entry.
 
-Rule, first match (thresholds and sources in ``tumorcot.imaging.thresholds``):
+Rule, first match (thresholds and sources in ``tumorcot.vocabulary.THRESHOLDS``):
 
 1. no aorta and no portal vein measured -> ``indeterminate``;
 2. every measured blood pool <= ``UNENHANCED_BLOOD_MAX_HU`` -> ``non_contrast``;
@@ -15,7 +15,7 @@ Rule, first match (thresholds and sources in ``tumorcot.imaging.thresholds``):
 4. aorta and portal vein both measured:
    aorta enhancement >= ``ARTERIAL_AORTA_PORTAL_RATIO`` x portal enhancement (enhancement = HU -
    ``BLOOD_BASELINE_HU``) -> ``arterial``; else aorta <= ``DELAYED_AORTA_MAX_HU`` and
-   |aorta - portal| <= 20 HU -> ``delayed``; else portal enhancement >=
+   |aorta - portal| <= ``DELAYED_AORTA_PORTAL_HU`` -> ``delayed``; else portal enhancement >=
    ``PORTAL_MIN_ENHANCEMENT_HU`` -> ``portal_venous``;
 5. only one of them measured: aorta enhanced with corticomedullary differentiation (cortex -
    medulla >= ``CORTICOMEDULLARY_HU``) -> ``arterial``; otherwise ``indeterminate`` (contrast
@@ -29,17 +29,19 @@ import numpy as np
 from scipy import ndimage
 
 from tumorcot.imaging.geometry import bbox_slices
-from tumorcot.imaging.regions import organ_reference
-from tumorcot.imaging.thresholds import (
-    ARTERIAL_AORTA_PORTAL_RATIO, BLOOD_BASELINE_HU, CALCIUM_HU, CORTICOMEDULLARY_HU, DELAYED_AORTA_MAX_HU,
-    EXCRETED_CONTRAST_HU, KIDNEY_CORTEX_MM, KIDNEY_MEDULLA_MM, MIN_REGION_VOXELS,
-    PORTAL_MIN_ENHANCEMENT_HU, UNENHANCED_BLOOD_MAX_HU,
-)
+from tumorcot.imaging.regions import MIN_REGION_VOXELS, organ_reference
 from tumorcot.schemas.facts import OrganFacts
+from tumorcot.vocabulary import KIDNEYS, threshold
+
+t = threshold
+UNENHANCED_BLOOD_MAX_HU, BLOOD_BASELINE_HU = t("unenhanced_blood_max_hu"), t("blood_baseline_hu")
+ARTERIAL_AORTA_PORTAL_RATIO, PORTAL_MIN_ENHANCEMENT_HU = t("arterial_aorta_portal_ratio"), t("portal_min_enhancement_hu")
+DELAYED_AORTA_MAX_HU, DELAYED_AORTA_PORTAL_HU = t("delayed_aorta_max_hu"), t("delayed_aorta_portal_hu")
+EXCRETED_CONTRAST_HU, CORTICOMEDULLARY_HU = t("excreted_contrast_hu"), t("corticomedullary_hu")
+KIDNEY_CORTEX_MM, KIDNEY_MEDULLA_MM = t("kidney_cortex_mm"), t("kidney_medulla_mm")
+CALCIUM_HU = t("calcified_hu")
 
 BLOOD_POOLS = {"aorta": "aorta", "portal_vein": "portal_vein_and_splenic_vein"}
-KIDNEYS = ("kidney_left", "kidney_right")
-DELAYED_AORTA_PORTAL_HU = 20.0
 
 
 def _kidney_layers(kidneys: list[OrganFacts], ct_view, organ_view, lesion_view, spacing):

@@ -1,6 +1,6 @@
 """Regions for robust HU statistics: eroded organ references, lesion cores, shells, FOV edges.
 
-Rules (thresholds in ``tumorcot.imaging.thresholds``):
+Rules (thresholds and sources in ``tumorcot.vocabulary.THRESHOLDS``):
 
 - erosion / dilation by a box of ``radius_voxels(spacing)`` voxels per axis = ceil(2 mm /
   spacing), at least 1; done as three 1-D min/max filters (separable, cost linear in the crop);
@@ -20,7 +20,10 @@ import numpy as np
 from scipy import ndimage
 
 from tumorcot.imaging.geometry import bbox_slices
-from tumorcot.imaging.thresholds import EROSION_MM, HOLLOW_ORGANS, MIN_REGION_VOXELS
+from tumorcot.vocabulary import HOLLOW_ORGANS, threshold
+
+EROSION_MM = threshold("erosion_mm")
+MIN_REGION_VOXELS = int(threshold("min_region_voxels"))
 
 
 @dataclass

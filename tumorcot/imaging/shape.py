@@ -10,7 +10,7 @@
   (convex-hull pixels - pixels - ``DIGITISATION_EXCESS`` x hull perimeter) / hull pixels, on at most ``MAX_SLICES`` evenly spaced slices with at least
   ``MIN_SLICE_PIXELS`` pixels. A convex outline (ellipse, disc) has solidity ~1 whatever its
   elongation; lobes separated by notches lower it.
-- Shape (``tumorcot.imaging.thresholds``): index > ``IRREGULAR_INDEX`` irregular; >
+- Shape (thresholds and sources in ``tumorcot.vocabulary.THRESHOLDS``): index > ``IRREGULAR_INDEX`` irregular; >
   ``LOBULATED_INDEX`` lobulated; else round when sphericity >= ``ROUND_SPHERICITY`` and axis ratio
   <= ``ROUND_AXIS_RATIO``, else oval.
 """
@@ -21,9 +21,10 @@ import numpy as np
 from skimage.measure import marching_cubes, mesh_surface_area, perimeter
 from skimage.morphology import convex_hull_image
 
-from tumorcot.imaging.thresholds import (
-    IRREGULAR_INDEX, LOBULATED_INDEX, ROUND_AXIS_RATIO, ROUND_SPHERICITY,
-)
+from tumorcot.vocabulary import threshold
+
+IRREGULAR_INDEX, LOBULATED_INDEX = threshold("irregular_index"), threshold("lobulated_index")
+ROUND_AXIS_RATIO, ROUND_SPHERICITY = threshold("round_axis_ratio"), threshold("round_sphericity")
 
 MAX_SLICES = 24
 MIN_SLICE_PIXELS = 12

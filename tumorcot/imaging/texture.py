@@ -1,7 +1,8 @@
 """A lesion's content (from its eroded core) and margin (edge sharpness against its surroundings).
 
-Both work on a padded crop of the CT around the lesion (``pad = 2 x erosion radius + 2`` voxels
-per axis, clipped at the volume's border). Thresholds and sources: ``tumorcot.imaging.thresholds``.
+Both work on a padded crop of the CT around the lesion (the larger of 2 x the erosion radius and
+3 sigma, + 2 voxels per axis, clipped at the volume's border). Thresholds and sources:
+``tumorcot.vocabulary.THRESHOLDS``.
 
 Content, from the core (lesion eroded by ~2 mm; all lesion voxels when fewer than
 ``MIN_REGION_VOXELS`` remain), median / IQR HU, first match:
@@ -32,11 +33,14 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from tumorcot.imaging.regions import dilate, erode, radius_voxels, robust
-from tumorcot.imaging.thresholds import (
-    NOISE_DISTANCE_SIGMAS, CALCIFIED_SHARE, CALCIUM_HU, FAT_HU, FLUID_HU, FLUID_MAX_IQR_HU, MARGIN_MIN_CNR,
-    MARGIN_MIN_CONTRAST_HU, MIN_REGION_VOXELS, WELL_DEFINED_SHARPNESS,
-)
+from tumorcot.imaging.regions import MIN_REGION_VOXELS, dilate, erode, radius_voxels, robust
+from tumorcot.vocabulary import threshold
+
+t = threshold
+FAT_HU, CALCIUM_HU, CALCIFIED_SHARE = t("fatty_hu"), t("calcified_hu"), t("calcified_share")
+FLUID_HU, FLUID_MAX_IQR_HU = (t("fluid_hu_low"), t("fluid_hu_high")), t("fluid_max_iqr_hu")
+MARGIN_MIN_CONTRAST_HU, MARGIN_MIN_CNR = t("isodense_hu"), t("margin_min_cnr")
+NOISE_DISTANCE_SIGMAS, WELL_DEFINED_SHARPNESS = t("noise_distance_sigmas"), t("well_defined_sharpness")
 
 
 CHI2_3_MEDIAN_OVER_MEAN = 0.7887
@@ -69,8 +73,10 @@ class LesionCrop:
         self.core_hu = self.hu[self.core].astype(np.float64)
 
 
-def content_of(core_hu: np.ndarray, calcium_hu: float = CALCIUM_HU) -> dict:
-    """Content and the core statistics behind it, from the core's HU values."""
+def content_of(core_hu: np.ndarray, calcium_hu: float | None = None) -> dict:
+    """Content and the core statistics behind it, from the core's HU values (``calcium_hu``:
+    the calcium cut-off, ``CALCIUM_HU`` by default)."""
+    calcium_hu = CALCIUM_HU if calcium_hu is None else calcium_hu
     core_hu = np.asarray(core_hu, dtype=np.float64)
     stats = robust(core_hu)
     calcified = float(np.mean(core_hu > calcium_hu))

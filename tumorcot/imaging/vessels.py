@@ -18,9 +18,9 @@ import math
 import numpy as np
 from scipy import ndimage
 
-VESSELS = {52: "aorta", 63: "inferior_vena_cava", 64: "portal_vein_and_splenic_vein",
-           62: "superior_vena_cava", 65: "iliac_artery_left", 66: "iliac_artery_right",
-           67: "iliac_vena_left", 68: "iliac_vena_right"}
+from tumorcot.vocabulary import VESSELS, label_id
+
+VESSEL_LABELS = {label_id(name): name for name in VESSELS}   # total label id -> vessel name
 VESSEL_MARGIN_MM = 40.0
 RING8 = np.ones((3, 3), dtype=bool)
 IN_SLICE = np.zeros((3, 3, 3), dtype=bool)
@@ -55,7 +55,7 @@ def vessel_contact(organ_view: np.ndarray, comp: np.ndarray, vmin, vmax, present
     reach = ndimage.binary_dilation(lesion[near], IN_SLICE)
     labels_near = crop[near]
     out = {}
-    for label, name in VESSELS.items():
+    for label, name in VESSEL_LABELS.items():
         if label not in present:
             continue
         touching = reach & (labels_near == label)
