@@ -12,7 +12,7 @@ anatomy, not clinical thresholds (no record states them):
 |---|---|
 | ``spacing`` | every voxel spacing within ``SPACING_MM`` |
 | ``ct_intensity`` | at least ``MIN_AIR_SHARE`` of voxels <= ``AIR_HU`` (air around or inside the body: CT in HU has it, an MR or a label map has none) and at least ``MIN_SOFT_TISSUE_SHARE`` within ``SOFT_TISSUE_HU`` |
-| ``organ_hu`` | an organ's mean HU within ``ORGAN_HU`` of its family (solid organs, lung, vessels); hollow organs and bone are not gated (gas, cortex) |
+| ``organ_hu`` | an organ's mean HU within ``ORGAN_HU`` of its family (solid organs, large vessels); hollow organs (gas), bone (cortex) and lung lobes (a lobe cut by the field of view at the diaphragm is mostly partial volume: -28 HU in the TotalSegmentator example) are not gated |
 | ``organ_volume`` | an organ's volume at most ``ORGAN_MAX_ML`` of its family (``DEFAULT_MAX_ML`` otherwise) |
 | ``lesion_extent`` | a lesion at most ``MAX_LESION_FOV_SHARE`` of the field of view and no larger than the body (voxels > ``AIR_HU``) |
 
@@ -41,7 +41,6 @@ MIN_SOFT_TISSUE_SHARE = 0.01
 SOLID = (-150.0, 400.0)   # unenhanced fatty liver ~ -50 .. excreting kidney ~ 300 HU
 ORGAN_HU = {
     "liver": SOLID, "spleen": SOLID, "kidney": SOLID, "pancreas": SOLID, "adrenal_gland": SOLID,
-    "lung": (-1000.0, -300.0),
     "aorta": (-50.0, 800.0), "inferior_vena_cava": (-50.0, 800.0), "portal_vein_and_splenic_vein": (-50.0, 800.0),
 }
 ORGAN_MAX_ML = {"liver": 8000.0, "spleen": 5000.0, "kidney": 2000.0, "pancreas": 800.0, "adrenal_gland": 500.0,
