@@ -9,7 +9,7 @@ from __future__ import annotations
 from tumorcot.agents.base import fmt
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import lesion_features
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import OUTSIDE_ORGANS, display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
 
 MAX_DIFFERENTIAL = 3
@@ -29,7 +29,7 @@ def pathology_organ(facts: CaseFacts) -> str | None:
             return lesion.organ
     for word, organ in (("hepat", "liver"), ("liver", "liver"), ("pancrea", "pancreas"), ("renal", "kidney"),
                         ("gastric", "stomach"), ("colo", "colon"), ("oesophag", "esophagus"), ("esophag", "esophagus"),
-                        ("lung", "lung"), ("splen", "spleen"), ("sarcoma", "outside_organs")):
+                        ("lung", "lung"), ("splen", "spleen"), ("sarcoma", OUTSIDE_ORGANS)):
         if word in text:
             hit = next((l.organ for l in facts.lesions if l.organ.startswith(organ)), None)
             if hit:

@@ -1,11 +1,12 @@
-"""Measured facts -> knowledge-graph feature nodes (the rules are in the KG's attribute_rules)."""
+"""Measured facts -> knowledge-graph feature nodes (rules: ``tumorcot.vocabulary.attribute_rules``)."""
 
 from __future__ import annotations
 
 from tumorcot.schemas.facts import LesionFacts
+from tumorcot.vocabulary import threshold
 
-SMALL_MM = 10.0
-LARGE_MM = 50.0
+SMALL_MM = threshold("small_mm")
+LARGE_MM = threshold("large_mm")
 
 
 def lesion_features(lesion: LesionFacts, lesions_in_organ: int) -> dict[str, list[str]]:

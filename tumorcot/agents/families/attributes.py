@@ -9,10 +9,10 @@ multiple-choice record is the option text; its conclusion is the full sentence.
 from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase
-from tumorcot.agents.families.choice import (ATTRIBUTE_VALUES, count_pool, distractors,
+from tumorcot.agents.families.choice import (count_pool, distractors,
                                              sub_location_pool)
 from tumorcot.agents.families.localization import REPORT_FAMILIES
-from tumorcot.labels import display_name, organ_family
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, display_name, organ_family
 from tumorcot.schemas import CoTRecord, LesionFacts, Step
 
 
