@@ -18,6 +18,7 @@ from tumorcot.imaging.io import content_sha256, load_ct, load_mask
 from tumorcot.imaging.plausibility import check_lesions, check_organs
 from tumorcot.imaging.structures import case_masks
 from tumorcot.imaging.measure import measure_lesions, measure_organs
+from tumorcot.imaging.phase import calcium_cutoff, estimate_phase
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.privacy import case_id_for, pseudonymise
 from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo, GenerationOptions
@@ -55,10 +56,14 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
                              "name the organs that were checked in annotated_organs", case=case.label)
     organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
     check_organs(organs, case=case.label)
+    phase, evidence = estimate_phase(
+        sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(organ_mask) if organ_mask is not None else None,
+        sitk.GetArrayViewFromImage(lesion_mask) if lesion_mask is not None else None, organs, ct.GetSpacing())
     segments = load_mask(case.liver_segments, ct, case=case.label, what="liver_segments") \
         if case.liver_segments and lesion_mask is not None else None
     lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=masks.lesion_labels,
-                              liver_segments=segments, case=case.label) if lesion_mask is not None else []
+                              liver_segments=segments, calcium_hu=calcium_cutoff(phase, evidence),
+                              case=case.label) if lesion_mask is not None else []
     check_lesions(lesions, ct, case=case.label)
     for lesion in lesions:
         lesion.provenance = masks.lesion_provenance or "annotated"
@@ -71,7 +76,7 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
         has_lesion_mask=lesion_mask is not None, annotated_organs=annotated, pathology=case.pathology, segmentation_backend=segmentation_backend,
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
-        input_sha256=hashes,
+        input_sha256=hashes, contrast_phase=phase, phase_evidence=evidence,
     )
 
 
@@ -103,20 +108,29 @@ def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str,
     return accepted, log, len(rejected)
 
 
-def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
-                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
-    """Generate with the multi-agent LLM engine (endpoint from the environment); same contract
-    as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+def llm_config(cache_dir=None, concurrency: int | None = None):
+    """The endpoint from the environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+    ``TUMORCOT_MODEL``); ``LLMOutputError`` when it names no endpoint or model."""
     from tumorcot.agents.client import LLMConfig
-    from tumorcot.agents.llm import LLMGenerator
     from tumorcot.errors import LLMOutputError
 
-    config = LLMConfig.from_env(cache_dir=cache_dir)
+    config = LLMConfig.from_env(cache_dir=cache_dir, concurrency=concurrency)
     if not config.configured:
-        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL", case=facts.case_id)
+        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL")
+    return config
+
+
+def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
+                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+    """Generate with the multi-agent LLM engine (endpoint from the environment) on the process's
+    LLM scheduler; same contract as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+    from tumorcot.agents.llm import LLMGenerator
+    from tumorcot.agents.scheduler import shared_scheduler
+
+    config = llm_config(cache_dir)
     generator = LLMGenerator(kg, config, run_id=run_id, options=options)
-    generator.generate(facts, report=report)
-    result = generator.last
+    result = shared_scheduler(config, run_id).run(
+        lambda client: generator.agenerate(facts, report=report, client=client))
     return result.records, result.log, len(result.failed)
 
 
