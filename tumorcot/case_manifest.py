@@ -62,21 +62,13 @@ def _rows(path: Path, encoding: str | None = None) -> tuple[list[dict | Manifest
     """The manifest's data rows as dicts, or the row error that replaces a malformed one."""
     if not path.exists():
         raise ManifestError(f"case manifest {path} does not exist")
-<<<<<<< HEAD
-    if not path.is_file():
-        raise ManifestError(f"case manifest {path} is not a file")
-    text, used = decode(path.read_bytes(), encoding)
-=======
     if path.is_dir():
         raise ManifestError(f"case manifest {path} is a folder; give the CSV or JSONL file listing the cases")
     try:
-        return _parse(path)
-    except (UnicodeDecodeError, csv.Error, OSError) as exc:
-        raise ManifestError(f"case manifest {path} cannot be read as CSV or JSONL: {exc}") from None
-
-
-def _parse(path: Path) -> list[dict]:
->>>>>>> main
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"case manifest {path} cannot be read: {exc.strerror}") from None
+    text, used = decode(data, encoding)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return _json_rows(text), used
     return _csv_rows(text, path), used
