@@ -52,12 +52,15 @@ def _canonical_axes(image: sitk.Image) -> tuple[list[int], list[int]]:
 
 def canonical_array(image: sitk.Image) -> np.ndarray:
     """Voxels as ``[z, y, x]`` with each axis running inferior->superior, anterior->posterior,
-    right->left (LPS canonical), whatever the image's voxel order and direction."""
+    right->left (LPS canonical), whatever the image's voxel order and direction; a copy that
+    outlives ``image``."""
     order, flips = _canonical_axes(image)
-    out = np.transpose(sitk.GetArrayViewFromImage(image), order)
+    view = sitk.GetArrayViewFromImage(image)         # valid only while ``image`` lives
+    out = np.transpose(view, order)
     if flips:
         out = np.flip(out, axis=flips)
-    return np.ascontiguousarray(out)
+    out = np.ascontiguousarray(out)
+    return out.copy() if np.shares_memory(out, view) else out   # never a view of the image's buffer
 
 
 def canonical_index(image: sitk.Image, ijk: Sequence[int]) -> tuple[int, int, int]:
