@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from tumorcot import __version__
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.privacy import assign_split
 from tumorcot.prompts import prompt_version, render_question
 from tumorcot.schemas import CaseFacts, CoTRecord, GenerationOptions, LesionFacts
@@ -22,10 +22,6 @@ PIPELINE_VERSION = f"tumorcot-{__version__}"
 def fmt(value: float) -> str:
     """Numbers as records state them: one decimal below 100, none above."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
-
-
-def fmt_box(box) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
 
 
 def unit_hash(*parts: str) -> float:

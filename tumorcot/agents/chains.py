@@ -9,7 +9,7 @@ from __future__ import annotations
 from tumorcot.agents.base import fmt
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import lesion_features
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import OUTSIDE_ORGANS, display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
 
 MAX_DIFFERENTIAL = 3
@@ -29,7 +29,7 @@ def pathology_organ(facts: CaseFacts) -> str | None:
             return lesion.organ
     for word, organ in (("hepat", "liver"), ("liver", "liver"), ("pancrea", "pancreas"), ("renal", "kidney"),
                         ("gastric", "stomach"), ("colo", "colon"), ("oesophag", "esophagus"), ("esophag", "esophagus"),
-                        ("lung", "lung"), ("splen", "spleen"), ("sarcoma", "outside_organs")):
+                        ("lung", "lung"), ("splen", "spleen"), ("sarcoma", OUTSIDE_ORGANS)):
         if word in text:
             hit = next((l.organ for l in facts.lesions if l.organ.startswith(organ)), None)
             if hit:
@@ -45,7 +45,7 @@ def _finding_text(lesion: LesionFacts, organ_name: str) -> str:
         parts.append(f"{lesion.attenuation} relative to the organ (difference {fmt(lesion.hu_difference)} HU)")
     for value in (lesion.shape, lesion.margin, lesion.content):
         if value:
-            parts.append(value)
+            parts.append("margin not assessable" if value == "not assessable" else value)
     for vessel, deg in sorted(lesion.vessel_contact_deg.items()):
         if deg > 0:
             parts.append(f"contact with the {display_name(vessel)} over {fmt(deg)} degrees")

@@ -1,7 +1,8 @@
 """The tumour-ontology knowledge graph and the queries the generators and the calibrator use.
 
-Loaded from ``data/tumor_kg_v1.json`` (nodes and typed edges, each edge citing a source);
-its version is the sha256 of that file's bytes. Node ids are ``<type>:<...>``:
+Loaded from ``data/tumor_kg_v1.json`` (nodes and typed edges, each edge citing a source); the
+attribute rules and their thresholds live in ``tumorcot.vocabulary``. Its version is the sha256
+of that file's bytes. Node ids are ``<type>:<...>``:
 ``organ:liver``, ``subregion:liver:segment_IV``, ``feature:hypodense``,
 ``impression:liver:simple_cyst``, ``pathology:malignant``, ``histology:...``,
 ``staging:pancreas:T``.
@@ -22,7 +23,7 @@ from importlib import resources
 import networkx as nx
 
 from tumorcot.errors import KnowledgeGraphError
-from tumorcot.labels import organ_family
+from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, attribute_rules, organ_family
 
 DATA_FILE = "tumor_kg_v1.json"
 EDGE_TYPES = {
@@ -57,6 +58,11 @@ class KnowledgeGraph:
                 raise KnowledgeGraphError(f"edge {edge} cites unknown source {edge.get('ref')!r}")
             self.graph.add_edge(edge["source"], edge["target"], key=edge["type"], ref=edge["ref"])
 
+    @property
+    def attribute_rules(self) -> dict[str, str]:
+        """How measured values become features: stated once, with their numbers, in the vocabulary."""
+        return attribute_rules()
+
     # -- lookups -----------------------------------------------------------------------------
     def __contains__(self, node_id: str) -> bool:
         return node_id in self.graph
@@ -77,8 +83,8 @@ class KnowledgeGraph:
 
     def organ_key(self, organ_name: str) -> str | None:
         """KG organ key for a TotalSegmentator structure name (kidney_left -> kidney)."""
-        if organ_name in ("outside_organs", "unknown_organ"):
-            return "soft_tissue"
+        if organ_name in NO_HOST:
+            return SOFT_TISSUE
         family = organ_family(organ_name)
         return family if f"organ:{family}" in self.graph else None
 

@@ -59,8 +59,7 @@ def canonical_array(image: sitk.Image) -> np.ndarray:
     out = np.transpose(view, order)
     if flips:
         out = np.flip(out, axis=flips)
-    out = np.ascontiguousarray(out)
-    return out.copy() if np.shares_memory(out, view) else out   # never a view of the image's buffer
+    return np.array(out, order="C")   # always a copy: a view would outlive the image's buffer
 
 
 def canonical_index(image: sitk.Image, ijk: Sequence[int]) -> tuple[int, int, int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tumorcot.labels import organ_family
+from tumorcot.vocabulary import organ_family
 
 WINDOW_SOURCE = "Radiopaedia, 'Windowing (CT)', section 'Standard window settings'"
 

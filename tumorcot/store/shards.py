@@ -94,8 +94,16 @@ def write_record_streams(dataset_dir: Path, tables) -> list[dict]:
         raise
 
 
+def carried_sections(dataset_dir: Path) -> dict:
+    """Manifest sections a shard update keeps from the previous manifest: ``review`` (the
+    verdict file written by ``tumorcot review ingest``)."""
+    path = dataset_dir / "manifest.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    return {k: previous[k] for k in ("review",) if k in previous}
+
+
 def dataset_manifest(*, run_id: str, versions: dict, files: list[dict], cases: list[dict],
-                     failures: list[dict]) -> dict:
+                     failures: list[dict], carried: dict | None = None) -> dict:
     return {
         "format": FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -107,6 +115,7 @@ def dataset_manifest(*, run_id: str, versions: dict, files: list[dict], cases: l
         "record_count": sum(f["rows"] for f in files if f["kind"] == "records"),
         "cases": cases,
         "failures": failures,
+        **(carried or {}),
     }
 
 
@@ -125,7 +134,8 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
         dataset_dir, "logs", "log", arrow_schema(AgentTurn), case_tables(store, case_ids, "log", arrow_schema(AgentTurn)))]
     files += [dict(e, kind="facts") for e in write_stream(
         dataset_dir, "facts", "facts", FACTS_SCHEMA, facts_tables(store, case_ids))]
-    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures)
+    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures,
+                                carried=carried_sections(dataset_dir))
     pause("manifest")
     atomic_write_json(dataset_dir / "manifest.json", manifest)
     pause("cleanup")

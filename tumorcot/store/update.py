@@ -39,8 +39,8 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.private import state_dir
 from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPLITS, _remove_unlisted,
-                                   assemble_dataset, case_tables, dataset_manifest, facts_tables, read_manifest,
-                                   schema_version)
+                                   assemble_dataset, carried_sections, case_tables, dataset_manifest,
+                                   facts_tables, read_manifest, schema_version)
 from tumorcot.store.stats import refresh_summaries
 from tumorcot.store.streams import replace_cases
 
@@ -154,7 +154,8 @@ def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected:
     files += [dict(e, kind="facts") for e in replace_cases(
         dataset_dir, "facts", "facts", FACTS_SCHEMA, by_kind.get(("facts", None), []), affected, facts,
         allow_empty=True)]
-    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures)
+    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures,
+                                carried=carried_sections(dataset_dir))
     test_pause("manifest", dataset_dir)
     atomic_write_json(dataset_dir / "manifest.json", manifest)
     test_pause("cleanup", dataset_dir)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory, lesion_phrase
 from tumorcot.agents.chains import given_pathology, lesion_chain, render_think
-from tumorcot.agents.families.choice import ATTRIBUTE_VALUES
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import ATTRIBUTE_VALUES
+from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CoTRecord
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory, fmt
 from tumorcot.agents.chains import given_pathology, lesion_chain, render_think
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CoTRecord, Step
 
 TNM = ("t", "n", "m")
