@@ -19,6 +19,7 @@ temporary name and renamed at the end, so a failed export leaves no partial file
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterator
 
