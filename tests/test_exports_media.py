@@ -211,20 +211,34 @@ def read_ct(path: Path) -> sitk.Image:
     return sitk.ReadImage(str(path))
 
 
-def voxel_of(image: sitk.Image, zyx_rank) -> tuple[int, int, int]:
-    """The voxel (i, j, k) whose physical x, y, z are the given ranks among the grid's (0 = the
-    patient-right / anterior / inferior-most), found from the voxels' physical coordinates."""
+def voxel_axes(image: sitk.Image) -> list[tuple[int, bool]]:
+    """Per voxel axis i, j, k: (the LPS axis a unit step moves along most, whether it moves forward),
+    measured on the image's physical coordinates."""
     origin = np.asarray(image.TransformIndexToPhysicalPoint((0, 0, 0)))
-    want = {0: zyx_rank[2], 1: zyx_rank[1], 2: zyx_rank[0]}          # LPS axis -> rank
-    ijk = []
+    out = []
     for axis in range(3):
         step = [0, 0, 0]
         step[axis] = 1
         move = np.asarray(image.TransformIndexToPhysicalPoint(step)) - origin
         lps = int(np.argmax(np.abs(move)))
-        n = image.GetSize()[axis]
-        ijk.append(int(want[lps] if move[lps] > 0 else n - 1 - want[lps]))
-    return tuple(ijk)
+        out.append((lps, bool(move[lps] > 0)))
+    return out
+
+
+def voxel_of(image: sitk.Image, zyx_rank) -> tuple[int, int, int]:
+    """The voxel (i, j, k) whose physical x, y, z are the given ranks among the grid's (0 = the
+    patient-right / anterior / inferior-most)."""
+    want = {0: zyx_rank[2], 1: zyx_rank[1], 2: zyx_rank[0]}          # LPS axis -> rank
+    return tuple(int(want[lps] if forward else n - 1 - want[lps])
+                 for (lps, forward), n in zip(voxel_axes(image), image.GetSize()))
+
+
+def ranks_of(image: sitk.Image, ijk) -> tuple[int, int, int]:
+    """Inverse of ``voxel_of``: (z, y, x) ranks of voxel ``ijk``."""
+    rank = [0, 0, 0]
+    for (lps, forward), v, n in zip(voxel_axes(image), ijk, image.GetSize()):
+        rank[lps] = int(v if forward else n - 1 - v)
+    return rank[2], rank[1], rank[0]
 
 
 def grey_of(hu: float, window: dict) -> int:
@@ -329,20 +343,6 @@ def test_attend_crops_cover_the_organ_box_and_show_its_hu(built, export):
             check_pixels(item["messages"][int(turn)]["crop_ref"], ct, meta, samples=100)
             checked += 1
     assert checked > 0
-
-
-def ranks_of(image: sitk.Image, ijk) -> tuple[int, int, int]:
-    """Inverse of ``voxel_of``: (z, y, x) ranks of voxel ``ijk``."""
-    origin = np.asarray(image.TransformIndexToPhysicalPoint((0, 0, 0)))
-    rank = [0, 0, 0]
-    for axis in range(3):
-        step = [0, 0, 0]
-        step[axis] = 1
-        move = np.asarray(image.TransformIndexToPhysicalPoint(step)) - origin
-        lps = int(np.argmax(np.abs(move)))
-        n = image.GetSize()[axis]
-        rank[lps] = int(ijk[axis] if move[lps] > 0 else n - 1 - ijk[axis])
-    return rank[2], rank[1], rank[0]
 
 
 def test_video_frames_run_through_the_target(built, export):
