@@ -16,8 +16,10 @@ from tumorcot.agents.calibrator import calibrate
 from tumorcot.errors import CaseInputError
 from tumorcot.imaging.io import content_sha256, load_ct, load_mask
 from tumorcot.imaging.measure import measure_lesions, measure_organs
-from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.knowledge_graph import KnowledgeGraph, load_kg
+from tumorcot.knowledge_graph.staging import given_t_checks
 from tumorcot.privacy import case_id_for, pseudonymise
+from tumorcot.scope import check_verified_negative, lesion_labels_by_id, resolve_case_pathology
 from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo, GenerationOptions
 
 
@@ -47,25 +49,27 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
     ct = loaded.image
     organ_mask = load_mask(case.organ_mask, ct, case=case.label, what="organ_mask") if case.organ_mask else None
     lesion_mask = load_mask(case.lesion_mask, ct, case=case.label, what="lesion_mask") if case.lesion_mask else None
-    if lesion_mask is not None and _is_empty(lesion_mask):
-        raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
-                             "For a case without lesions leave lesion_mask blank", case=case.label)
+    if lesion_mask is not None:
+        check_verified_negative(case, _is_empty(lesion_mask))
     organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
     segments = load_mask(case.liver_segments, ct, case=case.label, what="liver_segments") \
         if case.liver_segments and lesion_mask is not None else None
     lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=case.lesion_labels,
                               liver_segments=segments, case=case.label) if lesion_mask is not None else []
-    return CaseFacts(
+    facts = CaseFacts(
         case_id=case_id_for(case.patient_id, case.study_id, salt),
         patient_pseudo_id=pseudonymise(case.patient_id, salt),
         study_pseudo_id=pseudonymise(f"{case.patient_id}\x1f{case.study_id}", salt, prefix="s"),
         ct=CTInfo(size=tuple(ct.GetSize()), spacing_mm=tuple(ct.GetSpacing()),
                   input_format=loaded.input_format, content_sha256=loaded.sha256),
         organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
-        has_lesion_mask=lesion_mask is not None, pathology=case.pathology, segmentation_backend=segmentation_backend,
+        has_lesion_mask=lesion_mask is not None, pathology=resolve_case_pathology(case, lesions),
+        lesion_pathology=lesion_labels_by_id(case, lesions), annotated_organs=case.annotated_organs,
+        segmentation_backend=segmentation_backend,
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes,
     )
+    return facts.model_copy(update={"t_checks": given_t_checks(facts, load_kg())})
 
 
 def _is_empty(mask) -> bool:

@@ -147,7 +147,7 @@ def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) ->
             reachable = {"pathology:none", "pathology:indeterminate"} if not impressions else set()
             for n in impressions:
                 reachable |= kg.reachable_pathologies(n)
-            uses_labels = any(f.startswith("pathology.") for f in step.fact_ids)
+            uses_labels = any(f.startswith(("pathology.", "pathology:")) for f in step.fact_ids)
             staging_node = f"staging:{kg.organ_key(step.organ or record.organ or '')}:T"
             for node in step.kg_node_ids:
                 if record.task == "tnm_staging" and node == staging_node:
@@ -161,10 +161,15 @@ def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) ->
     all_text = " ".join([record.answer, record.think, record.conclusion] + [s.text for s in record.steps]
                         + [t.content for t in record.turns if t.role == "assistant"])
     size_t = size_based_t(record, facts, kg) if record.task == "tnm_staging" else set()
+    table = facts.fact_table()
+    # T categories of a cited given-T check (CaseFacts.t_checks: the size rule's T for the lesion)
+    size_t |= {str(table[f].value) for s in record.steps for f in s.fact_ids
+               if f.startswith("tcheck:") and f.endswith(".size_t") and f in table}
+    labelled = [given, *facts.lesion_pathology.values()] if given else list(facts.lesion_pathology.values())
     for m in TNM_TOKEN.finditer(all_text):
         letter, token = m.group(1), m.group(0)
-        label = getattr(given, letter.lower(), None) if given else None
-        if label is not None and label.lower() == token.lower():
+        labels = [getattr(g, letter.lower(), None) for g in labelled]
+        if any(label is not None and label.lower() == token.lower() for label in labels):
             continue
         if letter == "T" and token in size_t:
             continue
@@ -185,7 +190,7 @@ def size_based_t(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> set
         malignant = any("pathology:malignant" in s.kg_node_ids for s in earlier)
         impressions = [n for s in earlier if s.stage == "impression" for n in s.kg_node_ids[:1]
                        if n.startswith("impression:")]
-        histologies = [n for s in earlier if any(f.startswith("pathology.") for f in s.fact_ids)
+        histologies = [n for s in earlier if any(f.startswith(("pathology.", "pathology:")) for f in s.fact_ids)
                        for n in s.kg_node_ids if n.startswith("histology:")]
         for rule in rules:
             organ_key = rule.split(":")[1]

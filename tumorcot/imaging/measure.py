@@ -182,7 +182,8 @@ def measure_lesions(
     by_name = {o.name: o for o in organs}
     present = {o.label_id for o in organs}
     lesions = []
-    components = lesion_components(sitk.GetArrayViewFromImage(lesion_mask), lesion_labels)
+    lesion_view = sitk.GetArrayViewFromImage(lesion_mask)
+    components = lesion_components(lesion_view, lesion_labels)
     for n, component in enumerate(components):
         vmin, vmax, comp = component.vmin, component.vmax, component.mask
         count = component.voxel_count
@@ -227,6 +228,7 @@ def measure_lesions(
             attenuation=_attenuation(diff),
             centroid_mm=centroid_mm,
             bbox=make_box(ct, vmin, vmax),
+            mask_values=sorted(int(v) for v in np.unique(lesion_view[region][comp])),
             **extra,
         )
         if host_facts is not None:

@@ -6,7 +6,7 @@ The answer is ``[x0, y0, z0, x1, y1, z1]`` in the volume's field of view with LP
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt_box, lesion_phrase
+from tumorcot.agents.base import RecordFactory, fmt_box, lesion_phrase, name_fact_ids
 from tumorcot.labels import display_name, organ_family
 from tumorcot.schemas import CoTRecord, Step
 
@@ -44,8 +44,8 @@ def localization_records(make: RecordFactory) -> list[CoTRecord]:
         q, tpl = make.question("lesion_box", lesion.id, lesion=noun, where=where)
         box = list(lesion.bbox.normalized)
         step = Step(index=0, stage="finding", organ=lesion.organ,
-                    text=f"{lesion.id} {where} spans the normalised box {fmt_box(box)}.",
-                    fact_ids=[f"lesion:{lesion.id}.organ", *box_fact_ids(f"lesion:{lesion.id}")], roi_box=box)
+                    text=f"The {noun} {where} spans the normalised box {fmt_box(box)}.",
+                    fact_ids=[*name_fact_ids(lesion), *box_fact_ids(f"lesion:{lesion.id}")], roi_box=box)
         out.append(make.make(task="localization", subtask="lesion_box", subject=lesion.id, question=q,
                              template=tpl, answer=fmt_box(box), organ=lesion.organ, lesion_id=lesion.id,
                              roi_box=box, steps=[step], think=step.text))

@@ -4,7 +4,7 @@ pathology steps (``chains.organ_chain``), then a conclusion."""
 from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory
-from tumorcot.agents.chains import conclusion_of, organ_chain, render_think
+from tumorcot.agents.chains import conclusion_of, organ_chain, render_think, report_context
 from tumorcot.agents.families.localization import REPORT_FAMILIES
 from tumorcot.labels import display_name, organ_family
 from tumorcot.schemas import CaseFacts, CoTRecord
@@ -13,8 +13,11 @@ OUTSIDE = ("outside_organs", "unknown_organ")
 
 
 def report_organs(facts: CaseFacts) -> list[str]:
-    """Report organs present in the organ mask, then lesion hosts outside every known organ."""
-    organs = [o.name for o in facts.organs if organ_family(o.name) in REPORT_FAMILIES]
+    """Report organs present in the organ mask that hold a lesion or that the lesion mask covers
+    (``annotated_organs``: no claim about an organ nobody annotated), then lesion hosts outside
+    every known organ."""
+    organs = [o.name for o in facts.organs if organ_family(o.name) in REPORT_FAMILIES
+              and (facts.lesions_in(o.name) or facts.is_annotated(o.name))]
     return organs + sorted({l.organ for l in facts.lesions if l.organ in OUTSIDE})
 
 
@@ -23,6 +26,7 @@ def report_records(make: RecordFactory) -> list[CoTRecord]:
     for organ in report_organs(make.facts):
         steps = organ_chain(make.facts, organ, make.kg)
         q, tpl = make.question("organ_report", organ, organ=display_name(organ))
+        q = report_context(make.facts, make.facts.lesions_in(organ)) + q
         organ_facts = make.facts.organ(organ)
         out.append(make.make(task="cot_report", subtask="organ_report", subject=organ, question=q,
                              template=tpl, answer=conclusion_of(steps), organ=organ,
