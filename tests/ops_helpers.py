@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
+from tumorcot.store.private import default_state_dir
 from tumorcot.store.shards import read_manifest, read_records
 
 FIELDS = ["patient_id", "study_id", "ct", "organ_mask", "lesion_mask", "lesion_labels", "report",
           "pathology", "source"]
+
+
+def copy_dataset(source: Path, target: Path, **copytree) -> Path:
+    """Copy a dataset folder and its private state folder (``DIR.private`` beside it)."""
+    shutil.copytree(source, target, **copytree)
+    if default_state_dir(source).exists():
+        shutil.copytree(default_state_dir(source), default_state_dir(target))
+    return target
 
 
 def read_rows(manifest: Path) -> list[dict]:

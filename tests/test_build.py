@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from tumorcot.flows.build import run_build
+from tumorcot.store.private import default_state_dir
 from tumorcot.store.shards import read_log, read_manifest, read_records
 from tumorcot.store.validate import validate_dataset
 
@@ -76,7 +77,7 @@ def test_shards_load_with_pyarrow_and_datasets(totalseg_build):
 def test_no_raw_identifier_in_any_output(totalseg_build):
     out, _ = totalseg_build
     for path in (out / "ds").rglob("*"):
-        if path.is_file() and ".tumorcot" not in path.parts:
+        if path.is_file():   # everything in the dataset folder is publishable
             data = path.read_bytes()
             if path.suffix == ".parquet":
                 import pyarrow.parquet as pq
@@ -191,5 +192,11 @@ def test_published_files_are_readable_and_the_private_folder_is_not(demo_build):
     out, _ = demo_build
     for name in ("manifest.json", "README.md", "croissant.json", "stats.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) & 0o044 == 0o044, name   # group/other can read
-    assert stat.S_IMODE((out / ".tumorcot").stat().st_mode) == 0o700
-    assert stat.S_IMODE((out / ".tumorcot" / "salt").stat().st_mode) == 0o600
+    shards = [out / f["path"] for f in read_manifest(out)["files"]]
+    assert shards and all(stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044 for p in shards), shards
+    private = default_state_dir(out)
+    assert not (out / ".tumorcot").exists() and not (out / "llm-cache").exists()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert stat.S_IMODE((private / "salt").stat().st_mode) == 0o600
+    done = next(private.glob("cases/*/done.json"))
+    assert stat.S_IMODE(done.stat().st_mode) == 0o600

@@ -39,7 +39,9 @@ def test_report_steps_run_finding_impression_pathology_with_citations(generated)
             assert step.follows_from and all(i < step.index for i in step.follows_from)
     assert "impression:pancreas:pdac" in report.steps[1].kg_node_ids   # leading or in the differential
     # given labels are question context, not a claim of the target; the target compares them
-    assert report.question.startswith("Pathology report: pancreatic ductal adenocarcinoma, malignant, T2, N0, M0.")
+    assert report.question.startswith("Pathology report: pancreatic ductal adenocarcinoma, malignant. ")
+    [tnm] = [r for r in records if r.task == "tnm_staging" and r.organ == "pancreas"]
+    assert tnm.question.startswith("Pathology report: pancreatic ductal adenocarcinoma, malignant, T2, N0, M0. ")
     assert "Given" not in report.answer + report.think
     assert "is among the imaging impressions" in report.steps[-1].text
     assert "pathology.diagnosis" in report.steps[-1].fact_ids
@@ -55,9 +57,9 @@ def _tamper(record, old, new):
 
 @pytest.mark.parametrize("subtask, organ, old, new, reason", [
     # a wrong size: 34.0 mm becomes 48.0 mm
-    ("size", "liver", "34.0 x", "48.0 x", "number 48.0"),
+    ("size", "liver", "34.0 x", "48.0 x", "number '48.0'"),
     # the wrong side: the left kidney's lesion said to be right
-    ("organ_box", "kidney_left", "left kidney", "right kidney", "'right'"),
+    ("organ_box", "kidney_left", "left kidney", "right kidney", "names the right kidney"),
     # the wrong organ: a liver lesion said to sit in the spleen
     ("size", "liver", "in the liver", "in the spleen", "names the spleen"),
 ])
@@ -97,4 +99,5 @@ def test_histology_without_labels_is_rejected():
     steps = list(report.steps)
     steps[-1] = steps[-1].model_copy(update={"text": "Pathology: pancreatic ductal adenocarcinoma."})
     reasons = check_record(report.model_copy(update={"steps": steps}), facts, load_kg())
-    assert any("without a pathology label" in r for r in reasons), reasons
+    assert any("[histology] states histology 'pancreatic ductal adenocarcinoma' without a pathology label" in r
+               for r in reasons), reasons

@@ -9,7 +9,6 @@ shards and the log, before the manifest, and before the clean-up of unlisted fil
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ops_helpers import listed_and_present, read_rows, records_by_id, write_rows
+from ops_helpers import copy_dataset, listed_and_present, read_rows, records_by_id, write_rows
+from tumorcot.store.private import default_state_dir
 
 from tumorcot.errors import DatasetLockedError
 from tumorcot.flows.build import run_build
@@ -43,7 +43,7 @@ def scenario(tmp_path_factory, prefect_server):
     os.environ["TUMORCOT_SALT"] = SALT
     try:
         run_build(first, root / "base")
-        shutil.copytree(root / "base", root / "reference")
+        copy_dataset(root / "base", root / "reference")
         summary = run_build(second, root / "reference")
     finally:
         del os.environ["TUMORCOT_SALT"]
@@ -75,7 +75,7 @@ def _wait_for(condition, process: subprocess.Popen, timeout_s: float = 120.0) ->
 
 def _new_case_result(out: Path, since: float):
     def seen() -> bool:
-        return any(p.stat().st_mtime > since for p in (out / ".tumorcot" / "cases").glob("*/done.json"))
+        return any(p.stat().st_mtime > since for p in (default_state_dir(out) / "cases").glob("*/done.json"))
     return seen
 
 
@@ -90,13 +90,13 @@ def _new_case_result(out: Path, since: float):
 def test_sigkilled_build_reruns_to_the_uninterrupted_result(scenario, tmp_path, kill_at, monkeypatch):
     base, manifest, reference = scenario
     out = tmp_path / "ds"
-    shutil.copytree(base, out)
+    copy_dataset(base, out)
     pause = kill_at.split(":", 1)[1] if kill_at.startswith("pause:") else None
     started = time.time()
     process = _start_build(manifest, out, tmp_path, pause)
     try:
         if pause:
-            _wait_for(lambda: (out / ".tumorcot" / f"paused-{pause}").exists(), process)
+            _wait_for(lambda: (default_state_dir(out) / f"paused-{pause}").exists(), process)
             if pause == "manifest":   # a real build holds the lock: a regenerate fails clearly
                 monkeypatch.setenv("TUMORCOT_SALT", SALT)
                 with pytest.raises(DatasetLockedError):

@@ -23,8 +23,11 @@ from tumorcot.imaging.io import content_sha256
 from tumorcot.imaging.phantom import write_phantom_cases
 from tumorcot.schemas import CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
+from tumorcot.store.private import default_state_dir
 from tumorcot.store.shards import read_manifest
 from tumorcot.store.stats import stamp
+
+from ops_helpers import copy_dataset
 
 SALT = "exports-test-salt"   # with phantom seed 5, the six patients fall in all three splits
 runner = CliRunner()
@@ -87,7 +90,7 @@ def test_stats_json_counts_equal_the_parquet_rows(built, rows):
 
 def test_unchanged_rebuild_keeps_current_stats_and_repairs_stale_ones(built, tmp_path, monkeypatch):
     ds = tmp_path / "ds"
-    shutil.copytree(built[0], ds)
+    copy_dataset(built[0], ds)
     monkeypatch.setenv("TUMORCOT_SALT", SALT)
     before = (ds / "stats.json").stat().st_mtime_ns
     again = run_build(built[1], ds)
@@ -106,7 +109,7 @@ def test_regenerating_a_patient_rewrites_the_stats(built, tmp_path, monkeypatch)
     from tumorcot.ops.regenerate import regenerate
 
     ds = tmp_path / "ds"
-    shutil.copytree(built[0], ds)
+    copy_dataset(built[0], ds)
     monkeypatch.setenv("TUMORCOT_SALT", SALT)
     summary = regenerate(ds, "phantom-5-000", reason="exports test")
     assert summary["assembly"] == "incremental"
@@ -264,7 +267,7 @@ def test_no_raw_identifier_in_exports_card_stats_or_croissant(built, tmp_path):
 
 @pytest.fixture
 def copied(built, tmp_path) -> Path:
-    shutil.copytree(built[0], tmp_path / "ds")
+    copy_dataset(built[0], tmp_path / "ds")
     return tmp_path / "ds"
 
 
@@ -274,7 +277,7 @@ def first_case(ds: Path) -> str:
 
 def test_missing_case_row_is_an_error_naming_the_case_or_skipped(copied, rows, tmp_path):
     case = first_case(copied)
-    (copied / ".tumorcot" / "cases" / case / "input.json").unlink()
+    (default_state_dir(copied) / "cases" / case / "input.json").unlink()
     with pytest.raises(ExportError, match=f"record r-.*case {case}.*--skip-missing"):
         export_chat(copied, tmp_path / "x.jsonl", "llava")
     assert not (tmp_path / "x.jsonl").exists()
@@ -287,7 +290,7 @@ def test_missing_case_row_is_an_error_naming_the_case_or_skipped(copied, rows, t
 def test_ct_path_with_a_raw_id_is_refused_unless_linked(copied, built, tmp_path):
     """A CT kept under a folder named after the patient (as many archives do)."""
     case = first_case(copied)
-    path = copied / ".tumorcot" / "cases" / case / "input.json"
+    path = default_state_dir(copied) / "cases" / case / "input.json"
     row = json.loads(path.read_text())
     folder = tmp_path / "archive" / row["patient_id"]
     folder.mkdir(parents=True)
@@ -332,7 +335,7 @@ def test_cli_export_and_stats(built, rows, tmp_path):
 
 def test_cli_export_error_names_the_case(copied, tmp_path):
     case = first_case(copied)
-    (copied / ".tumorcot" / "cases" / case / "input.json").unlink()
+    (default_state_dir(copied) / "cases" / case / "input.json").unlink()
     result = runner.invoke(app, ["export", str(copied), str(tmp_path / "x.jsonl"), "-f", "llava"])
     assert result.exit_code == 1 and case in result.output
     result = runner.invoke(app, ["export", str(copied), str(tmp_path / "x.jsonl"), "-f", "llava", "--skip-missing"])

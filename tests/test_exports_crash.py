@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 from ops_helpers import read_rows, write_rows
+from tumorcot.store.private import default_state_dir
 
 from tumorcot.flows.build import run_build
 from tumorcot.imaging.phantom import write_phantom_cases
@@ -49,7 +50,7 @@ def test_stats_left_stale_by_a_killed_writer_are_rewritten_by_an_unchanged_build
     second = write_rows(phantoms.parent / "b.csv", rows)             # one case added
 
     process = start_paused_build(second, out, tmp_path)
-    paused = out / ".tumorcot" / "paused-summaries"
+    paused = default_state_dir(out) / "paused-summaries"
     deadline = time.monotonic() + 180
     while not paused.exists():
         assert process.poll() is None, "the build ended before reaching its kill point"

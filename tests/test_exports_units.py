@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from tumorcot.errors import ExportError, GeometryError
+from tumorcot.conversation import conversation
 from tumorcot.exports.chat import llava_item, sharegpt_item
-from tumorcot.exports.conversation import conversation
 from tumorcot.exports.crop import box_to_index_range, canonical_array, crop_to_box
 from tumorcot.imaging.geometry import make_box
 from tumorcot.schemas import CoTRecord, Turn
@@ -42,36 +42,30 @@ def focus_turns(attend: str = "Attend to the liver.") -> list[Turn]:
 @pytest.mark.parametrize("fields, user, assistant", [
     # no turns, open question: question, then <think> rationale and conclusion
     ({}, "What is the density?", "<think>Lesion mean HU is 20 below the liver.</think>\nhypodense"),
-    # no turns, multiple choice: lettered options after the question
+    # no turns, multiple choice: lettered options one per line, the answer's letter after the conclusion
     ({"form": "multiple_choice", "options": ["isodense", "hypodense", "hyperdense"], "answer_index": 1},
-     "What is the density?\nOptions: A. isodense  B. hypodense  C. hyperdense",
-     "<think>Lesion mean HU is 20 below the liver.</think>\nhypodense"),
+     "What is the density?\nA. isodense\nB. hypodense\nC. hyperdense",
+     "<think>Lesion mean HU is 20 below the liver.</think>\nhypodense\nAnswer: B. hypodense"),
     # no rationale: the conclusion alone
     ({"think": ""}, "What is the density?", "hypodense"),
-    # typed two-turn record, multiple choice whose question already lists the options: not repeated
+    # typed two-turn record: its stored turns as they are (rendered once, by the generator)
     ({"form": "multiple_choice", "options": ["yes", "no"], "answer_index": 0,
-      "turns": [Turn(role="user", kind="question", content="Lesion? Options: A. yes  B. no"),
+      "turns": [Turn(role="user", kind="question", content="Lesion?\nA. yes\nB. no"),
                 Turn(role="assistant", kind="answer", content="yes")]},
-     "Lesion? Options: A. yes  B. no", "yes"),
+     "Lesion?\nA. yes\nB. no", "yes"),
 ])
 def test_two_turn_conversations(fields, user, assistant):
     turns = conversation(record(**fields))
     assert [(t["role"], t["content"]) for t in turns] == [("user", user), ("assistant", assistant)]
 
 
-def test_focus_record_keeps_four_turns_and_names_organ_and_box_in_the_attend_turn():
+def test_focus_record_keeps_its_four_turns_with_organ_box_and_crop():
     turns = conversation(record(task="cot_report", subtask="organ_report", turns=focus_turns()))
     assert [t["kind"] for t in turns] == ["question", "first_pass", "attend", "final"]
     attend = turns[2]
     assert attend["role"] == "user" and attend["focus_organ"] == "liver" and attend["crop_ref"] == "crop:liver"
-    assert attend["roi_box"] == LIVER_BOX
-    assert attend["content"].startswith("Attend to the liver.") and "[0.100, 0.200, 0.300, 0.500, 0.600, 0.900]" in attend["content"]
-    bare = conversation(record(turns=focus_turns(attend="")))[2]["content"]     # organ added when missing
-    assert bare.startswith("Attend to the liver.") and "0.900" in bare
-    turns = focus_turns(attend="Attend to the left kidney.")
-    turns[2] = turns[2].model_copy(update={"focus_organ": "kidney_left"})
-    named = conversation(record(turns=turns))[2]["content"]                     # already named: kept as is
-    assert named.startswith("Attend to the left kidney. Region") and named.count("kidney") == 1
+    assert attend["roi_box"] == LIVER_BOX and attend["content"] == "Attend to the liver."
+    assert "focus_organ" not in turns[0] and "roi_box" not in turns[1]
 
 
 def test_chat_items_carry_turn_metadata_and_one_image_token():

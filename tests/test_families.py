@@ -234,7 +234,7 @@ def test_calibrator_rejects_a_wrong_attend_box_first_pass_number_and_mc_answer(p
     assert any("attend box" in why for why in check_record(report.model_copy(update={"turns": turns}), facts, KG))
     turns = [t.model_copy() for t in report.turns]
     turns[1] = turns[1].model_copy(update={"content": "On the whole volume there are 7 lesions."})
-    assert any("number 7" in why for why in check_record(report.model_copy(update={"turns": turns}), facts, KG))
+    assert any("number '7'" in why for why in check_record(report.model_copy(update={"turns": turns}), facts, KG))
     choice = next(r for r in records if r.form == "multiple_choice")
     wrong = (choice.answer_index + 1) % len(choice.options)
     assert any("is not option" in why
@@ -289,3 +289,19 @@ def test_build_keeps_each_patient_in_one_split_and_options_are_part_of_the_build
     changed = run_build(manifest, tmp_path / "ds", options=GenerationOptions(split_ratios=(1, 0, 0)))
     assert changed["ok"] == 12
     assert {r["split"] for r in read_records(tmp_path / "ds").to_pylist()} == {"train"}
+
+
+def test_multiple_choice_options_are_stated_once_in_records_and_exports(phantom_facts):
+    from tumorcot.exports.chat import llava_item, sharegpt_item
+
+    records = [r for f in phantom_facts[:6] for r in generate(f, mc_share=1.0) if r.form == "multiple_choice"]
+    assert records
+    for rec in records:
+        lines = [f"{letter}. {option}" for letter, option in zip("ABCDEFGH", rec.options)]
+        human = llava_item(rec, "/ct.nii.gz")["conversations"][0]["value"]
+        user = sharegpt_item(rec, "/ct.nii.gz")["messages"][0]["content"]
+        for text in (rec.turns[0].content, human, user):
+            assert all(text.count(f"\n{line}") == 1 for line in lines), text
+            assert "Options:" not in text
+        final = rec.turns[-1].content
+        assert final.count("Answer: ") == 1 and final.endswith(f"{'ABCDEFGH'[rec.answer_index]}. {rec.answer}")

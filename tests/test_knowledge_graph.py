@@ -34,8 +34,11 @@ def test_every_edge_cites_a_specific_section_of_a_listed_source():
         assert len(edge.get("where", "")) >= 8, edge
     # the TumorChain paper is a design reference, never a medical authority
     assert not any("tumorchain" in k.lower() or "TumorChain" in v for k, v in DATA["sources"].items())
-    for name, threshold in DATA["thresholds"].items():
-        assert threshold["ref"] in DATA["sources"] and threshold["where"], name
+    # the size and HU cut-offs the features use cite a guideline section (tumorcot.vocabulary.THRESHOLDS)
+    from tumorcot.vocabulary import THRESHOLDS
+    for name in ("small_mm", "large_mm", "adrenal_large_mm", "adenoma_max_hu", "node_short_axis_mm"):
+        assert "tumorcot" not in THRESHOLDS[name][2] and ("Fig" in THRESHOLDS[name][2] or "section" in THRESHOLDS[name][2]
+                                                          or "summary" in THRESHOLDS[name][2]), name
     for node in DATA["nodes"]:
         if node["type"] == "staging_rule":
             assert node["ref"] == "ajcc8" and node["where"].startswith("Chapter"), node["id"]

@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from ops_helpers import listed_and_present, read_rows, records_by_id, write_rows
+from ops_helpers import copy_dataset, listed_and_present, read_rows, records_by_id, write_rows
+from tumorcot.store.private import default_state_dir
 
 from tumorcot.errors import DatasetLockedError, RegenerationError
 from tumorcot.flows.build import run_build
@@ -136,7 +137,7 @@ def test_regenerate_fails_clearly_or_waits_while_another_writer_holds_the_lock(b
 def test_regenerate_works_on_a_copied_dataset_without_the_case_manifest(built, phantoms, tmp_path):
     """The private case rows make regeneration independent of the original manifest file."""
     copy = tmp_path / "copy"
-    shutil.copytree(built, copy)
+    copy_dataset(built, copy)
     summary = regenerate(copy, read_rows(phantoms)[2]["patient_id"], reason="moved dataset")
     assert summary["ok"] == 1 and validate_dataset(copy)[0] == []
 

@@ -16,9 +16,14 @@
     ├── DatasetLockedError        another writer holds the dataset's lock
     ├── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
     │                             case row, or the patient's case failed again (dataset unchanged)
-    └── ExportError               ``tumorcot export`` / the torch dataset cannot place a record's CT:
-                                  no stored case row, CT file gone, path outside --image-root, or
-                                  a path that would reveal a raw patient/study id
+    ├── StateDirError             the private state folder cannot be used (inside the dataset
+    │                             folder, or belongs to another dataset)
+    ├── ExportError               ``tumorcot export`` / the torch dataset cannot place a record's CT:
+    │                             no stored case row, CT file gone, path outside --image-root, or
+    │                             a path that would reveal a raw patient/study id
+    └── ReviewError               ``tumorcot review``: a verdict file is not valid JSON / not a
+                                  verdict file / judges no record of the dataset, or a review pack
+                                  cannot be made (nothing to sample, a record's CT is gone)
 """
 
 from __future__ import annotations
@@ -76,5 +81,13 @@ class RegenerationError(TumorcotError):
     """A patient cannot be regenerated; the dataset's shards and manifest are left unchanged."""
 
 
+class StateDirError(TumorcotError):
+    """The dataset's private state folder cannot be used."""
+
+
 class ExportError(TumorcotError):
     """A record cannot be exported or loaded with its image; names the record and its case."""
+
+
+class ReviewError(TumorcotError):
+    """A verdict file cannot be ingested, or a review pack cannot be made."""

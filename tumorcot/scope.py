@@ -5,20 +5,20 @@
 * Case-level ``pathology`` with ``organ=kidney`` (or ``adrenal_gland``, ``lung``) resolves to the
   structure that holds the lesions of that organ family; lesions on both sides make the label
   ambiguous, an error on the row (give per-lesion labels instead).
-* ``annotated_organs``: an empty lesion mask is a verified-negative study only when the manifest
-  says which organs were annotated; otherwise it is refused (a wrong file or label is likelier).
+* Case-level labels describe the index (largest) lesion of their organ; the organ's other lesions
+  are not covered by them (give ``lesion_pathology``).
 """
 
 from __future__ import annotations
 
 from tumorcot.errors import CaseInputError
-from tumorcot.labels import organ_family
+from tumorcot.vocabulary import OUTSIDE_ORGANS, organ_family
 from tumorcot.schemas import CaseFacts, CaseInput, LesionFacts, PathologyLabels
 
 ORGAN_WORDS = (("hepat", "liver"), ("liver", "liver"), ("pancrea", "pancreas"), ("renal", "kidney"),
                ("kidney", "kidney"), ("gastric", "stomach"), ("colo", "colon"), ("oesophag", "esophagus"),
                ("esophag", "esophagus"), ("lung", "lung"), ("splen", "spleen"), ("adrenal", "adrenal_gland"),
-               ("sarcoma", "outside_organs"))
+               ("sarcoma", OUTSIDE_ORGANS))
 
 
 def lesion_labels_by_id(case: CaseInput, lesions: list[LesionFacts]) -> dict[str, PathologyLabels]:
@@ -59,14 +59,6 @@ def resolve_case_pathology(case: CaseInput, lesions: list[LesionFacts]) -> Patho
     return labels
 
 
-def check_verified_negative(case: CaseInput, mask_is_empty: bool) -> None:
-    """An empty lesion mask needs ``annotated_organs`` (what was checked) to count as negative."""
-    if mask_is_empty and not case.annotated_organs:
-        raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
-                             "For a verified-negative study set annotated_organs (e.g. liver); for a case "
-                             "without a lesion annotation leave lesion_mask blank", case=case.label)
-
-
 def pathology_organ(facts: CaseFacts) -> str | None:
     """The organ the case-level labels describe: stated (resolved at extraction), named in the
     diagnosis, or the host of the largest lesion."""
@@ -76,6 +68,9 @@ def pathology_organ(facts: CaseFacts) -> str | None:
     if p.organ:
         return p.organ
     text = " ".join(filter(None, [p.diagnosis, p.histology])).lower()
+    for lesion in facts.lesions:
+        if lesion.organ.split("_")[0] in text:
+            return lesion.organ
     for word, organ in ORGAN_WORDS:
         if word in text:
             hit = next((l.organ for l in facts.lesions if l.organ.startswith(organ)), None)

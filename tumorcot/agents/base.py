@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from tumorcot import __version__
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.privacy import assign_split
 from tumorcot.prompts import prompt_version, render_question
 from tumorcot.schemas import CaseFacts, CoTRecord, GenerationOptions, LesionFacts
@@ -22,10 +22,6 @@ PIPELINE_VERSION = f"tumorcot-{__version__}"
 def fmt(value: float) -> str:
     """Numbers as records state them: one decimal below 100, none above."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
-
-
-def fmt_box(box) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
 
 
 def unit_hash(*parts: str) -> float:
@@ -60,6 +56,18 @@ def lesion_phrase(lesion: LesionFacts, *, with_size: bool = True) -> tuple[str, 
     question asks for the size."""
     noun = f"{mm(lesion.long_axis_mm)} mm lesion" if with_size else "lesion"
     return noun, lesion_where(lesion)
+
+
+def place_only(facts: CaseFacts, lesion: LesionFacts) -> tuple[str, list[str]]:
+    """('in the head of the pancreas', fact ids) naming a lesion by place alone -- where its size
+    must not appear (the size question; the box question, whose '3D' would read as a diameter) --
+    with its axial slice when another lesion of the organ shares the place."""
+    where = lesion_where(lesion)
+    ids = name_fact_ids(lesion, with_size=False)
+    if any(o is not lesion and o.sub_location == lesion.sub_location for o in facts.lesions_in(lesion.organ)):
+        where += f" centred on axial slice {lesion.axial_slice}"
+        ids.append(f"lesion:{lesion.id}.axial_slice")
+    return where, ids
 
 
 def lesion_name(lesion: LesionFacts) -> str:

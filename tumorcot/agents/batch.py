@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tumorcot.agents.cache import ResponseCache, request_key
+from tumorcot.store.atomic import atomic_open
 
 CHAT_URL = "/v1/chat/completions"
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -45,13 +46,9 @@ class BatchWriter:
 
     def write(self, path: str | os.PathLike[str]) -> int:
         """Write the batch input JSONL; returns the number of requests."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "w") as fh:
+        with atomic_open(Path(path)) as fh:
             for line in self.lines():
                 fh.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
-        os.replace(tmp, target)
         return len(self.requests)
 
 
@@ -103,4 +100,5 @@ def ingest_results(results: str | os.PathLike[str], cache: ResponseCache, *,
                 continue
             cache.put(key, bodies.get(key), body, source="batch")
             report.stored += 1
+    cache.flush()   # one batch, one fsync: on disk before the report says "stored"
     return report

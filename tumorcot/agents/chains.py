@@ -10,7 +10,7 @@ from tumorcot.agents.base import fmt, lesion_name, name_fact_ids
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import case_phase, features_for
 from tumorcot.knowledge_graph.staging import greatest_dimension_cm
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
 from tumorcot.scope import labels_for_lesion, pathology_organ
 
@@ -26,7 +26,7 @@ def phase_clause(facts: CaseFacts) -> tuple[str, list[str]]:
     phase = case_phase(facts)
     if phase is None:
         return "(contrast phase not determined)", []
-    return f"on this {phase.replace('_', '-')} CT (phase estimated from measured HU)", ["ct.contrast_phase"]
+    return f"on this {phase.replace('_', '-')} CT (phase estimated from measured HU)", ["case.contrast_phase"]
 
 
 def _finding_text(facts: CaseFacts, lesion: LesionFacts) -> str:
@@ -79,15 +79,16 @@ def given_labels_for(facts: CaseFacts, lesion: LesionFacts):
     return labels_for_lesion(facts, lesion)
 
 
-def report_context(facts: CaseFacts, lesions: list[LesionFacts]) -> str:
-    """'Pathology report: ...' for the question of a record about ``lesions`` ('' without labels).
-    Given labels are context the model reads, never a claim in its target."""
+def report_context(facts: CaseFacts, lesions: list[LesionFacts], *, stage: bool = False) -> str:
+    """'Pathology report: ...' for the question of a record about ``lesions`` ('' without labels);
+    T, N and M only for a staging question (``stage``). Given labels are context the model reads,
+    never a claim in its target."""
     lines = []
     for lesion in lesions:
         labels, _ = given_labels_for(facts, lesion)
-        if labels is not None and labels.summary():
+        if labels is not None and labels.summary(stage=stage):
             where = f" ({lesion_name(lesion)})" if len(lesions) > 1 else ""
-            lines.append(f"{labels.summary()}{where}")
+            lines.append(f"{labels.summary(stage=stage)}{where}")
     return "Pathology report: " + "; ".join(lines) + ". " if lines else ""
 
 

@@ -16,17 +16,16 @@ temporary name and renamed at the end, so a failed export leaves no partial file
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow.parquet as pq
 
 from tumorcot.errors import ExportError
-from tumorcot.exports.conversation import conversation, focus_of
+from tumorcot.conversation import conversation, focus_of
 from tumorcot.exports.images import CaseImages
 from tumorcot.schemas import CoTRecord
+from tumorcot.store.atomic import atomic_open, atomic_write_json
 from tumorcot.store.shards import SPLITS, read_manifest
 
 FORMATS = ("llava", "sharegpt")
@@ -138,24 +137,16 @@ def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | N
         for split in splits:
             _write_lines(targets[split], lines(split), summary)
         if fmt == "sharegpt" and splits:
-            info = out / "dataset_info.json"
-            info.write_text(json.dumps(_llama_factory_info(targets), indent=1) + "\n")
+            atomic_write_json(out / "dataset_info.json", _llama_factory_info(targets))
     summary["skipped_cases"] = sorted(summary["skipped_cases"])
     return summary
 
 
 def _write_lines(path: Path, lines: Iterator[str], summary: dict) -> None:
     """Stream ``lines`` to a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"   # umask permissions
     count = 0
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line)
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line)
+            count += 1
     summary["files"][str(path)] = count

@@ -23,7 +23,7 @@ EXPORT_HELP = "\n\n".join([
     "OUT ending in .jsonl is one file holding every selected split; any other OUT is a folder with one "
     "SPLIT.jsonl per split. The first user turn starts with the <image> token; turns keep kind, "
     "focus_organ, roi_box and crop_ref where present. CT paths come from the dataset's private case rows "
-    "(.tumorcot/cases/CASE/input.json).",
+    "(STATE/cases/CASE/input.json in the private state folder).",
 ])
 
 

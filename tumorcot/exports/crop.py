@@ -5,11 +5,11 @@ anterior / inferior side. Which voxel axis runs along that LPS axis, and in whic
 comes from the image's direction matrix (``lps_axes``, the same helper that made the box), so
 the crop is right for any voxel order or flipped axis. Edges map to voxel indices by inverting
 ``make_box`` (``lo = i_min / n``, ``hi = (i_max + 1) / n``, mirrored when the axis runs against
-LPS); the four-decimal rounding of stored boxes is absorbed by ``EDGE_TOLERANCE`` voxels, any
-larger remainder widens the crop outwards so it never cuts into the region.
+LPS) with ``tumorcot.render.planes.fraction_range``: the four-decimal rounding of stored boxes is
+absorbed, any larger remainder widens the crop outwards so it never cuts into the region.
 
-``canonical_array`` gives a volume's voxels as a numpy array ``[z, y, x]`` in LPS canonical
-order (index 0 = inferior / anterior / right), the orientation the boxes are expressed in.
+``canonical_array`` (from ``tumorcot.render.planes``) gives a volume's voxels as ``[z, y, x]``
+in LPS canonical order (index 0 = inferior / anterior / right), the orientation of the boxes.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import SimpleITK as sitk
 
 from tumorcot.errors import GeometryError
 from tumorcot.imaging.geometry import lps_axes
+from tumorcot.render.planes import canonical_array, fraction_range
 
-EDGE_TOLERANCE = 0.25
-"""Voxels by which a box edge may miss a voxel boundary and still snap to it."""
+__all__ = ["box_to_index_range", "canonical_array", "crop_to_box"]
 
 
 def _check_box(roi_box: Sequence[float]) -> tuple[float, ...]:
@@ -42,14 +41,10 @@ def box_to_index_range(image: sitk.Image, roi_box: Sequence[float]) -> tuple[lis
     dims = image.GetSize()
     start, size = [0, 0, 0], [0, 0, 0]
     for lps, (voxel_axis, sign) in enumerate(lps_axes(image)):
-        n = dims[voxel_axis]
-        lo, hi = min(max(box[lps], 0.0), 1.0), min(max(box[lps + 3], 0.0), 1.0)
+        lo, hi = box[lps], box[lps + 3]
         if sign < 0:
             lo, hi = 1.0 - hi, 1.0 - lo
-        first = math.floor(lo * n + EDGE_TOLERANCE)
-        end = math.ceil(hi * n - EDGE_TOLERANCE)
-        first = min(max(first, 0), n - 1)
-        end = min(max(end, first + 1), n)   # at least one voxel
+        first, end = fraction_range(lo, hi, dims[voxel_axis])
         start[voxel_axis], size[voxel_axis] = first, end - first
     return start, size
 
@@ -59,17 +54,3 @@ def crop_to_box(image: sitk.Image, roi_box: Sequence[float]) -> sitk.Image:
     spacing kept), so the crop stays where it was in physical space."""
     start, size = box_to_index_range(image, roi_box)
     return sitk.RegionOfInterest(image, size=size, index=start)
-
-
-def canonical_array(image: sitk.Image) -> np.ndarray:
-    """Voxels as ``[z, y, x]`` with each axis running inferior->superior, anterior->posterior,
-    right->left (LPS canonical), whatever the image's voxel order and direction."""
-    array = sitk.GetArrayViewFromImage(image)           # numpy order [k, j, i]
-    axes = lps_axes(image)                               # per LPS x, y, z: (voxel axis, sign)
-    numpy_axis = {0: 2, 1: 1, 2: 0}                      # voxel axis i, j, k -> numpy axis
-    order = [numpy_axis[axes[lps][0]] for lps in (2, 1, 0)]
-    out = np.transpose(array, order)
-    flips = [pos for pos, lps in enumerate((2, 1, 0)) if axes[lps][1] < 0]
-    if flips:
-        out = np.flip(out, axis=flips)
-    return np.ascontiguousarray(out)

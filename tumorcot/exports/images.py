@@ -1,4 +1,4 @@
-"""Where a record's CT is: from the case row kept privately in ``.tumorcot/cases/<case_id>/input.json``.
+"""Where a record's CT is: from the case row kept privately in ``STATE/cases/<case_id>/input.json``.
 
 Records reference their CT by content hash only. Exports for training need a path, so it is
 looked up in the stored case row (an absolute path: the case manifest's relative paths were
@@ -16,21 +16,10 @@ import os
 from pathlib import Path
 
 from tumorcot.errors import ExportError
+from tumorcot.privacy import raw_ids, scrub_ids
 from tumorcot.schemas import CaseInput
+from tumorcot.store.atomic import atomic_symlink
 from tumorcot.store.cases import CaseStore
-
-MIN_ID_LENGTH = 3
-"""Raw ids shorter than this are not searched for in paths (a '1' would match everything)."""
-
-
-def _raw_ids(case: CaseInput) -> list[str]:
-    return [raw for raw in {case.patient_id, case.study_id} if len(raw) >= MIN_ID_LENGTH]
-
-
-def _scrub(text: str, case: CaseInput, case_id: str) -> str:
-    for raw in _raw_ids(case):
-        text = text.replace(raw, case_id)
-    return text
 
 
 def _suffix(path: Path) -> str:
@@ -68,15 +57,15 @@ class CaseImages:
         what = f"record {record_id} (case {case_id})" if record_id else f"case {case_id}"
         case = self.store.recall_input(case_id)
         if case is None:
-            raise ExportError(f"{what}: the dataset keeps no case row (.tumorcot/cases/{case_id}/input.json) to "
+            raise ExportError(f"{what}: the dataset keeps no case row (STATE/cases/{case_id}/input.json) to "
                               "find its CT; run `tumorcot build` once more, or export with --skip-missing",
                               case=case_id)
         ct = Path(case.ct).expanduser()
         if not ct.is_absolute():
-            raise ExportError(f"{what}: the stored CT path is relative ({_scrub(str(ct), case, case_id)}); "
+            raise ExportError(f"{what}: the stored CT path is relative ({scrub_ids(str(ct), case, case_id)}); "
                               "rebuild from the case manifest to store it resolved", case=case_id)
         if not ct.exists():
-            raise ExportError(f"{what}: CT {_scrub(str(ct), case, case_id)} no longer exists "
+            raise ExportError(f"{what}: CT {scrub_ids(str(ct), case, case_id)} no longer exists "
                               "(export with --skip-missing to leave such records out)", case=case_id)
         return case, Path(os.path.abspath(ct))
 
@@ -88,7 +77,7 @@ class CaseImages:
             if self.link_dir is not None:
                 path = self._link(case_id, path)
             text = self._relative(path, case, case_id) if self.image_root else str(path)
-            leaked = [raw for raw in _raw_ids(case) if raw in text]
+            leaked = [raw for raw in raw_ids(case) if raw in text]
             if leaked:
                 raise ExportError(f"the CT path of case {case_id} contains the case's raw patient or study id; "
                                   "export with --link-images DIR to write pseudonymous links instead",
@@ -100,17 +89,12 @@ class CaseImages:
         try:
             return str(path.relative_to(self.image_root))
         except ValueError:
-            raise ExportError(f"CT {_scrub(str(path), case, case_id)} is not under --image-root "
-                              f"{_scrub(str(self.image_root), case, case_id)}", case=case_id) from None
+            raise ExportError(f"CT {scrub_ids(str(path), case, case_id)} is not under --image-root "
+                              f"{scrub_ids(str(self.image_root), case, case_id)}", case=case_id) from None
 
     def _link(self, case_id: str, target: Path) -> Path:
         """``<link_dir>/<case_id><suffix>`` -> the CT, (re)made atomically when it points elsewhere."""
-        self.link_dir.mkdir(parents=True, exist_ok=True)
         link = self.link_dir / f"{case_id}{_suffix(target)}"
-        if link.is_symlink() and os.readlink(link) == str(target):
-            return link
-        tmp = self.link_dir / f".{link.name}.{os.getpid()}.tmp"
-        tmp.unlink(missing_ok=True)
-        os.symlink(target, tmp, target_is_directory=target.is_dir())
-        os.replace(tmp, link)
+        if not (link.is_symlink() and os.readlink(link) == str(target)):
+            atomic_symlink(link, target)
         return link

@@ -22,7 +22,7 @@ except ImportError as exc:  # only the optional extra provides torch
     raise ImportError("tumorcot.exports.torch_dataset needs PyTorch: pip install 'tumorcot[torch]'") from exc
 
 from tumorcot.errors import ExportError
-from tumorcot.exports.conversation import conversation
+from tumorcot.conversation import conversation
 from tumorcot.exports.crop import canonical_array, crop_to_box
 from tumorcot.exports.images import CaseImages
 from tumorcot.imaging.io import load_ct
@@ -65,7 +65,7 @@ class TumorCoTDataset(Dataset):
       normalised boxes (``BOX_CONVENTION``), whatever the CT's stored voxel order. With
       ``roi=True`` it is the crop of the record's ROI box (``roi_of``; the whole CT for a
       record without one); with ``size`` it is resampled (trilinear) to ``size``.
-    - ``conversation``: the turns of ``tumorcot.exports.conversation``.
+    - ``conversation``: the turns of ``tumorcot.conversation``.
     - ``record``: the record as a plain dict (Parquet row).
 
     The CT path comes from the dataset's private case rows; a CT whose content hash differs

@@ -21,7 +21,6 @@ from tumorcot.privacy import case_id_for
 from tumorcot.schemas import CaseInput
 from tumorcot.store.cases import CaseStore
 
-FILE_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
 
 
 def _folder_signature(path: Path) -> list:
@@ -36,10 +35,7 @@ def _folder_signature(path: Path) -> list:
 def input_signature(case: CaseInput) -> dict | None:
     """Size and mtime of every input file; None when one is missing."""
     signature = {}
-    for field in FILE_FIELDS:
-        path = getattr(case, field)
-        if path is None:
-            continue
+    for field, path in case.files().items():
         try:
             info = os.stat(path)
         except FileNotFoundError:

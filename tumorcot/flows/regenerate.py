@@ -2,7 +2,7 @@
 replace exactly that patient's records in the dataset.
 
 The flow receives the pseudonymous patient id (never the raw one: flow parameters are stored by
-the Prefect API). The patient's case rows come from the private ``.tumorcot/cases/*/input.json``.
+the Prefect API). The patient's case rows come from the private state folder (``STATE/cases/*/input.json``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from tumorcot.agents.scheduler import close_schedulers
 from tumorcot.errors import RegenerationError
 from tumorcot.flows.build import pipeline_versions, process_case, run_artifacts
 from tumorcot.privacy import load_or_create_salt
@@ -23,6 +24,7 @@ from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
+from tumorcot.store.private import state_dir
 from tumorcot.store.shards import read_manifest
 from tumorcot.store.update import case_entry, update_dataset
 
@@ -71,8 +73,11 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
         salt = load_or_create_salt(dataset)
         versions = pipeline_versions(generator, options, segmentation)
         futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options, versions,
-                                       segmentation) for case in inputs]
-        outcomes = [f.result() for f in futures]
+                                       segmentation, str(state_dir(dataset))) for case in inputs]
+        try:
+            outcomes = [f.result() for f in futures]
+        finally:
+            close_schedulers()   # the LLM scheduler of these cases (llm generator), if any
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             raise RegenerationError("regeneration failed, dataset unchanged: " + "; ".join(

@@ -15,8 +15,7 @@ Every rule works on the lesion's own crop (``comp``: boolean ``[k, j, i]`` array
   * kidney ("geometric-position"): w > 2/3 upper pole, < 1/3 lower pole, else interpolar;
   * lung lobe host: the lobe ("segmentation").
 - shape: ITK roundness (sphericity, 1.0 for a ball) and elongation (sqrt of the ratio of the two
-  largest principal moments): sphericity >= 0.9 -> round (elongation <= 1.3) or oval;
-  >= 0.8 -> oval if elongation > 1.5 else lobulated; >= 0.65 -> lobulated; below -> irregular.
+  largest principal moments), rule and numbers in ``tumorcot.vocabulary`` (``attribute_rules``).
 - margin: mean gradient magnitude (Gaussian derivative, sigma = the largest in-plane spacing) of
   the CT over the lesion's boundary voxels; >= ``WELL_DEFINED_HU_PER_MM`` is well-defined.
 - content, first match: mean HU < -30 fatty; share of voxels > 130 HU >= 0.5 calcified;
@@ -34,16 +33,14 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from tumorcot.imaging.geometry import bbox_slices, lps_axes
-from tumorcot.labels import LUNG_LOBES
+from tumorcot.vocabulary import (COUINAUD_SEGMENTS, KIDNEYS, KIDNEY_POLES, LIVER_REGIONS, LUNG_LOBES, PANCREAS_PARTS,
+                                 VESSELS, label_id, lung_lobe_name, threshold)
 from tumorcot.schemas.facts import OrganFacts
 
-WELL_DEFINED_HU_PER_MM = 3.0
-FATTY_HU, CALCIFIED_HU, CALCIFIED_SHARE = -30.0, 130.0, 0.5
-CYSTIC_HU, CYSTIC_STD_HU = (0.0, 20.0), 15.0
-VESSELS = {52: "aorta", 63: "inferior_vena_cava", 64: "portal_vein_and_splenic_vein",
-           62: "superior_vena_cava", 65: "iliac_artery_left", 66: "iliac_artery_right",
-           67: "iliac_vena_left", 68: "iliac_vena_right"}
-ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII"]
+WELL_DEFINED_HU_PER_MM = threshold("well_defined_hu_per_mm")
+FATTY_HU, CALCIFIED_HU, CALCIFIED_SHARE = threshold("fatty_hu"), threshold("calcified_hu"), threshold("calcified_share")
+CYSTIC_HU, CYSTIC_STD_HU = (threshold("cystic_hu_low"), threshold("cystic_hu_high")), threshold("cystic_std_hu")
+VESSEL_LABELS = {label_id(name): name for name in VESSELS}   # total label id -> vessel name
 
 
 def normalized_point(image: sitk.Image, ijk) -> tuple[float, float, float]:
@@ -62,16 +59,15 @@ def _within(box, point) -> tuple[float, float, float]:
 
 
 def _liver_geometric(u: float, v: float, w: float) -> str:
-    upper = w >= 0.5
     if u > 0.75:
-        return "left lobe, lateral segment " + ("II" if upper else "III")
-    if 0.45 < u <= 0.65 and v > 0.75:
-        return "caudate lobe, segment I"
-    if u > 0.55:
-        return "left lobe, medial segment " + ("IVa" if upper else "IVb")
-    if v < 0.5:
-        return "right lobe, anterior segment " + ("VIII" if upper else "V")
-    return "right lobe, posterior segment " + ("VII" if upper else "VI")
+        region = "lateral"
+    elif 0.45 < u <= 0.65 and v > 0.75:
+        region = "caudate"
+    elif u > 0.55:
+        region = "medial"
+    else:
+        region = "anterior" if v < 0.5 else "posterior"
+    return LIVER_REGIONS[region, w >= 0.5]
 
 
 def sub_location(host: OrganFacts | None, centroid_norm, segments_crop: np.ndarray | None,
@@ -80,20 +76,18 @@ def sub_location(host: OrganFacts | None, centroid_norm, segments_crop: np.ndarr
     if host is None:
         return None, None
     if host.name in LUNG_LOBES:
-        side, lobe = host.name.split("_")[3], host.name.split("_")[1]
-        return f"{side} {lobe} lobe", "segmentation"
+        return lung_lobe_name(host.name), "segmentation"
     u, v, w = _within(host.bbox, centroid_norm)
     if host.name == "liver":
         if segments_crop is not None:
             counts = np.bincount(segments_crop[comp].ravel(), minlength=9)[1:9]
             if counts.any():
-                return f"segment {ROMAN[int(np.argmax(counts))]}", "liver_segments"
+                return COUINAUD_SEGMENTS[int(np.argmax(counts))], "liver_segments"
         return _liver_geometric(u, v, w), "geometric-approximation"
     if host.name == "pancreas":
-        return ("head" if u < 1 / 3 else "body" if u < 2 / 3 else "tail"), "geometric-position"
-    if host.name.startswith("kidney_") and host.label_id in (2, 3):
-        pole = "upper pole" if w > 2 / 3 else "lower pole" if w < 1 / 3 else "interpolar"
-        return pole, "geometric-position"
+        return PANCREAS_PARTS[0 if u < 1 / 3 else 1 if u < 2 / 3 else 2], "geometric-position"
+    if host.name in KIDNEYS:
+        return KIDNEY_POLES[0 if w > 2 / 3 else 2 if w < 1 / 3 else 1], "geometric-position"
     return None, None
 
 
@@ -107,12 +101,13 @@ def shape_of(comp: np.ndarray, spacing_mm) -> tuple[str, float, float]:
     sphericity, elongation = float(stats.GetRoundness(1)), float(stats.GetElongation(1))
     if not np.isfinite(elongation):
         elongation = 1.0
-    if sphericity >= 0.9:
-        shape = "round" if elongation <= 1.3 else "oval"
-    elif sphericity >= 0.8:
-        shape = "oval" if elongation > 1.5 else "lobulated"
+    t = threshold
+    if sphericity >= t("round_sphericity"):
+        shape = "round" if elongation <= t("round_elongation") else "oval"
+    elif sphericity >= t("oval_sphericity"):
+        shape = "oval" if elongation > t("oval_elongation") else "lobulated"
     else:
-        shape = "lobulated" if sphericity >= 0.65 else "irregular"
+        shape = "lobulated" if sphericity >= t("lobulated_sphericity") else "irregular"
     return shape, round(sphericity, 3), round(elongation, 3)
 
 
@@ -152,7 +147,7 @@ def vessel_contact(organ_view: np.ndarray, comp: np.ndarray, vmin, vmax,
     hi = (min(vmax[0] + 1, ni - 1), min(vmax[1] + 1, nj - 1), vmax[2])
     near = organ_view[bbox_slices(lo, hi)]
     ring8 = np.ones((3, 3), dtype=bool)
-    for label, name in VESSELS.items():
+    for label, name in VESSEL_LABELS.items():
         if label not in present:
             continue
         best = 0.0

@@ -38,19 +38,13 @@ from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
 from tumorcot.imaging.label_stats import label_statistics
-from tumorcot.labels import side_of, total_labels
+from tumorcot.vocabulary import OUTSIDE_ORGANS as OUTSIDE, UNKNOWN_ORGAN as UNKNOWN, label_name, side_of, threshold
 from tumorcot.schemas.facts import LesionFacts, OrganFacts
 
-ISODENSE_HU = 10.0
+ISODENSE_HU = threshold("isodense_hu")
 SHELL_HOST_MIN = 0.5
 BODY_HU = -500.0
 MIDLINE_MARGIN_MM = 10.0
-OUTSIDE = "outside_organs"
-UNKNOWN = "unknown_organ"
-
-
-def label_name(label: int) -> str:
-    return total_labels().get(int(label), f"label_{int(label)}")
 
 
 def _check_grid(ct: sitk.Image, mask: sitk.Image, what: str, case: str | None) -> None:

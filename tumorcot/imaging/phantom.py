@@ -22,11 +22,13 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from tumorcot.vocabulary import label_id
+
 NOISE_HU = 10.0
 ORGAN_HU = {"liver": 100, "spleen": 95, "kidney_right": 150, "kidney_left": 150,
             "pancreas": 90, "stomach": 30}
-LABEL = {"spleen": 1, "kidney_right": 2, "kidney_left": 3, "liver": 5, "stomach": 6,
-         "pancreas": 7, "vertebrae_L1": 31, "aorta": 52, "inferior_vena_cava": 63}
+LABEL = {name: label_id(name) for name in ("spleen", "kidney_right", "kidney_left", "liver", "stomach", "pancreas",
+                                           "vertebrae_L1", "aorta", "inferior_vena_cava")}
 AORTA_XY_MM, AORTA_RADIUS_MM = (18.0, 40.0), 12.0
 PANCREAS_AXIS_MM = ((-20.0, 0.0, -10.0), (80.0, 20.0, 10.0))
 PANCREAS_RADIUS_MM = 14.0

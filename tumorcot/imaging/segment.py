@@ -22,6 +22,7 @@ from typing import Literal
 
 from tumorcot.errors import SegmentationError
 from tumorcot.imaging.io import content_sha256
+from tumorcot.store.atomic import atomic_path
 
 Backend = Literal["precomputed", "totalsegmentator"]
 TASKS = ("total", "liver_segments", "liver_vessels", "lung_nodules", "kidney_cysts")
@@ -99,28 +100,24 @@ def run_totalsegmentator(
             "(set TUMORCOT_TOTALSEG_BIN)",
             case=case,
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial.nii.gz")
     env = {**os.environ, "TOTALSEG_HOME_DIR": str(weights_dir())}
-    try:
-        done = subprocess.run(
-            command(exe, ct_path, partial, options), env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=options.timeout_s, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        partial.unlink(missing_ok=True)
-        raise SegmentationError(
-            f"TotalSegmentator timed out after {options.timeout_s:g} s", case=case
-        ) from exc
-    if done.returncode != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        tail = (done.stderr or done.stdout or "").strip()[-500:]
-        raise SegmentationError(
-            f"TotalSegmentator failed (exit {done.returncode}, output "
-            f"{'missing' if done.returncode == 0 else 'discarded'}): {tail}",
-            case=case,
-        )
-    os.replace(partial, out)
+    with atomic_path(out, suffix=".nii.gz") as partial:   # nothing at ``out`` unless it succeeds
+        try:
+            done = subprocess.run(
+                command(exe, ct_path, Path(partial), options), env=env, stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=options.timeout_s, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SegmentationError(
+                f"TotalSegmentator timed out after {options.timeout_s:g} s", case=case
+            ) from exc
+        if done.returncode != 0 or os.path.getsize(partial) == 0:
+            tail = (done.stderr or done.stdout or "").strip()[-500:]
+            raise SegmentationError(
+                f"TotalSegmentator failed (exit {done.returncode}, output "
+                f"{'missing' if done.returncode == 0 else 'discarded'}): {tail}",
+                case=case,
+            )
     return out
 
 

@@ -1,4 +1,4 @@
-"""Measured facts -> knowledge-graph feature nodes (the rules are in the KG's attribute_rules).
+"""Measured facts -> knowledge-graph feature nodes (rules: ``tumorcot.vocabulary.attribute_rules``).
 
 ``lesion_features`` maps one lesion's measured descriptors to feature ids; ``case_features``
 adds what the case tells about every lesion (the estimated contrast phase, a pancreatitis
@@ -8,12 +8,13 @@ history named in the given report). ``features_for`` is both, as the chains use 
 from __future__ import annotations
 
 from tumorcot.schemas.facts import CaseFacts, LesionFacts
+from tumorcot.vocabulary import threshold
 
-SMALL_MM = 10.0
-LARGE_MM = 50.0
-ADRENAL_LARGE_MM = 40.0
-ADENOMA_MAX_HU = 10.0
-NODE_SHORT_AXIS_MM = 10.0
+SMALL_MM = threshold("small_mm")
+LARGE_MM = threshold("large_mm")
+ADRENAL_LARGE_MM = threshold("adrenal_large_mm")
+ADENOMA_MAX_HU = threshold("adenoma_max_hu")
+NODE_SHORT_AXIS_MM = threshold("node_short_axis_mm")
 PHASES = ("non_contrast", "arterial", "portal_venous", "delayed")
 NODE_KINDS = ("lymph_node", "lymph node", "node")
 
@@ -52,8 +53,7 @@ def lesion_features(lesion: LesionFacts, lesions_in_organ: int, *, phase: str | 
 
 def case_phase(facts: CaseFacts) -> str | None:
     """The estimated contrast phase when the imaging stage decided one, else None."""
-    phase = getattr(facts, "contrast_phase", None)
-    return phase if phase in PHASES else None
+    return facts.contrast_phase if facts.contrast_phase in PHASES else None
 
 
 def case_features(facts: CaseFacts, lesion: LesionFacts | None = None) -> dict[str, list[str]]:
@@ -61,9 +61,9 @@ def case_features(facts: CaseFacts, lesion: LesionFacts | None = None) -> dict[s
     out: dict[str, list[str]] = {}
     phase = case_phase(facts)
     if phase:
-        out[f"feature:phase_{phase}"] = ["ct.contrast_phase"]
+        out[f"feature:phase_{phase}"] = ["case.contrast_phase"]
     texts = []
-    for labels in (facts.pathology, getattr(facts, "lesion_pathology", {}).get(lesion.id) if lesion else None):
+    for labels in (facts.pathology, facts.lesion_pathology.get(lesion.id) if lesion else None):
         if labels is not None:
             texts += [labels.diagnosis or "", labels.histology or ""]
     if any("pancreatitis" in t.lower() for t in texts):

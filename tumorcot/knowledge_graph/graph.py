@@ -1,8 +1,8 @@
 """The tumour-ontology knowledge graph and the queries the generators and the calibrator use.
 
 Loaded from ``data/tumor_kg_v2.json`` (nodes and typed edges; every edge cites a source and the
-section or table of it, ``data/CHANGELOG.md`` says what changed between versions); its version is
-the sha256 of that file's bytes. Node ids are ``<type>:<...>``: ``organ:liver``,
+section or table of it, ``data/CHANGELOG.md`` says what changed between versions); the
+attribute rules and their thresholds live in ``tumorcot.vocabulary``. Its version is the sha256 of that file's bytes. Node ids are ``<type>:<...>``: ``organ:liver``,
 ``subregion:liver:segment_IV``, ``feature:hypodense``, ``impression:liver:simple_cyst``,
 ``pathology:malignant``, ``histology:...``, ``staging:pancreas:T``.
 
@@ -27,7 +27,7 @@ from importlib import resources
 import networkx as nx
 
 from tumorcot.errors import KnowledgeGraphError
-from tumorcot.labels import organ_family
+from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, attribute_rules, organ_family
 
 DATA_FILE = "tumor_kg_v2.json"
 EDGE_TYPES = {
@@ -76,6 +76,11 @@ class KnowledgeGraph:
             attrs = {k: v for k, v in edge.items() if k not in ("source", "target", "type")}
             self.graph.add_edge(edge["source"], edge["target"], key=_edge_key(edge), type=edge["type"], **attrs)
 
+    @property
+    def attribute_rules(self) -> dict[str, str]:
+        """How measured values become features: stated once, with their numbers, in the vocabulary."""
+        return attribute_rules()
+
     # -- lookups -----------------------------------------------------------------------------
     def __contains__(self, node_id: str) -> bool:
         return node_id in self.graph
@@ -110,8 +115,8 @@ class KnowledgeGraph:
 
     def organ_key(self, organ_name: str) -> str | None:
         """KG organ key for a TotalSegmentator structure name (kidney_left -> kidney)."""
-        if organ_name in ("outside_organs", "unknown_organ"):
-            return "soft_tissue"
+        if organ_name in NO_HOST:
+            return SOFT_TISSUE
         family = organ_family(organ_name)
         return family if f"organ:{family}" in self.graph else None
 

@@ -1,8 +1,9 @@
 """``tumorcot audit``: what each run did and how every record came to be, from the dataset alone.
 
-Sources: ``runs/<run_id>.json`` (one summary per build or regeneration), the generation-log
+Sources: ``runs/<run_id>.json`` (one summary per build, regeneration or review quarantine), the generation-log
 shards (``AgentTurn`` rows: offline-generator rows, calibrator rejections, LLM agent turns with
-tokens, latency, attempts and verdicts, regeneration notes), the facts shards and the manifest.
+tokens, latency, attempts and verdicts, regeneration notes), the facts shards, the manifest and
+the clinician verdicts (``review/verdicts.json``).
 Log rows exist for the cases in the dataset now: a regenerated case's older turns are replaced.
 Everything returned is plain JSON-ready data; ``audit_tables`` renders it.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from tumorcot.errors import TumorcotError
+from tumorcot.review.ingest import review_summary
+from tumorcot.review.verdicts import stored_review
 from tumorcot.store.shards import read_log, read_manifest, read_records
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -24,8 +27,15 @@ _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _WHERE = re.compile(r"^(step #|question|answer|conclusion|think|turn #)[^:]*:\s*")
 
 
+_CODE = re.compile(r"\[([a-z][a-z-]*)\]")
+
+
 def reason_kind(reason: str) -> str:
-    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ..."."""
+    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ...";
+    a claim-check reason is its code: "step 0: [number-quantity] '21.4 mL' ..." -> "number-quantity"."""
+    code = _CODE.search(reason)
+    if code:
+        return code.group(1)
     text = _NUMBER.sub("#", _QUOTED.sub("'…'", reason.strip()))
     text = _WHERE.sub("", text)
     text = re.sub(r"\b(fact|node) \S+", r"\1 …", text)
@@ -104,7 +114,8 @@ def run_report(dataset_dir: Path) -> dict:
     manifest = read_manifest(dataset_dir) if (dataset_dir / "manifest.json").exists() else {}
     return {"dataset": str(dataset_dir), "record_count": manifest.get("record_count", 0),
             "cases": len(manifest.get("cases", [])), "failing_cases": len(manifest.get("failures", [])),
-            "versions": manifest.get("versions", {}), "runs": runs, "agents": agent_stats(rows)}
+            "versions": manifest.get("versions", {}), "runs": runs, "agents": agent_stats(rows),
+            "review": review_summary(dataset_dir)}
 
 
 def record_lineage(dataset_dir: Path, record_id: str) -> dict:
@@ -132,6 +143,7 @@ def record_lineage(dataset_dir: Path, record_id: str) -> dict:
                      "pipeline": record["pipeline_version"], "generator": record["generator"],
                      "dataset": manifest.get("versions", {})},
         "facts": facts,
+        "review": [v for v in stored_review(dataset_dir)["verdicts"] if v["record_id"] == record_id],
         "turns": [{k: t[k] for k in ("run_id", "agent", "attempt", "template", "model", "messages_json",
                                      "raw_response", "parsed_json", "verdict", "reasons", "error",
                                      "prompt_tokens", "completion_tokens", "latency_ms", "cached",

@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tumorcot.review.tables import print_review
+
 AGENT_COLUMNS = ("agent", "turns", "accepted", "rejected", "failed", "retries", "cached",
                  "prompt_tokens", "completion_tokens", "latency_ms_mean", "latency_ms_p95")
 RUN_COLUMNS = ("run_id", "kind", "ok", "unchanged", "failed", "records", "rejected", "retries",
@@ -37,6 +39,10 @@ def print_runs(console: Console, report: dict) -> None:
             console.print(_table(f"agents in {run['run_id']}", AGENT_COLUMNS, run["agents"]))
         if run["rejections"]:
             console.print(_table(f"rejections in {run['run_id']}", ("agent", "reason", "count"), run["rejections"]))
+    if report.get("review"):
+        print_review(console, report["review"])
+    else:
+        console.print("review: no clinician verdicts stored (tumorcot review pack, then tumorcot review ingest)")
 
 
 def print_lineage(console: Console, lineage: dict) -> None:
@@ -54,6 +60,9 @@ def print_lineage(console: Console, lineage: dict) -> None:
     facts = lineage["facts"]
     console.print(f"facts: {len(facts.get('organs', []))} organs, {len(facts.get('lesions', []))} lesions "
                   f"(full facts with --json)")
+    for v in lineage.get("review", []):
+        steps = ", ".join(f"step {s['index']} {s['verdict']}" for s in v["steps"])
+        console.print(f"review by {escape(v['reviewer'])}: {v['verdict'] or '-'} {escape(v['reason'])} {steps}")
     for turn in lineage["turns"]:
         console.rule(f"{turn['agent']} attempt {turn['attempt']} ({turn['run_id']}) verdict {turn['verdict']}")
         for key in ("template", "model", "messages_json", "raw_response", "parsed_json", "error"):

@@ -23,10 +23,11 @@ from pathlib import Path
 from tumorcot.agents.batch import BatchWriter, ingest_results
 from tumorcot.agents.cache import ResponseCache
 from tumorcot.errors import LLMOutputError, ManifestError
+from tumorcot.store.private import state_dir
 
 
 def cache_dir(dataset_dir: Path) -> Path:
-    return Path(dataset_dir) / "llm-cache"   # the cache ``tumorcot build --generator llm`` reads
+    return state_dir(dataset_dir) / "llm-cache"   # the cache ``tumorcot build --generator llm`` reads
 
 
 def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, options=None, progress=None) -> dict:
@@ -34,10 +35,9 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
     from tumorcot.agents.client import LLMClient, LLMConfig
     from tumorcot.agents.llm import LLMGenerator
     from tumorcot.case_manifest import read_case_manifest
-    from tumorcot.flows.build import _scrub
     from tumorcot.knowledge_graph import load_kg
     from tumorcot.pipeline import extract_facts, input_hashes
-    from tumorcot.privacy import load_or_create_salt
+    from tumorcot.privacy import load_or_create_salt, scrub_ids
     from tumorcot.schemas.options import resolve_options
 
     config = LLMConfig.from_env(cache_dir=cache_dir(dataset_dir))
@@ -61,7 +61,7 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
                             facts, report=entry.report, client=client)
                         summary["pending" if result.deferred else "ready"] += 1
                     except Exception as exc:  # a bad case is reported; the round goes on
-                        reason = _scrub(str(exc), entry, "<patient>")
+                        reason = scrub_ids(str(exc), entry, "<patient>")
                         summary["failed"].append(f"{entry.label}: {type(exc).__name__}: {reason}")
                 if progress is not None:
                     progress()
@@ -74,5 +74,9 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
 
 def ingest_round(dataset_dir: Path, results_path: Path, requests_path: Path | None = None) -> dict:
     """Store a results file's successful answers in the dataset's response cache."""
-    report = ingest_results(results_path, ResponseCache(cache_dir(dataset_dir)), requests=requests_path)
+    cache = ResponseCache(cache_dir(dataset_dir))
+    try:
+        report = ingest_results(results_path, cache, requests=requests_path)
+    finally:
+        cache.close()
     return {"stored": report.stored, "failed": report.failed, "skipped": report.skipped, "reasons": report.reasons}

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tumorcot.errors import RegenerationError
-from tumorcot.privacy import pseudonymise
-
-
-def dataset_salt(dataset_dir: Path) -> bytes:
-    """The salt the dataset was built with; never creates one."""
-    if os.environ.get("TUMORCOT_SALT"):
-        return os.environ["TUMORCOT_SALT"].encode()
-    path = dataset_dir / ".tumorcot" / "salt"
-    if not path.exists():
-        raise RegenerationError(f"{dataset_dir} has no private .tumorcot/salt: not a tumorcot dataset "
-                                "folder, or it was built with TUMORCOT_SALT (set it again)")
-    return path.read_bytes()
+from tumorcot.privacy import load_or_create_salt, pseudonymise, salt_path
 
 
 def patient_pseudonym(dataset_dir: Path, patient_id: str) -> str:
-    return pseudonymise(patient_id, dataset_salt(dataset_dir))
+    """The patient's pseudonym under the salt the dataset was built with (never creates one)."""
+    salt = load_or_create_salt(dataset_dir, create=False)
+    if salt is None:
+        raise RegenerationError(f"no salt at {salt_path(dataset_dir)}: {dataset_dir} is not a tumorcot dataset "
+                                "folder, its state folder is elsewhere (--state-dir / $TUMORCOT_STATE_DIR), or it "
+                                "was built with TUMORCOT_SALT (set it again)")
+    return pseudonymise(patient_id, salt)
 
 
 def regenerate(dataset_dir: Path, patient_id: str, reason: str = "", *, wait_s: float = 0.0,

@@ -5,8 +5,10 @@ from tumorcot.schemas.facts import BOX_CONVENTION, Box, CaseFacts, CTInfo, Fact,
 from tumorcot.schemas.log import AgentTurn, CaseOutcome
 from tumorcot.schemas.options import GenerationOptions
 from tumorcot.schemas.records import CoTRecord, Step, Turn
+from tumorcot.schemas.review import RecordVerdict, StepVerdict, VerdictFile
 
 __all__ = [
     "AgentTurn", "BOX_CONVENTION", "Box", "CTInfo", "CaseFacts", "CaseInput", "CaseOutcome",
-    "CoTRecord", "Fact", "GenerationOptions", "LesionFacts", "OrganFacts", "PathologyLabels", "Step", "TCheck", "Turn",
+    "CoTRecord", "Fact", "GenerationOptions", "LesionFacts", "OrganFacts", "PathologyLabels", "RecordVerdict", "TCheck",
+    "Step", "StepVerdict", "Turn", "VerdictFile",
 ]

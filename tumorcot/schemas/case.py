@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TNM_PATTERNS = {
     "t": re.compile(r"^(y|p|c)?T(X|is|0|1|1a|1b|1c|1mi|2|2a|2b|2c|3|3a|3b|4|4a|4b)$", re.I),
@@ -74,12 +75,14 @@ class PathologyLabels(BaseModel):
                 data[key.strip()] = value.strip()
         return cls(**{k.lower(): v for k, v in data.items()})
 
-    def summary(self) -> str:
-        """The labels as one line of a pathology report ("renal cell carcinoma, malignant, T1a")."""
+    def summary(self, *, stage: bool = True) -> str:
+        """The labels as one line of a pathology report ("renal cell carcinoma, malignant, T1a");
+        ``stage=False`` leaves out T, N and M."""
         parts = [v for v in (self.diagnosis, self.histology) if v]
         if self.behavior and not any(self.behavior in p.lower() for p in parts):
             parts.append(self.behavior)
-        parts += [getattr(self, k) for k in ("t", "n", "m") if getattr(self, k)]
+        if stage:
+            parts += [getattr(self, k) for k in ("t", "n", "m") if getattr(self, k)]
         return ", ".join(parts)
 
 
@@ -110,26 +113,11 @@ def parse_lesion_pathology(value) -> dict[str, PathologyLabels] | None:
     return out or None
 
 
-def expand_organ_names(names: list[str]) -> list[str]:
-    """Structure names (TotalSegmentator ``total``), with ``kidney``/``adrenal_gland``/``lung``
-    standing for all their parts; an unknown name is a ValueError."""
-    from tumorcot.labels import organ_family, total_labels
-
-    known = set(total_labels().values())
-    out: list[str] = []
-    for name in names:
-        if name in known:
-            parts = [name]
-        else:
-            parts = sorted(n for n in known if organ_family(n) == name)
-            if not parts:
-                raise ValueError(f"annotated organ {name!r} is not a TotalSegmentator structure name")
-        out += [p for p in parts if p not in out]
-    return out
+FILE_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")   # the fields that are input files
 
 
 class CaseInput(BaseModel):
-    """A validated manifest row; paths are absolute."""
+    """A validated manifest row; paths are absolute (``FILE_FIELDS``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -142,16 +130,23 @@ class CaseInput(BaseModel):
     liver_segments: Path | None = Field(default=None, description="TotalSegmentator liver_segments map "
                                         "(labels 1-8 = Couinaud I-VIII): exact segments instead of the approximation")
     lesion_labels: dict[int, str] | None = None
+    mask_labels: dict[int, str] | None = Field(default=None, description="names of the values of organ_mask / "
+                                               "lesion_mask label files that are not TotalSegmentator ids, e.g. "
+                                               "'1:liver;2:tumour' (nnU-Net dataset.json); names as in structures.json")
+    lesion_provenance: Literal["annotated", "model-predicted"] = "annotated"
+    annotated_organs: list[str] = Field(default=[], description="organs whose lesions the lesion mask annotates "
+                                        "('liver' or 'liver;kidney_left;kidney_right'); empty = every organ with a "
+                                        "mask. Negative claims are made only for these")
+    predicted_masks: dict[str, Path] = Field(default={}, description="TotalSegmentator subtask -> its output "
+                                             "(filled by --seg-subtasks, not a manifest column)")
     report: str | None = None
     pathology: PathologyLabels | None = None
     lesion_pathology: dict[str, PathologyLabels] | None = Field(
         default=None, description="labels per lesion, keyed by lesion-mask value ('2') or lesion id ('L1')")
-    annotated_organs: list[str] | None = Field(
-        default=None, description="organs the lesion mask covers; None = every organ with a mask")
     source: str | None = None
     synthetic: bool = False
 
-    @field_validator("lesion_labels", mode="before")
+    @field_validator("lesion_labels", "mask_labels", mode="before")
     @classmethod
     def _labels(cls, value):
         if value is None or value == "":
@@ -161,7 +156,7 @@ class CaseInput(BaseModel):
             if value.startswith("{"):
                 return {int(k): v for k, v in json.loads(value).items()}
             out = {}
-            for part in value.split(";"):
+            for part in filter(str.strip, value.split(";")):
                 key, _, kind = part.partition(":")
                 out[int(key)] = kind.strip()
             return out
@@ -174,11 +169,12 @@ class CaseInput(BaseModel):
 
     @field_validator("annotated_organs", mode="before")
     @classmethod
-    def _annotated(cls, value):
-        if value is None or value == "" or value == []:
-            return None
-        names = [v.strip() for v in (value.split(";") if isinstance(value, str) else value) if v.strip()]
-        return expand_organ_names(names)
+    def _organ_list(cls, value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(";") if part.strip()]
+        return value
 
     @field_validator("pathology", mode="before")
     @classmethod
@@ -186,6 +182,16 @@ class CaseInput(BaseModel):
         if isinstance(value, PathologyLabels) or value is None:
             return value
         return PathologyLabels.parse(value)
+
+    @model_validator(mode="after")
+    def _one_naming(self):
+        if self.mask_labels and self.lesion_labels:
+            raise ValueError("give lesion kinds either by lesion_labels or by structure names in mask_labels, not both")
+        return self
+
+    def files(self) -> dict[str, Path]:
+        """The case's input files that are given, by field."""
+        return {field: getattr(self, field) for field in FILE_FIELDS if getattr(self, field) is not None}
 
     @property
     def label(self) -> str:

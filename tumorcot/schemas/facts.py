@@ -62,6 +62,11 @@ class OrganFacts(BaseModel):
     centroid_mm: tuple[float, float, float]
     bbox: Box
     lesion_count: int = 0
+    truncated: bool = Field(default=False, description="touches the edge of the field of view: "
+                            "volume and box are of the visible part only")
+    reference_hu: float | None = Field(default=None, description="median HU of the organ minus its "
+                                       "lesions, eroded ~2 mm; None for hollow organs and the gallbladder")
+    reference_iqr_hu: float | None = Field(default=None, description="interquartile range of that region")
 
 
 class LesionFacts(BaseModel):
@@ -81,8 +86,11 @@ class LesionFacts(BaseModel):
     max_diameter_3d_mm: float
     mean_hu: float
     std_hu: float
-    hu_difference: float | None = Field(default=None, description="lesion mean HU - organ mean HU")
-    attenuation: Literal["hypodense", "isodense", "hyperdense"] | None = None
+    hu_difference: float | None = Field(
+        default=None, description="lesion core median HU - host organ reference HU (OrganFacts.reference_hu)")
+    attenuation: Literal["hypodense", "isodense", "hyperdense", "not assessed"] | None = Field(
+        default=None, description="None without a host organ; 'not assessed' when the host has no "
+        "reference HU (hollow organ, gallbladder, too small after erosion)")
     centroid_mm: tuple[float, float, float]
     bbox: Box
     # Measurement v2 (imaging issue); None where not measured.
@@ -91,10 +99,23 @@ class LesionFacts(BaseModel):
     shape: Literal["round", "oval", "lobulated", "irregular"] | None = None
     sphericity: float | None = None
     elongation: float | None = None
-    margin: Literal["well-defined", "ill-defined"] | None = None
+    margin: Literal["well-defined", "ill-defined", "not assessable"] | None = None
     boundary_gradient_hu_per_mm: float | None = None
-    content: Literal["cystic", "calcified", "solid", "fatty"] | None = None
+    content: Literal["cystic", "calcified", "solid", "fatty"] | None = Field(
+        default=None, description="from the eroded core: cystic = fluid attenuation")
     vessel_contact_deg: dict[str, float] = {}
+    provenance: Literal["annotated", "model-predicted"] = Field(
+        default="annotated", description="model-predicted: from a TotalSegmentator subtask, not a human annotation")
+    truncated: bool = Field(default=False, description="touches the edge of the field of view: "
+                            "volume, box and diameters are of the visible part only")
+    core_median_hu: float | None = None
+    core_iqr_hu: float | None = None
+    calcified_fraction: float | None = Field(default=None, description="share of core voxels > 130 HU")
+    lobulation: float | None = None
+    edge_contrast_hu: float | None = Field(default=None, description="|median inside - median outside| "
+                                           "across the boundary")
+    edge_sharpness: float | None = Field(default=None, description="edge contrast over the boundary "
+                                         "width, normalised (see imaging.margin)")
     mask_values: list[int] = Field(default=[], description="lesion-mask values of this lesion's voxels")
 
 
@@ -112,6 +133,9 @@ class TCheck(BaseModel):
     rule: str = Field(description="the KG staging node, e.g. staging:pancreas:T")
 
 
+ContrastPhase = Literal["non_contrast", "arterial", "portal_venous", "delayed", "indeterminate"]
+
+
 class CaseFacts(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -123,15 +147,18 @@ class CaseFacts(BaseModel):
     lesions: list[LesionFacts]
     has_organ_mask: bool
     has_lesion_mask: bool
+    annotated_organs: list[str] = Field(default=[], description="organs whose lesions the lesion mask annotates; "
+                                        "empty = every organ with a mask. Negative claims only for these")
     segmentation_backend: str = "precomputed"
     pathology: PathologyLabels | None = None
     lesion_pathology: dict[str, PathologyLabels] = Field(default={}, description="labels per lesion id")
-    annotated_organs: list[str] | None = Field(
-        default=None, description="organs the lesion mask covers; None = every organ with a mask")
     t_checks: list[TCheck] = []
     synthetic: bool = False
     source: str | None = None
     input_sha256: dict[str, str] = {}
+    contrast_phase: ContrastPhase = Field(default="indeterminate",
+                                          description="estimated from measured HU (imaging.phase)")
+    phase_evidence: dict[str, float] = Field(default={}, description="measured HU used, by structure")
 
     def organ(self, name: str) -> OrganFacts | None:
         return next((o for o in self.organs if o.name == name), None)
@@ -144,14 +171,15 @@ class CaseFacts(BaseModel):
         verified only then (and only with a lesion mask at all)."""
         if not self.has_lesion_mask:
             return False
-        return self.annotated_organs is None or organ in self.annotated_organs
+        return not self.annotated_organs or organ in self.annotated_organs
 
     def given_labels(self, lesion_id: str) -> PathologyLabels | None:
         """The labels given for one lesion, or None (case-level labels: see ``agents.chains``)."""
         return self.lesion_pathology.get(lesion_id)
 
     def fact_table(self) -> dict[str, Fact]:
-        """Every citable fact by id: ``organ:<name>.<field>`` and ``lesion:<id>.<field>``."""
+        """Every citable fact by id: ``case.<field>`` (contrast phase and its HU evidence),
+        ``organ:<name>.<field>`` and ``lesion:<id>.<field>``."""
         table: dict[str, Fact] = {}
 
         def add(subject: str, name: str, value, unit: str | None = None) -> None:
@@ -160,10 +188,15 @@ class CaseFacts(BaseModel):
             fid = f"{subject}.{name}"
             table[fid] = Fact(id=fid, subject=subject, name=name, value=value, unit=unit)
 
+        add("case", "contrast_phase", self.contrast_phase)
+        for structure, hu in self.phase_evidence.items():
+            add("case", f"phase_{structure}_hu", hu, "HU")
         for o in self.organs:
             s = f"organ:{o.name}"
             add(s, "volume_ml", o.volume_ml, "mL")
             add(s, "mean_hu", o.mean_hu, "HU")
+            add(s, "reference_hu", o.reference_hu, "HU")
+            add(s, "truncated", "yes" if o.truncated else None)
             add(s, "lesion_count", o.lesion_count)
             add(s, "side", o.side)
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), o.bbox.normalized):
@@ -187,14 +220,14 @@ class CaseFacts(BaseModel):
             add(s, "shape", les.shape)
             add(s, "margin", les.margin)
             add(s, "content", les.content)
+            add(s, "truncated", "yes" if les.truncated else None)
+            add(s, "core_median_hu", les.core_median_hu, "HU")
+            add(s, "calcified_fraction", les.calcified_fraction)
             for vessel, deg in les.vessel_contact_deg.items():
                 add(s, f"contact_{vessel}_deg", deg, "deg")
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), les.bbox.normalized):
                 add(s, f"box_{axis}", v)
-        add("ct", "slice_mm", round(self.ct.spacing_mm[2], 2), "mm")
-        add("ct", "contrast_phase", getattr(self, "contrast_phase", None))
-        for name, value in (getattr(self, "phase_evidence", None) or {}).items():
-            add("ct", f"{name}_hu", value, "HU")
+        add("case", "slice_mm", round(self.ct.spacing_mm[2], 2), "mm")
         if self.pathology is not None:
             for name, value in self.pathology.model_dump().items():
                 add("pathology", name, value)

@@ -1,5 +1,8 @@
 """Atomic file writes: write a temporary file in the same folder, fsync, rename over the target.
 
+The one helper every writer of the package uses (``atomic_path``, and ``atomic_open`` /
+``atomic_write_*`` built on it). It imports nothing from tumorcot, so any layer may use it.
+
 A reader (or a rerun after a crash) sees either the old file or the new one, never half of one.
 ``sync_dir=False`` leaves the folder's fsync to the caller, who writes several files into one
 folder and then calls ``fsync_dir`` once (the per-case store does this before its ``done.json``).
@@ -9,12 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+
+from tumorcot.store.private import is_private
 
 # Private per-case tables (Arrow IPC): lz4 buffers, about Parquet's size at a quarter of its cost.
 IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
@@ -30,22 +38,28 @@ def fsync_dir(folder: Path) -> None:
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-PRIVATE = ".tumorcot"   # files under a dataset's private folder keep mkstemp's owner-only mode
 
 
-def _replace(tmp: str, path: Path, sync_dir: bool = True) -> None:
-    """Rename ``tmp`` over ``path``; published files get the usual mode (0644 under umask 022)."""
-    if PRIVATE not in path.parts:
+def publish_mode(tmp: str | Path, path: Path) -> None:
+    """Give a temporary file (mkstemp: 0600) the mode of an ordinary file (0644 under umask 022)
+    before it is renamed to ``path``, unless ``path`` is in a private state folder (stays 0600)."""
+    if not is_private(path):
         os.chmod(tmp, 0o666 & ~_UMASK)
+
+
+def commit(tmp: str | Path, path: Path, sync_dir: bool = True) -> None:
+    """Rename the finished temporary ``tmp`` over ``path``, with ``publish_mode``."""
+    publish_mode(tmp, path)
     os.replace(tmp, path)
     if sync_dir:
         fsync_dir(path.parent)
 
 
-def temporary_path(path: Path) -> str:
-    """A fresh ``.<name>.<random>.tmp`` next to ``path`` (``remove_stale_temporaries`` finds it)."""
+def temporary_path(path: Path, suffix: str = ".tmp") -> str:
+    """A fresh ``.<name>.<random><suffix>`` next to ``path`` (``remove_stale_temporaries`` finds
+    the ``.tmp`` ones; a tool that picks its format from the name gets ``suffix``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     return tmp
 
@@ -55,18 +69,31 @@ def fsync_file(path: str | Path) -> None:
         os.fsync(fh.fileno())
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+@contextmanager
+def atomic_path(path: Path, *, sync_dir: bool = True, suffix: str = ".tmp") -> Iterator[str]:
+    """The one atomic writer: yields a temporary path next to ``path`` for the caller (or a
+    subprocess) to write; on success it is fsynced and renamed over ``path``, on any error
+    removed. Every other writer here is a use of it."""
+    tmp = temporary_path(path, suffix)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _replace(tmp, path, sync_dir)
+        yield tmp
+        fsync_file(tmp)
+        commit(tmp, path, sync_dir)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", *, sync_dir: bool = True, **kwargs) -> Iterator[IO]:
+    """``open`` for writing, atomically: the file appears whole at ``path`` when the block ends."""
+    with atomic_path(path, sync_dir=sync_dir) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    with atomic_open(path, "wb", sync_dir=sync_dir) as fh:
+        fh.write(data)
 
 
 def atomic_write_json(path: Path, obj, *, sync_dir: bool = True) -> None:
@@ -75,26 +102,26 @@ def atomic_write_json(path: Path, obj, *, sync_dir: bool = True) -> None:
 
 def atomic_write_table(path: Path, table: pa.Table) -> None:
     """zstd Parquet, atomically."""
-    tmp = temporary_path(path)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        fsync_file(tmp)
-        _replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_arrow(path: Path, table: pa.Table, *, sync_dir: bool = True) -> None:
     """An Arrow IPC file (lz4), atomically: the private per-case format, cheap to write and read."""
-    tmp = temporary_path(path)
-    try:
+    with atomic_path(path, sync_dir=sync_dir) as tmp:
         with pa.OSFile(tmp, "wb") as sink, ipc.new_file(sink, table.schema, options=IPC_OPTIONS) as writer:
             writer.write_table(table)
-        fsync_file(tmp)
-        _replace(tmp, path, sync_dir)
+
+
+def atomic_symlink(link: Path, target: Path) -> None:
+    """Make ``link`` point at ``target``, replacing any previous link in one rename."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.parent / f".{link.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    os.symlink(target, tmp, target_is_directory=target.is_dir())
+    try:
+        os.replace(tmp, link)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

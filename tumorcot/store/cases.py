@@ -1,6 +1,6 @@
 """Per-case results of a build, kept between runs: the unit of incremental and crash-safe work.
 
-``DIR/.tumorcot/cases/<case_id>/`` holds ``records.arrow``, ``log.arrow`` (Arrow IPC, lz4),
+``STATE/cases/<case_id>/`` (the dataset's private state folder, ``store/private.py``) holds ``records.arrow``, ``log.arrow`` (Arrow IPC, lz4),
 ``facts.json``, ``input.json`` and, written last, ``done.json`` with the case's build key (input
 content hashes + pipeline, KG, prompt and generator versions). A case whose ``done.json`` carries
 the current key is not reprocessed; a killed run leaves no ``done.json`` for the case it was
@@ -13,7 +13,7 @@ unchanged cases; ``read_table`` reads either.
 ``input.json`` keeps the case's manifest row (raw ids and input paths) so that
 ``tumorcot regenerate`` can re-run one patient without the original case manifest; ``done.json``
 keeps its hash (``input_row_sha256``), so an unchanged rebuild compares without reading it. Like
-the salt, it stays in the private ``.tumorcot/`` folder, which is never published: shards, logs,
+the salt, it stays in the private state folder, outside the published dataset folder: shards, logs,
 facts, the dataset manifest and run records only carry pseudonyms.
 """
 
@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord
 from tumorcot.schemas.arrow import to_table
+from tumorcot.store.private import state_dir
 from tumorcot.store.atomic import atomic_write_arrow, atomic_write_bytes, atomic_write_json, fsync_dir, read_arrow
 
 LEGACY_SUFFIX = ".parquet"
@@ -48,7 +49,7 @@ def read_table(path: Path, schema: pa.Schema) -> pa.Table:
 
 class CaseStore:
     def __init__(self, dataset_dir: Path):
-        self.root = dataset_dir / ".tumorcot" / "cases"
+        self.root = state_dir(dataset_dir) / "cases"
 
     def folder(self, case_id: str) -> Path:
         return self.root / case_id

@@ -1,4 +1,4 @@
-"""One writer per dataset: an advisory ``flock`` on ``DIR/.tumorcot/lock``."""
+"""One writer per dataset: an advisory ``flock`` on ``STATE/lock`` (the dataset's private state folder)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tumorcot.errors import DatasetLockedError
+from tumorcot.store.private import state_dir
 
 
 @contextmanager
 def dataset_lock(dataset_dir: Path, *, wait_s: float = 0.0):
     """Hold the dataset's write lock; wait up to ``wait_s`` seconds, then DatasetLockedError."""
-    path = dataset_dir / ".tumorcot" / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = state_dir(dataset_dir) / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + wait_s
     try:
         while True:

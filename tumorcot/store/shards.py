@@ -29,6 +29,7 @@ from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
 from tumorcot.store.cases import CaseStore, read_table
+from tumorcot.store.redact import needs_redaction, publishable_log
 from tumorcot.store.streams import MAX_ROWS_PER_SHARD, PartWriter, one_split, sha256_file
 
 __all__ = ["FACTS_SCHEMA", "FORMAT", "MAX_ROWS_PER_SHARD", "SPLITS", "assemble_dataset", "read_log",
@@ -45,11 +46,16 @@ def schema_version(schema: pa.Schema) -> str:
 
 
 def case_tables(store: CaseStore, case_ids: list[str], kind: str, schema: pa.Schema):
-    """Each case's per-case table of ``kind`` (records or log), one at a time."""
+    """Each case's per-case table of ``kind`` (records or log), one at a time; a log as it may be
+    published (``redact.publishable_log``: prompts hashed, report text never)."""
     for case_id in case_ids:
         path = store.records_path(case_id) if kind == "records" else store.log_path(case_id)
         if path.exists():
-            yield read_table(path, schema)
+            table = read_table(path, schema)
+            if kind == "log" and needs_redaction(table):
+                case = store.recall_input(case_id)
+                table = publishable_log(table, case.report if case is not None else None)
+            yield table
 
 
 def facts_tables(store: CaseStore, case_ids: list[str]):
@@ -88,8 +94,16 @@ def write_record_streams(dataset_dir: Path, tables) -> list[dict]:
         raise
 
 
+def carried_sections(dataset_dir: Path) -> dict:
+    """Manifest sections a shard update keeps from the previous manifest: ``review`` (the
+    verdict file written by ``tumorcot review ingest``)."""
+    path = dataset_dir / "manifest.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    return {k: previous[k] for k in ("review",) if k in previous}
+
+
 def dataset_manifest(*, run_id: str, versions: dict, files: list[dict], cases: list[dict],
-                     failures: list[dict]) -> dict:
+                     failures: list[dict], carried: dict | None = None) -> dict:
     return {
         "format": FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -101,6 +115,7 @@ def dataset_manifest(*, run_id: str, versions: dict, files: list[dict], cases: l
         "record_count": sum(f["rows"] for f in files if f["kind"] == "records"),
         "cases": cases,
         "failures": failures,
+        **(carried or {}),
     }
 
 
@@ -119,7 +134,8 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
         dataset_dir, "logs", "log", arrow_schema(AgentTurn), case_tables(store, case_ids, "log", arrow_schema(AgentTurn)))]
     files += [dict(e, kind="facts") for e in write_stream(
         dataset_dir, "facts", "facts", FACTS_SCHEMA, facts_tables(store, case_ids))]
-    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures)
+    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures,
+                                carried=carried_sections(dataset_dir))
     pause("manifest")
     atomic_write_json(dataset_dir / "manifest.json", manifest)
     pause("cleanup")

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tumorcot.store.atomic import atomic_write_table, fsync_dir, fsync_file, temporary_path
+from tumorcot.store.atomic import atomic_write_table, commit, fsync_dir, fsync_file, temporary_path
 
 MAX_ROWS_PER_SHARD = 50_000
 # A row group goes to disk at whichever comes first: its rows, its Arrow bytes, or the number of
@@ -112,7 +112,7 @@ class PartWriter:
         entries = []
         for i, (tmp, rows) in enumerate(self._parts):
             rel = f"{self.folder}/{self.stem}-{i:05d}-of-{n:05d}.parquet"
-            os.replace(tmp, self.dataset_dir / rel)
+            commit(tmp, self.dataset_dir / rel, sync_dir=False)
             entries.append(file_entry(self.dataset_dir, rel, rows))
         if entries:
             fsync_dir(self.dataset_dir / self.folder)

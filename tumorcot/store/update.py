@@ -13,7 +13,7 @@ manifest and
   the changed cases bring more than a shard's worth of records (``MAX_ROWS_PER_SHARD``): an
   incremental update holds its new rows in memory, a full one never holds more than a buffer.
 
-``.tumorcot/assembling`` is written before the first shard and removed after the manifest and
+``STATE/assembling`` (in the private state folder) is written before the first shard and removed after the manifest and
 the clean-up: if it is found, the previous writer was killed mid-way, the shards on disk may
 mix two generations, and the next update is ``full``. Row order equals a full assembly's
 (stable sort by ``case_id``), so every mode yields the same rows in the same order; after an
@@ -37,13 +37,14 @@ from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
+from tumorcot.store.private import state_dir
 from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPLITS, _remove_unlisted,
-                                   assemble_dataset, case_tables, dataset_manifest, facts_tables, read_manifest,
-                                   schema_version)
+                                   assemble_dataset, carried_sections, case_tables, dataset_manifest,
+                                   facts_tables, read_manifest, schema_version)
 from tumorcot.store.stats import refresh_summaries
 from tumorcot.store.streams import replace_cases
 
-MARKER = Path(".tumorcot") / "assembling"
+MARKER = "assembling"   # in the state folder
 STATE_FIELDS = ("key", "written_by")
 
 
@@ -63,7 +64,7 @@ def full_versions(versions: dict) -> dict:
 def test_pause(point: str, dataset_dir: Path) -> None:
     """Crash-test hook: with ``TUMORCOT_TEST_PAUSE_BEFORE=point``, announce and sleep here."""
     if os.environ.get("TUMORCOT_TEST_PAUSE_BEFORE") == point:
-        (dataset_dir / ".tumorcot" / f"paused-{point}").write_text(str(os.getpid()))
+        (state_dir(dataset_dir) / f"paused-{point}").write_text(str(os.getpid()))
         time.sleep(float(os.environ.get("TUMORCOT_TEST_PAUSE_S", "600")))
 
 
@@ -79,7 +80,7 @@ def plan_update(dataset_dir: Path, cases: list[dict], failures: list[dict], vers
                 ) -> tuple[str, set[str], dict | None]:
     """(mode, affected case ids, previous manifest)."""
     path = dataset_dir / "manifest.json"
-    if not path.exists() or (dataset_dir / MARKER).exists():
+    if not path.exists() or (state_dir(dataset_dir) / MARKER).exists():
         return "full", set(), None
     previous = read_manifest(dataset_dir)
     old = {c["case_id"]: c for c in previous.get("cases", [])}
@@ -108,7 +109,7 @@ def update_dataset(dataset_dir: Path, cases: list[dict], *, run_id: str, version
     if mode == "unchanged":
         refresh_summaries(dataset_dir, previous, only_if_stale=True)   # a writer killed before stats.json
         return previous, mode
-    marker = dataset_dir / MARKER
+    marker = state_dir(dataset_dir) / MARKER
     atomic_write_json(marker, {"run_id": run_id})
     if mode == "full":
         manifest = assemble_dataset(dataset_dir, [c["case_id"] for c in cases], run_id=run_id,
@@ -153,7 +154,8 @@ def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected:
     files += [dict(e, kind="facts") for e in replace_cases(
         dataset_dir, "facts", "facts", FACTS_SCHEMA, by_kind.get(("facts", None), []), affected, facts,
         allow_empty=True)]
-    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures)
+    manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures,
+                                carried=carried_sections(dataset_dir))
     test_pause("manifest", dataset_dir)
     atomic_write_json(dataset_dir / "manifest.json", manifest)
     test_pause("cleanup", dataset_dir)

@@ -1,4 +1,5 @@
-"""``tumorcot validate``: re-check a dataset folder against its manifest and schemas."""
+"""``tumorcot validate``: re-check a dataset folder against its manifest and schemas, the review
+verdict file against the manifest, and the splits for leakage (``tumorcot.review.leakage``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from tumorcot.review.leakage import dataset_leaks, describe_leak
+from tumorcot.review.verdicts import review_problems
 from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.shards import FACTS_SCHEMA, FORMAT, sha256_file
@@ -55,6 +58,9 @@ def validate_dataset(dataset_dir: Path) -> tuple[list[str], dict]:
         problems += _check_rows(entry, table, record_ids)
     if counts["records"] != manifest.get("record_count", counts["records"]):
         problems.append(f"manifest.json: record_count {manifest.get('record_count')} but shards hold {counts['records']}")
+    if not problems:   # checks across shards, on intact ones
+        problems += review_problems(dataset_dir, manifest)
+        problems += [describe_leak(leak) for leak in dataset_leaks(dataset_dir)]
     return problems, counts
 
 

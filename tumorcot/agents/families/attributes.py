@@ -8,12 +8,12 @@ multiple-choice record is the option text; its conclusion is the full sentence.
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, name_fact_ids
+from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, name_fact_ids, place_only
 from tumorcot.agents.chains import phase_clause
-from tumorcot.agents.families.choice import (ATTRIBUTE_VALUES, count_pool, distractors,
+from tumorcot.agents.families.choice import (count_pool, distractors,
                                              sub_location_pool)
 from tumorcot.agents.families.localization import REPORT_FAMILIES
-from tumorcot.labels import display_name, organ_family
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, display_name, organ_family
 from tumorcot.schemas import CoTRecord, LesionFacts, Step
 
 
@@ -74,15 +74,12 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
                        organ=lesion.organ, roi=lesion.bbox.normalized, lesion_id=lesion.id, closed=closed,
                        question_ctx=dict(organ=organ_name, **ctx))
 
-    size_where = where
-    if any(o is not lesion and o.sub_location == lesion.sub_location for o in make.facts.lesions_in(lesion.organ)):
-        size_where = f"{where} centred on axial slice {lesion.axial_slice}"
+    size_where, size_ids = place_only(make.facts, lesion)
     out = [attribute(
         "size",
         f"The lesion {size_where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
         f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume {fmt(lesion.volume_ml)} mL).",
-        [*(n for n in name_ids if n != "long_axis_mm"), "axial_slice", "long_axis_mm", "short_axis_mm",
-         "max_diameter_3d_mm", "volume_ml"],
+        [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"],
         lesion="lesion", where=size_where)]
     if lesion.attenuation and lesion.hu_difference is not None:
         phase, phase_ids = phase_clause(make.facts)

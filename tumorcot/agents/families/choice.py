@@ -8,29 +8,9 @@ is a well-formed answer to the question and exactly one is true for the measured
 from __future__ import annotations
 
 from tumorcot.agents.base import unit_hash
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, SUB_LOCATION_SCHEMES
 
 MAX_DISTRACTORS = 3
-
-ATTRIBUTE_VALUES = {
-    "presence": ("Yes", "No"),
-    "density": ("hypodense", "isodense", "hyperdense"),
-    "shape": ("round", "oval", "lobulated", "irregular"),
-    "margin": ("well-defined", "ill-defined"),
-    "content": ("cystic", "calcified", "solid", "fatty"),
-    "behavior": ("benign", "malignant"),
-}
-
-_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
-# One tuple per sub-location scheme the imaging stage reports (tumorcot.imaging.describe).
-SUB_LOCATION_SCHEMES = (
-    tuple(f"segment {r}" for r in _ROMAN),
-    ("left lobe, lateral segment II", "left lobe, lateral segment III", "caudate lobe, segment I",
-     "left lobe, medial segment IVa", "left lobe, medial segment IVb", "right lobe, anterior segment VIII",
-     "right lobe, anterior segment V", "right lobe, posterior segment VII", "right lobe, posterior segment VI"),
-    ("head", "body", "tail"),
-    ("upper pole", "interpolar", "lower pole"),
-    ("right upper lobe", "right middle lobe", "right lower lobe", "left upper lobe", "left lower lobe"),
-)
 
 
 def distractors(answer: str, pool: tuple[str, ...], salt: str) -> list[str]:

@@ -2,8 +2,7 @@
 
 Every record gets its turns here, as the last step of generation (after any LLM rewording):
 
-* plain records: ``question`` (user; multiple-choice options listed "A. ...") -> ``answer``
-  (assistant: ``<think>`` rationale, conclusion, and the option letter for multiple choice);
+* plain records: ``question`` (user) -> ``answer`` (assistant), texts from ``tumorcot.conversation``;
 * organ-level reasoning records (report, TNM, pathology) when ``interleave`` is on:
   ``question`` -> ``first_pass`` (assistant, from the whole volume: is there a lesion in the
   organ at all) -> ``attend`` (user: "attend to <organ>", with the organ's ROI box and
@@ -16,25 +15,11 @@ that the attend turn's box is the organ's measured box.
 
 from __future__ import annotations
 
-from tumorcot.agents.base import fmt_box
-from tumorcot.labels import display_name
+from tumorcot.conversation import answer_text, attend_text, question_text
 from tumorcot.schemas import CaseFacts, CoTRecord, Turn
+from tumorcot.vocabulary import display_name
 
 FOCUS_TASKS = ("cot_report", "tnm_staging", "pathology")
-LETTERS = "ABCDEFGH"
-
-
-def question_text(record: CoTRecord) -> str:
-    if record.form != "multiple_choice":
-        return record.question
-    return record.question + "\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(record.options))
-
-
-def answer_text(record: CoTRecord) -> str:
-    text = record.assistant_text()
-    if record.form == "multiple_choice" and record.answer_index is not None:
-        text += f"\nAnswer: {LETTERS[record.answer_index]}. {record.answer}"
-    return text
 
 
 def focus_box(record: CoTRecord, facts: CaseFacts) -> list[float] | None:
@@ -56,11 +41,10 @@ def with_turns(record: CoTRecord, facts: CaseFacts, interleave: bool = True) -> 
     if not (interleave and record.task in FOCUS_TASKS and box is not None):
         turns = [question, Turn(role="assistant", kind="answer", content=answer_text(record))]
         return record.model_copy(update={"turns": turns})
-    name = display_name(record.organ)
     turns = [
         question,
         Turn(role="assistant", kind="first_pass", content=first_pass_text(record, facts), focus_organ=record.organ),
-        Turn(role="user", kind="attend", content=f"Attend to the {name}: region {fmt_box(box)}.",
+        Turn(role="user", kind="attend", content=attend_text(record.organ, box),
              focus_organ=record.organ, roi_box=box, crop_ref=f"crop:{record.organ}"),
         Turn(role="assistant", kind="final", content=answer_text(record), focus_organ=record.organ, roi_box=box),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory, lesion_phrase
 from tumorcot.agents.chains import given_labels_for, lesion_chain, render_think, report_context
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CoTRecord
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 from tumorcot.agents.base import RecordFactory
 from tumorcot.agents.chains import conclusion_of, organ_chain, render_think, report_context
 from tumorcot.agents.families.localization import REPORT_FAMILIES
-from tumorcot.labels import display_name, organ_family
 from tumorcot.schemas import CaseFacts, CoTRecord
-
-OUTSIDE = ("outside_organs", "unknown_organ")
+from tumorcot.vocabulary import NO_HOST, display_name, organ_family
 
 
 def report_organs(facts: CaseFacts) -> list[str]:
@@ -18,7 +16,7 @@ def report_organs(facts: CaseFacts) -> list[str]:
     every known organ."""
     organs = [o.name for o in facts.organs if organ_family(o.name) in REPORT_FAMILIES
               and (facts.lesions_in(o.name) or facts.is_annotated(o.name))]
-    return organs + sorted({l.organ for l in facts.lesions if l.organ in OUTSIDE})
+    return organs + sorted({l.organ for l in facts.lesions if l.organ in NO_HOST})
 
 
 def report_records(make: RecordFactory) -> list[CoTRecord]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from tumorcot.agents.base import RecordFactory, fmt, lesion_name, name_fact_ids
 from tumorcot.agents.chains import given_labels_for, lesion_chain, render_think, report_context
 from tumorcot.knowledge_graph.staging import borderline, greatest_dimension_cm, size_t_for
-from tumorcot.labels import display_name
+from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CoTRecord, Step
 from tumorcot.scope import index_lesion
 
@@ -74,7 +74,7 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
             if borderline(kg, key, lesion, slice_mm):
                 text += "; the size lies within one slice thickness of a cut-off, so the category is borderline"
             parts.append(text + ".")
-            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion), "ct.slice_mm"]
+            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion), "case.slice_mm"]
             kg_ids.append(f"staging:{key}:T")
             answer.append(f"{size_t} by size{' (conditional)' if condition else ''}")
         if check is not None:
@@ -83,6 +83,9 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
                          if f"tcheck:{lesion.id}.{n}" in facts.fact_table()]
             answer.append({True: f"report {check.given_t} agrees", False: f"report {check.given_t} disagrees (flagged)",
                            None: f"report {check.given_t} not decided by size"}[check.agrees])
+        if given is not None:  # the report's T/N/M stand in the question: the staging step refers to them
+            _, subject = given_labels_for(facts, lesion)
+            fact_ids += [f"{subject}.{k}" for k in ("t", "n", "m") if getattr(given, k)]
         parts.append("N and M are not staged from imaging measurements.")
         answer.append("N and M not assessed")
         steps.append(Step(index=len(steps), stage="pathology", organ=organ, text=" ".join(parts),
@@ -90,7 +93,7 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
                           follows_from=[0, pathology.index]))
         q, tpl = make.question("tnm", organ, organ=name)
         out.append(make.make(task="tnm_staging", subtask="tnm", subject=organ,
-                             question=report_context(facts, [lesion]) + q, template=tpl,
+                             question=report_context(facts, [lesion], stage=True) + q, template=tpl,
                              answer="; ".join(answer) + ".", conclusion=steps[-1].text, organ=organ,
                              lesion_id=lesion.id, roi_box=list(lesion.bbox.normalized), steps=steps,
                              think=render_think(steps)))

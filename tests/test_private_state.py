@@ -1,0 +1,92 @@
+"""The private state folder: outside the dataset, placeable, owner-only, migrated from old layouts;
+published logs carry prompts as hashes and no report text."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from tumorcot.cli import app
+from tumorcot.errors import StateDirError
+from tumorcot.schemas import AgentTurn
+from tumorcot.schemas.arrow import to_table
+from tumorcot.store.private import default_state_dir, state_dir
+from tumorcot.store.redact import publishable_log
+
+runner = CliRunner()
+NAME = "Zebulon Quackenbush"
+
+
+def test_default_state_folder_is_a_sibling_and_owner_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUMORCOT_STATE_DIR", raising=False)
+    ds = tmp_path / "my-dataset"
+    state = state_dir(ds)
+    assert state == tmp_path / "my-dataset.private" and state.parent == ds.parent
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert not ds.exists()   # resolving the state folder does not create the dataset
+
+
+def test_state_folder_inside_the_dataset_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUMORCOT_STATE_DIR", str(tmp_path / "ds" / "secret"))
+    with pytest.raises(StateDirError, match="inside the dataset folder"):
+        state_dir(tmp_path / "ds")
+
+
+def test_legacy_private_folders_are_moved_out_of_the_dataset(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUMORCOT_STATE_DIR", raising=False)
+    ds = tmp_path / "old"
+    (ds / ".tumorcot" / "cases" / "c-1").mkdir(parents=True)
+    (ds / ".tumorcot" / "salt").write_text("legacy-salt")
+    (ds / ".tumorcot" / "cases" / "c-1" / "input.json").write_text('{"patient_id": "RAW-1"}')
+    (ds / "llm-cache" / "ab").mkdir(parents=True)
+    (ds / "llm-cache" / "ab" / "abcd.json").write_text("{}")
+    (ds / "manifest.json").write_text("{}")
+    state = state_dir(ds)
+    assert (state / "salt").read_text() == "legacy-salt"
+    assert (state / "cases" / "c-1" / "input.json").exists()
+    assert (state / "llm-cache" / "ab" / "abcd.json").exists()
+    assert sorted(p.name for p in ds.iterdir()) == ["manifest.json"]
+
+
+def test_cli_state_dir_option_places_all_private_files(tmp_path, monkeypatch, prefect_server):
+    from tumorcot.imaging.phantom import write_phantom_cases
+
+    manifest = write_phantom_cases(tmp_path / "cases", 1, seed=3, scale=4)
+    state = tmp_path / "vault" / "state"
+    monkeypatch.setenv("TUMORCOT_STATE_DIR", str(state))   # restored after the test (the option sets it)
+    result = runner.invoke(app, ["--state-dir", str(state), "build", "-m", str(manifest), "-o", str(tmp_path / "ds")])
+    assert result.exit_code == 0, result.output
+    assert (state / "salt").exists() and list(state.glob("cases/*/input.json")) and (state / "lock").exists()
+    assert not default_state_dir(tmp_path / "ds").exists()
+    names = {p.name for p in (tmp_path / "ds").iterdir()}
+    assert not names & {".tumorcot", "llm-cache", "salt", "cases"}, names
+
+
+def _turn(agent: str, messages: list, raw: str | None = None, parsed: str | None = None) -> AgentTurn:
+    return AgentTurn(run_id="r", case_id="c", agent=agent, template=f"agents/{agent}.j2", model="m",
+                     messages_json=json.dumps(messages), raw_response=raw, parsed_json=parsed,
+                     timestamp="2026-01-01T00:00:00")
+
+
+def test_published_log_hashes_prompts_and_drops_report_text():
+    report = (f"Referring physician: Dr. {NAME}. Liver: a 23 mm hypodense lesion in segment VII.\n"
+              "Impression: likely a simple cyst.")
+    turns = [
+        _turn("extractor", [{"role": "system", "content": "extract"}, {"role": "user", "content": report}],
+              raw=json.dumps({"content": f"seen by {NAME}"}), parsed=json.dumps({"diagnosis": NAME})),
+        _turn("reasoner", [{"role": "user", "content": f"findings: {NAME}"}],
+              raw=json.dumps({"content": f"copied: Referring physician: Dr. {NAME}."})),
+        AgentTurn(run_id="r", case_id="c", agent="offline-generator", timestamp="t"),
+    ]
+    table = publishable_log(to_table(AgentTurn, turns), report)
+    text = json.dumps(table.to_pylist())
+    assert NAME not in text and "segment VII" not in text
+    rows = table.to_pylist()
+    assert [m["role"] for m in json.loads(rows[0]["messages_json"])] == ["system", "user"]
+    assert json.loads(rows[0]["messages_json"])[1]["chars"] == len(report)
+    assert json.loads(rows[0]["parsed_json"])["redacted"]
+    assert "[report span sha256:" in rows[1]["raw_response"]
+    assert rows[2] == turns[2].model_dump()   # a turn without prompt or response passes untouched
