@@ -36,21 +36,23 @@ def _finding_text(facts: CaseFacts, lesion: LesionFacts) -> str:
              f"{fmt(lesion.volume_ml)} mL, mean {fmt(lesion.mean_hu)} HU"]
     if lesion.attenuation and lesion.hu_difference is not None:
         phase, _ = phase_clause(facts)
-        parts.append(f"{lesion.attenuation} relative to the organ (difference {fmt(lesion.hu_difference)} HU) {phase}")
+        core = f"core median {fmt(lesion.core_median_hu)} HU, " if lesion.core_median_hu is not None else ""
+        parts.append(f"{lesion.attenuation} relative to the organ ({core}difference {fmt(lesion.hu_difference)} HU) {phase}")
     for value in (lesion.shape, lesion.margin, lesion.content):
         if value:
-            parts.append(value)
+            parts.append("margin not assessable" if value == "not assessable" else value)
     for vessel, deg in sorted(lesion.vessel_contact_deg.items()):
         if deg > 0:
             parts.append(f"contact with the {display_name(vessel)} over {fmt(deg)} degrees")
     text = ", ".join(parts) + "."
-    if getattr(lesion, "truncated", False):
+    if lesion.truncated:
         text += " It touches the edge of the field of view, so its size and volume are lower bounds."
     return text
 
 
 def _lesion_fact_ids(facts: CaseFacts, lesion: LesionFacts) -> list[str]:
     names = ["organ", "long_axis_mm", "short_axis_mm", "axial_slice", "max_diameter_3d_cm", "volume_ml", "mean_hu",
+             "core_median_hu",
              "attenuation", "hu_difference", "shape", "margin", "content", "sub_location"]
     names += [f"contact_{v}_deg" for v, d in lesion.vessel_contact_deg.items() if d > 0]
     values = lesion.model_dump()
@@ -58,6 +60,8 @@ def _lesion_fact_ids(facts: CaseFacts, lesion: LesionFacts) -> list[str]:
            if n.startswith("contact_") or n in ("organ", "max_diameter_3d_cm") or values.get(n) is not None]
     if lesion.attenuation and lesion.hu_difference is not None:
         ids += phase_clause(facts)[1]
+    if lesion.truncated:
+        ids.append(f"lesion:{lesion.id}.truncated")
     return ids
 
 

@@ -26,7 +26,7 @@ def is_lymph_node(lesion: LesionFacts) -> bool:
 def lesion_features(lesion: LesionFacts, lesions_in_organ: int, *, phase: str | None = None) -> dict[str, list[str]]:
     """Feature node id -> the fact ids (without the ``lesion:<id>.`` prefix) that establish it."""
     out: dict[str, list[str]] = {}
-    if lesion.attenuation:
+    if lesion.attenuation and lesion.attenuation != "not assessed":
         out[f"feature:{lesion.attenuation}"] = ["attenuation", "hu_difference"]
     if lesion.content in ("cystic", "calcified", "solid", "fatty"):
         out[f"feature:{lesion.content}"] = ["content"]

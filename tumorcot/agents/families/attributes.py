@@ -81,16 +81,16 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
         f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume {fmt(lesion.volume_ml)} mL).",
         [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"],
         lesion="lesion", where=size_where)]
-    if lesion.attenuation and lesion.hu_difference is not None:
+    if lesion.attenuation and lesion.hu_difference is not None and lesion.core_median_hu is not None:
         phase, phase_ids = phase_clause(make.facts)
         out.append(_with_facts(attribute(
             "density",
             f"{name[0].upper()}{name[1:]} is {lesion.attenuation} relative to the surrounding organ {phase}: "
-            f"mean {fmt(lesion.mean_hu)} HU, {fmt(lesion.hu_difference)} HU from the organ reference.",
-            [*name_ids, "attenuation", "mean_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
+            f"core median {fmt(lesion.core_median_hu)} HU, {fmt(lesion.hu_difference)} HU from the organ's reference.",
+            [*name_ids, "attenuation", "core_median_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
             closed=(lesion.attenuation, ATTRIBUTE_VALUES["density"])), phase_ids))
     for subtask, value in (("shape", lesion.shape), ("margin", lesion.margin), ("content", lesion.content)):
-        if value in ATTRIBUTE_VALUES[subtask]:
+        if value in ATTRIBUTE_VALUES[subtask]:  # "not assessable" has no closed answer set
             out.append(attribute(subtask, f"{name[0].upper()}{name[1:]} is {value}.", [*name_ids, subtask],
                                  [f"feature:{value.replace('-', '_')}"], closed=(value, ATTRIBUTE_VALUES[subtask])))
     if lesion.sub_location:
