@@ -12,7 +12,8 @@ from tumorcot.agents.calibrator import calibrate, check_record
 from tumorcot.agents.offline import OfflineGenerator
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import extract_facts, input_hashes
+from tumorcot.pipeline import extract_facts
+from tumorcot.store.keys import input_hashes
 from tumorcot.schemas import CaseInput, GenerationOptions, PathologyLabels
 
 SALT = b"t" * 32

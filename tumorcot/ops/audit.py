@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from tumorcot.errors import TumorcotError
 from tumorcot.review.ingest import review_summary
 from tumorcot.review.verdicts import stored_review
+from tumorcot.store.log_stats import agent_stats
 from tumorcot.store.shards import read_log, read_manifest, read_records
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -44,34 +45,6 @@ def load_runs(dataset_dir: Path) -> list[dict]:
 
 def _log_rows(dataset_dir: Path) -> list[dict]:
     return read_log(dataset_dir).to_pylist() if (dataset_dir / "manifest.json").exists() else []
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def agent_stats(rows: list[dict]) -> list[dict]:
-    """Per agent: turns, verdicts, retries, cache hits, tokens, latency (mean, p95)."""
-    by_agent: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_agent[row["agent"]].append(row)
-    out = []
-    for agent, turns in sorted(by_agent.items()):
-        latencies = [t["latency_ms"] for t in turns if not t["cached"]]
-        verdicts = Counter(t["verdict"] for t in turns)
-        out.append({
-            "agent": agent, "turns": len(turns), "accepted": verdicts["accepted"],
-            "rejected": verdicts["rejected"], "failed": verdicts["failed"] + sum(1 for t in turns if t["error"]),
-            "retries": sum(1 for t in turns if t["attempt"] > 1), "cached": sum(1 for t in turns if t["cached"]),
-            "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
-            "completion_tokens": sum(t["completion_tokens"] for t in turns),
-            "latency_ms_mean": round(sum(latencies) / len(latencies), 2) if latencies else 0.0,
-            "latency_ms_p95": round(_percentile(latencies, 0.95), 2),
-        })
-    return out
 
 
 def rejection_reasons(rows: list[dict]) -> list[dict]:
