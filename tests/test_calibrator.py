@@ -51,9 +51,9 @@ def _tamper(record, old, new):
 
 @pytest.mark.parametrize("subtask, organ, old, new, reason", [
     # a wrong size: 34.0 mm becomes 48.0 mm
-    ("size", "liver", "34.0 x", "48.0 x", "number 48.0"),
+    ("size", "liver", "34.0 x", "48.0 x", "number '48.0'"),
     # the wrong side: the left kidney's lesion said to be right
-    ("organ_box", "kidney_left", "left kidney", "right kidney", "'right'"),
+    ("organ_box", "kidney_left", "left kidney", "right kidney", "names the right kidney"),
     # the wrong organ: a liver lesion said to sit in the spleen
     ("size", "liver", "in the liver", "in the spleen", "names the spleen"),
 ])
@@ -93,4 +93,5 @@ def test_histology_without_labels_is_rejected():
     steps = list(report.steps)
     steps[-1] = steps[-1].model_copy(update={"text": "Pathology: pancreatic ductal adenocarcinoma."})
     reasons = check_record(report.model_copy(update={"steps": steps}), facts, load_kg())
-    assert any("without a pathology label" in r for r in reasons), reasons
+    assert any("[histology] states histology 'pancreatic ductal adenocarcinoma' without a pathology label" in r
+               for r in reasons), reasons

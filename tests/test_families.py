@@ -191,7 +191,7 @@ def test_calibrator_rejects_a_wrong_attend_box_first_pass_number_and_mc_answer(p
     assert any("attend box" in why for why in check_record(report.model_copy(update={"turns": turns}), facts, KG))
     turns = [t.model_copy() for t in report.turns]
     turns[1] = turns[1].model_copy(update={"content": "On the whole volume there are 7 lesions."})
-    assert any("number 7" in why for why in check_record(report.model_copy(update={"turns": turns}), facts, KG))
+    assert any("number '7'" in why for why in check_record(report.model_copy(update={"turns": turns}), facts, KG))
     choice = next(r for r in records if r.form == "multiple_choice")
     wrong = (choice.answer_index + 1) % len(choice.options)
     assert any("is not option" in why

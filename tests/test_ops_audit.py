@@ -42,6 +42,8 @@ def test_agent_stats_count_llm_turns_tokens_retries_and_latency():
     ("cites unknown fact liver.L9.volume_ml", "cites unknown fact …"),
     ("states T category 'T3' that is not given", "states T category '…' that is not given"),
     ("question: says 'left' but cites no left-sided fact", "says '…' but cites no left-sided fact"),
+    ("step 0: [number-quantity] '21.4 mL' is cited as lesion:L1.long_axis_mm", "number-quantity"),
+    ("conclusion: [outside-lexicon] clinical term 'psoas' is outside the lexicon", "outside-lexicon"),
 ])
 def test_reason_kinds_drop_particulars(reason, kind):
     assert reason_kind(reason) == kind

@@ -1,6 +1,7 @@
 """A stand-in ``TotalSegmentator`` executable that honours the CLI contract (-i, -o, --ml,
 --fast, --device, --roi_subset, -ta), checks the weights folder like the real one needs it, copies
-a reference segmentation from ../shared/data to -o, and logs each run (arguments, start, end).
+a reference segmentation from ../shared/data to -o (``STANDIN_SEG_<TASK>`` for a subtask, else
+``STANDIN_SEG``), and logs each run (arguments, start, end).
 ``STANDIN_SLEEP`` makes it slow, ``STANDIN_FAIL`` makes it fail like a CUDA out-of-memory."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ start = time.time()
 time.sleep(float(os.environ.get("STANDIN_SLEEP", "0")))
 if os.environ.get("STANDIN_FAIL"):
     sys.exit("simulated failure: CUDA out of memory")
-shutil.copy(os.environ["STANDIN_SEG"], args.o)
+shutil.copy(os.environ.get("STANDIN_SEG_" + args.ta.upper(), os.environ["STANDIN_SEG"]), args.o)
 with open(os.environ["STANDIN_LOG"], "a") as log:
     log.write(json.dumps(dict(vars(args), start=start, end=time.time())) + "\\n")
 '''

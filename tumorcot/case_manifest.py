@@ -14,10 +14,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tumorcot.errors import ManifestError
+from tumorcot.imaging.structures import organ_names
 from tumorcot.schemas import CaseInput
 from tumorcot.schemas.case import FILE_FIELDS
 
-KNOWN = set(CaseInput.model_fields) - {"row"}
+KNOWN = set(CaseInput.model_fields) - {"row", "predicted_masks"}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -68,6 +69,12 @@ def read_case_manifest(path: Path) -> list[CaseInput | ManifestError]:
             field = ".".join(str(x) for x in err["loc"]) or "row"
             out.append(ManifestError(f"field '{field}': {err['msg']}", case=label))
             continue
+        if case.annotated_organs:
+            try:
+                case = case.model_copy(update={"annotated_organs": organ_names(case.annotated_organs)})
+            except KeyError as exc:
+                out.append(ManifestError(f"field 'annotated_organs': {exc.args[0]!r} is not an organ name", case=label))
+                continue
         key = (case.patient_id, case.study_id)
         if key in seen:
             out.append(ManifestError(f"duplicate patient_id/study_id: same as row {seen[key]}", case=label))

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tumorcot.exports.commands import load_stats, print_stats_table, register as register_export_commands
+from tumorcot.ingest.commands import register as register_ingest_commands
 from tumorcot.ops.commands import register as register_ops_commands
 from tumorcot.review.commands import register as register_review_commands
 
@@ -118,10 +119,27 @@ def _print_summary(summary: dict) -> None:
         if o["status"] == "failed":
             console.print(f"[red]failed[/red] {escape(o['case_label'])} ({o['case_id'] or '-'}): "
                           f"{o['error_type']}: {escape(o['reason'] or '')}")
+    _print_llm_stage(summary)
     manifest = read_manifest(out)
     shards = [f["path"] for f in manifest["files"] if f["kind"] == "records"]
     console.print(f"shards: {out / 'data'} ({len(shards)} files); manifest: {out / 'manifest.json'}")
     print_stats_table(console, load_stats(out))
+
+
+def _print_llm_stage(summary: dict) -> None:
+    """Start-up cost and, for --generator llm, what the LLM scheduler did."""
+    if "startup_s" in summary:
+        hint = ("" if summary.get("prefect_server") == "configured" else
+                " (temporary Prefect server; set PREFECT_API_URL to reuse a running one)")
+        console.print(f"start-up: {summary['startup_s']:.1f} s before the first case{hint}")
+    llm = summary.get("llm")
+    for stats in llm if isinstance(llm, list) else [llm] if llm else []:
+        rate = stats["requests"] / stats["busy_s"] if stats["busy_s"] else 0.0
+        console.print(f"LLM: {stats['requests']} requests ({stats['cached']} answered from the cache), "
+                      f"{rate:.1f} requests/s; in flight mean {stats['mean_in_flight']:.1f}, max "
+                      f"{stats['max_in_flight']} of {stats['ceiling']}; throttled (429) {stats['throttled']}x, "
+                      f"limit down to {stats['min_limit']:g}; cache: {stats['cache_writes']} answers in "
+                      f"{stats['cache_batches']} fsynced batches")
 
 
 @app.command()
@@ -133,7 +151,9 @@ def build(
     force: bool = typer.Option(False, help="Reprocess every case even when its inputs are unchanged."),
     generator: str = typer.Option("offline", help="'offline' (KG-grounded templates) or 'llm' (multi-agent "
                                   "engine on OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)."),
-    llm_concurrency: int = typer.Option(16, help="LLM requests in flight at once (per case worker)."),
+    llm_concurrency: int = typer.Option(16, min=1, help="LLM requests in flight at once for the whole build "
+                                        "(one scheduler: every case's agents share this limit; it halves on HTTP "
+                                        "429 and grows back). With a Dask cluster: per worker process."),
     task_runner: str = typer.Option("threads", help="'threads' or 'dask' (prefect-dask)."),
     dask_address: str = typer.Option(None, help="Dask scheduler (tcp://host:8786); default: a local cluster."),
     splits: str = SPLITS_OPTION,
@@ -147,7 +167,9 @@ def build(
                                    "limit 'tumorcot-gpu') or 'cpu'."),
     seg_fast: bool = typer.Option(False, help="TotalSegmentator --fast (3 mm model)."),
     seg_subtasks: str = typer.Option("", help="Extra TotalSegmentator tasks, comma-separated: liver_segments "
-                                     "(Couinaud segments instead of the geometric approximation)."),
+                                     "(Couinaud segments instead of the geometric approximation); liver_vessels, "
+                                     "lung_nodules, kidney_cysts (their tumour / nodule / cyst labels become "
+                                     "model-predicted lesions for rows without a lesion_mask)."),
     gpus: int = typer.Option(1, min=1, help="Slots of the 'tumorcot-gpu' limit when the build creates it."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
@@ -155,8 +177,12 @@ def build(
     Incremental: a case whose inputs, versions and options are unchanged is not reprocessed."""
     if generator not in ("offline", "llm"):
         raise typer.BadParameter("--generator must be 'offline' or 'llm'")
-    os.environ["TUMORCOT_LLM_CONCURRENCY"] = str(llm_concurrency)
-    summary = _build(manifest, out, concurrency, force, generator=generator,
+    if generator == "llm":
+        from tumorcot.agents.client import LLMConfig
+
+        if not LLMConfig.from_env().configured:
+            raise typer.BadParameter("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL in the environment")
+    summary = _build(manifest, out, concurrency, force, generator=generator, llm_concurrency=llm_concurrency,
                      task_runner=task_runner, dask_address=dask_address,
                      options=_options(splits, negative_share, mc_share, interleave),
                      segmentation=_segmentation(segmentation, seg_device, seg_fast, seg_subtasks, gpus))
@@ -202,6 +228,7 @@ def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by
 
 register_ops_commands(app, console, _quiet_prefect)
 register_export_commands(app, console)
+register_ingest_commands(app, console)
 register_review_commands(app, console)
 
 if __name__ == "__main__":

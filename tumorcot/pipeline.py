@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from tumorcot.agents.calibrator import calibrate
 from tumorcot.errors import CaseInputError
 from tumorcot.imaging.io import load_ct, load_mask
+from tumorcot.imaging.structures import case_masks
 from tumorcot.imaging.measure import measure_lesions, measure_organs
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.privacy import case_id_for, pseudonymise
@@ -26,16 +27,20 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
     hashes = hashes or input_hashes(case)
     loaded = load_ct(case.ct, case=case.label, sha256=hashes.get("ct"))
     ct = loaded.image
-    organ_mask = load_mask(case.organ_mask, ct, case=case.label, what="organ_mask") if case.organ_mask else None
-    lesion_mask = load_mask(case.lesion_mask, ct, case=case.label, what="lesion_mask") if case.lesion_mask else None
-    if lesion_mask is not None and _is_empty(lesion_mask):
+    masks = case_masks(case, ct)
+    organ_mask, lesion_mask = masks.organ_mask, masks.lesion_mask
+    annotated = case.annotated_organs or masks.annotated_organs
+    if lesion_mask is not None and _is_empty(lesion_mask) and not annotated:
         raise CaseInputError("lesion_mask is empty on the CT grid (no non-zero voxel): wrong file or label? "
-                             "For a case without lesions leave lesion_mask blank", case=case.label)
+                             "For a case without lesions leave lesion_mask blank; for a verified-negative study "
+                             "name the organs that were checked in annotated_organs", case=case.label)
     organs = measure_organs(ct, organ_mask) if organ_mask is not None else []
     segments = load_mask(case.liver_segments, ct, case=case.label, what="liver_segments") \
         if case.liver_segments and lesion_mask is not None else None
-    lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=case.lesion_labels,
+    lesions = measure_lesions(ct, lesion_mask, organ_mask, organs, lesion_labels=masks.lesion_labels,
                               liver_segments=segments, case=case.label) if lesion_mask is not None else []
+    for lesion in lesions:
+        lesion.provenance = masks.lesion_provenance or "annotated"
     return CaseFacts(
         case_id=case_id_for(case.patient_id, case.study_id, salt),
         patient_pseudo_id=pseudonymise(case.patient_id, salt),
@@ -43,7 +48,7 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         ct=CTInfo(size=tuple(ct.GetSize()), spacing_mm=tuple(ct.GetSpacing()),
                   input_format=loaded.input_format, content_sha256=loaded.sha256),
         organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
-        has_lesion_mask=lesion_mask is not None, pathology=case.pathology, segmentation_backend=segmentation_backend,
+        has_lesion_mask=lesion_mask is not None, annotated_organs=annotated, pathology=case.pathology, segmentation_backend=segmentation_backend,
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes,
     )
@@ -77,20 +82,29 @@ def offline_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str,
     return accepted, log, len(rejected)
 
 
-def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
-                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
-    """Generate with the multi-agent LLM engine (endpoint from the environment); same contract
-    as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+def llm_config(cache_dir=None, concurrency: int | None = None):
+    """The endpoint from the environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+    ``TUMORCOT_MODEL``); ``LLMOutputError`` when it names no endpoint or model."""
     from tumorcot.agents.client import LLMConfig
-    from tumorcot.agents.llm import LLMGenerator
     from tumorcot.errors import LLMOutputError
 
-    config = LLMConfig.from_env(cache_dir=cache_dir)
+    config = LLMConfig.from_env(cache_dir=cache_dir, concurrency=concurrency)
     if not config.configured:
-        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL", case=facts.case_id)
+        raise LLMOutputError("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL")
+    return config
+
+
+def llm_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, *, report: str | None = None,
+                cache_dir=None, options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
+    """Generate with the multi-agent LLM engine (endpoint from the environment) on the process's
+    LLM scheduler; same contract as ``offline_records``: (accepted, log, rejected-or-failed count)."""
+    from tumorcot.agents.llm import LLMGenerator
+    from tumorcot.agents.scheduler import shared_scheduler
+
+    config = llm_config(cache_dir)
     generator = LLMGenerator(kg, config, run_id=run_id, options=options)
-    generator.generate(facts, report=report)
-    result = generator.last
+    result = shared_scheduler(config, run_id).run(
+        lambda client: generator.agenerate(facts, report=report, client=client))
     return result.records, result.log, len(result.failed)
 
 
@@ -99,8 +113,19 @@ def case_records(facts: CaseFacts, kg: KnowledgeGraph, run_id: str, generator: s
                  options: GenerationOptions | None = None) -> tuple[list[CoTRecord], list[AgentTurn], int]:
     """Dispatch on the generator name: ``offline`` or ``llm``."""
     if generator == "llm":
-        return llm_records(facts, kg, run_id, report=report, cache_dir=cache_dir, options=options)
-    return offline_records(facts, kg, run_id, options)
+        records, log, failed = llm_records(facts, kg, run_id, report=report, cache_dir=cache_dir, options=options)
+    else:
+        records, log, failed = offline_records(facts, kg, run_id, options)
+    return stamp_provenance(records, facts), log, failed
+
+
+def stamp_provenance(records: list[CoTRecord], facts: CaseFacts) -> list[CoTRecord]:
+    """Each lesion record says whether its lesion was annotated or predicted by a model."""
+    provenance = {lesion.id: lesion.provenance for lesion in facts.lesions}
+    for record in records:
+        if record.lesion_id in provenance:
+            record.lesion_provenance = provenance[record.lesion_id]
+    return records
 
 
 def llm_requests(log: list[AgentTurn]) -> int:

@@ -35,6 +35,13 @@ def total_labels() -> dict[int, str]:
 
 # TotalSegmentator ``liver_segments``: label n is Couinaud segment n (liver_segment_1 .. _8).
 LIVER_SEGMENT_LABELS = {n: f"liver_segment_{n}" for n in range(1, 9)}
+# TotalSegmentator subtasks whose tumour / nodule / cyst labels become model-predicted lesions
+# (totalsegmentator/map_to_binary.py class_map; their names resolve in data/structures.json).
+LESION_SUBTASK_LABELS = {
+    "liver_vessels": {1: "liver_vessels", 2: "liver_tumor"},
+    "lung_nodules": {1: "lung", 2: "lung_nodules"},
+    "kidney_cysts": {1: "kidney_cyst_left", 2: "kidney_cyst_right"},
+}
 
 
 def task_labels(task: str) -> dict[int, str]:
@@ -43,7 +50,10 @@ def task_labels(task: str) -> dict[int, str]:
         return total_labels()
     if task == "liver_segments":
         return dict(LIVER_SEGMENT_LABELS)
-    raise KeyError(f"no label map for TotalSegmentator task {task!r} (known: total, liver_segments)")
+    if task in LESION_SUBTASK_LABELS:
+        return dict(LESION_SUBTASK_LABELS[task])
+    raise KeyError(f"no label map for TotalSegmentator task {task!r} "
+                   f"(known: total, liver_segments, {', '.join(LESION_SUBTASK_LABELS)})")
 
 
 @lru_cache(maxsize=1)

@@ -100,4 +100,5 @@ def ingest_results(results: str | os.PathLike[str], cache: ResponseCache, *,
                 continue
             cache.put(key, bodies.get(key), body, source="batch")
             report.stored += 1
+    cache.flush()   # one batch, one fsync: on disk before the report says "stored"
     return report

@@ -1,56 +1,29 @@
 """Deterministic Logic Calibrator: a record reaches a shard only if every claim is licensed.
 
-Checks, per record (reasons are short strings; an empty list means accepted):
+Checks, per record (reasons read ``<where>: [<code>] <detail>``; an empty list means accepted):
 
 * every cited fact id exists in the case's fact table; every cited KG node exists;
-* every number in the question, answer, rationale, conclusion and steps equals a value of a fact
-  the record cites, within max(2 % of the value, half a unit of the last stated decimal);
-* laterality: a step saying "left"/"right" cites a fact of that side;
-* organ names mentioned are the record's organ, an organ of a cited fact, or a vessel it cites;
+* cited feature and sub-region nodes agree with the facts of the lesions the step cites;
+  pathology labels are cited only by steps about the organ they describe;
 * an impression step's impression nodes are licensed by the KG for the organ, given the feature
   nodes of the finding steps it follows from;
 * a pathology step cites only pathology/histology nodes reachable from its impressions, or the
-  given labels; T/N/M categories and histology appear only when given, except a T category in
-  a TNM record that the calibrator recomputes itself from the KG size rule the record cites, the
-  greatest-dimension fact it cites, and a malignant class established earlier in the chain;
+  nodes the given labels name (their histology, their behaviour);
+* every clinical term of every text is bound to a cited claim and agrees with it
+  (``claims.check_texts``, the closed-world lexicon); a T category in a TNM record may be one the
+  calibrator recomputes itself from the KG size rule the record cites, the greatest-dimension fact
+  it cites, and a malignant class established earlier in the chain (``size_based_t``);
 * multiple choice: the answer is the option at ``answer_index``, options are distinct;
-* turns: the first-pass text passes the same checks, the attend turn's box is the organ's box.
+* turns: the attend turn's box is the organ's measured box; every turn's text passes the scan.
 """
 
 from __future__ import annotations
 
-import re
-
+from tumorcot.agents.claims import check_texts
+from tumorcot.agents.lexicon import lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, display_name, organ_family, side_of
+from tumorcot.knowledge_graph.features import lesion_features
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
-
-NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9_])")
-TNM_TOKEN = re.compile(r"\b(?:y|p|c)?([TNM])(?:X|is|[0-4][a-c]?|1mi)\b")
-SIDE_WORD = re.compile(r"\b(left|right)\b", re.I)
-STEP_NUMBER = re.compile(r"(?m)^\d+\. (?=\[(?:finding|impression|pathology)\])")  # "2. [impression]"
-RELATIVE_TOLERANCE = 0.02
-
-
-def _organ_words() -> dict[str, str]:
-    """Spoken organ word -> organ family, for organs the KG or the label table know."""
-    words = {"liver": "liver", "pancreas": "pancreas", "pancreatic": "pancreas", "kidney": "kidney",
-             "renal": "kidney", "spleen": "spleen", "splenic": "spleen", "stomach": "stomach",
-             "gastric": "stomach", "colon": "colon", "colonic": "colon", "esophagus": "esophagus",
-             "oesophageal": "esophagus", "lung": "lung", "pulmonary": "lung", "gallbladder": "gallbladder",
-             "hepatic": "liver"}
-    return words
-
-
-ORGAN_WORDS = _organ_words()
-ORGAN_WORD = re.compile(r"\b(" + "|".join(ORGAN_WORDS) + r")\b", re.I)
-
-
-def _number_ok(text_value: str, allowed: list[float]) -> bool:
-    value = float(text_value)
-    decimals = len(text_value.split(".")[1]) if "." in text_value else 0
-    half_unit = 0.5 * 10 ** (-decimals) + 1e-9
-    return any(abs(value - v) <= max(RELATIVE_TOLERANCE * abs(v), half_unit) for v in allowed)
 
 
 def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
@@ -59,117 +32,98 @@ def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
     reasons: list[str] = []
     cited = {fid for step in record.steps for fid in step.fact_ids}
     for fid in sorted(cited - table.keys()):
-        reasons.append(f"cites unknown fact {fid}")
+        reasons.append(f"[unknown-id] cites unknown fact {fid}")
     for step in record.steps:
         for node in step.kg_node_ids:
             if node not in kg:
-                reasons.append(f"step {step.index} cites unknown KG node {node}")
+                reasons.append(f"step {step.index}: [unknown-id] cites unknown KG node {node}")
     if reasons:
         return reasons
-
-    numbers = [float(table[f].value) for f in cited if isinstance(table[f].value, (int, float))]
-    texts = [("question", record.question), ("answer", record.answer), ("think", record.think),
-             ("conclusion", record.conclusion)] + [(f"step {s.index}", s.text) for s in record.steps]
-    texts += [(f"turn {i} ({t.kind})", t.content) for i, t in enumerate(record.turns) if t.kind == "first_pass"]
     reasons += _check_form(record) + _check_turns(record, facts)
-    for where, text in texts:
-        for match in NUMBER.finditer(STEP_NUMBER.sub("", text)):
-            if not _number_ok(match.group(), numbers):
-                reasons.append(f"{where}: number {match.group()} matches no cited fact")
-
-    reasons += _check_names(record, facts, table, cited, texts)
+    reasons += _check_nodes_agree(record, facts, kg, table)
     reasons += _check_reasoning(record, facts, kg)
+    size_t = size_based_t(record, facts, kg) if record.task == "tnm_staging" else set()
+    reasons += check_texts(record, facts, kg, table, size_t)
     return reasons
 
 
-def _subjects_of(cited: set[str], table: dict[str, Fact]) -> set[str]:
-    return {table[f].subject for f in cited}
+def _check_nodes_agree(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: dict[str, Fact]) -> list[str]:
+    """Cited feature and sub-region nodes agree with the facts of the lesions the step cites;
+    pathology labels are cited only for the organ they describe (scope)."""
+    from tumorcot.agents.chains import pathology_organ
 
-
-def _check_names(record, facts, table, cited, texts) -> list[str]:
     reasons = []
-    subjects = _subjects_of(cited, table)
-    organs = {record.organ} if record.organ else set()
-    sides = set()
-    vessels = set()
-    for subject in subjects:
-        kind, _, name = subject.partition(":")
-        if kind == "organ":
-            organs.add(name)
-        elif kind == "lesion":
-            lesion = next(l for l in facts.lesions if l.id == name)
-            organs.add(lesion.organ)
-            organs.update(lesion.other_organs)
-            if lesion.side:
-                sides.add(lesion.side)
-            vessels.update(v for v, d in lesion.vessel_contact_deg.items() if d > 0)
-    sides.update(s for s in (side_of(o) for o in organs) if s)
-    for fid in cited:  # a cited measured value may itself name a side ("right lobe", "left lower lobe")
-        value = table[fid].value
-        if isinstance(value, str):
-            sides.update(m.group(1).lower() for m in SIDE_WORD.finditer(value))
-    families = {organ_family(o) for o in organs | vessels}
-    if record.organ in NO_HOST:
-        families.add(SOFT_TISSUE)
-    for where, text in texts:
-        if where in ("question",):
+    labels_organ = pathology_organ(facts)
+    lexicon = lexicon_for(kg)
+    for step in record.steps:
+        lesions = {table[f].subject.split(":", 1)[1] for f in step.fact_ids if table[f].subject.startswith("lesion:")}
+        organ = step.organ or record.organ
+        if any(f.startswith("pathology.") for f in step.fact_ids) and organ != labels_organ:
+            reasons.append(f"step {step.index}: [label-scope] cites pathology labels of the {labels_organ} "
+                           f"for the {organ}")
+        true, subs = set(), set()
+        for lesion in facts.lesions:
+            if lesion.id in lesions:
+                true |= set(lesion_features(lesion, len(facts.lesions_in(lesion.organ))))
+                if lesion.sub_location:
+                    subs |= {k for h in lexicon.scan(lesion.sub_location) if h.term for k in h.term.keys}
+        if not lesions:
             continue
-        for vessel in vessels:  # "portal vein and splenic vein" names a vessel, not the spleen
-            text = text.replace(display_name(vessel), "vessel")
-        for m in SIDE_WORD.finditer(text):
-            if m.group(1).lower() not in sides:
-                reasons.append(f"{where}: says '{m.group(1)}' but cites no {m.group(1).lower()}-sided fact")
-        for m in ORGAN_WORD.finditer(text):
-            family = ORGAN_WORDS[m.group(1).lower()]
-            if family not in families:
-                reasons.append(f"{where}: names the {m.group(1)} but cites no fact of it")
+        for node in step.kg_node_ids:
+            if node.startswith("feature:") and node not in true:
+                reasons.append(f"step {step.index}: [feature] cites {node}, which the facts of "
+                               f"{', '.join(sorted(lesions))} do not establish")
+            if node.startswith("subregion:"):
+                term = lexicon.term(kg.label(node))
+                if term is None or not set(term.keys) & subs:
+                    reasons.append(f"step {step.index}: [subregion] cites {node}, which the sub-location "
+                                   f"of {', '.join(sorted(lesions))} does not name")
     return reasons
 
 
 def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> list[str]:
     reasons = []
-    given = facts.pathology
     by_index = {s.index: s for s in record.steps}
     for step in record.steps:
         earlier = [by_index[i] for i in step.follows_from if i in by_index and i < step.index]
         if len(earlier) != len(step.follows_from):
-            reasons.append(f"step {step.index} follows a missing or later step")
+            reasons.append(f"step {step.index}: [licensing] follows a missing or later step")
         if step.stage == "impression":
             if not any(s.stage == "finding" for s in earlier):
-                reasons.append(f"step {step.index}: impression follows no finding")
+                reasons.append(f"step {step.index}: [licensing] impression follows no finding")
             organ_key = kg.organ_key(step.organ or record.organ or "")
             features = {n for s in earlier for n in s.kg_node_ids if n.startswith("feature:")}
             for node in step.kg_node_ids:
                 if node.startswith("impression:") and (organ_key is None or not kg.is_licensed(organ_key, node, features)):
-                    reasons.append(f"step {step.index}: {node} is not licensed for {step.organ} by {sorted(features)}")
+                    reasons.append(f"step {step.index}: [licensing] {node} is not licensed for {step.organ} by {sorted(features)}")
         if step.stage == "pathology":
             impressions = [n for s in earlier for n in s.kg_node_ids if n.startswith("impression:")]
             reachable = {"pathology:none", "pathology:indeterminate"} if not impressions else set()
             for n in impressions:
                 reachable |= kg.reachable_pathologies(n)
-            uses_labels = any(f.startswith("pathology.") for f in step.fact_ids)
+            if any(f.startswith("pathology.") for f in step.fact_ids):
+                reachable |= _label_nodes(facts, kg)
             staging_node = f"staging:{kg.organ_key(step.organ or record.organ or '')}:T"
+            labelled = any(f.startswith("pathology.") for f in step.fact_ids)
             for node in step.kg_node_ids:
+                if node.startswith("histology:") and not labelled:
+                    reasons.append(f"step {step.index}: [histology] cites {node} without a pathology label")
                 if record.task == "tnm_staging" and node == staging_node:
                     continue  # the T it licenses is recomputed below
-                if node not in reachable and not uses_labels:
-                    reasons.append(f"step {step.index}: {node} is not reachable from its impressions")
-            if not uses_labels:
-                for hist, data in kg.graph.nodes(data=True):
-                    if data["type"] == "histology" and data["label"].lower() in step.text.lower():
-                        reasons.append(f"step {step.index}: states histology '{data['label']}' without a pathology label")
-    all_text = " ".join([record.answer, record.think, record.conclusion] + [s.text for s in record.steps]
-                        + [t.content for t in record.turns if t.role == "assistant"])
-    size_t = size_based_t(record, facts, kg) if record.task == "tnm_staging" else set()
-    for m in TNM_TOKEN.finditer(all_text):
-        letter, token = m.group(1), m.group(0)
-        label = getattr(given, letter.lower(), None) if given else None
-        if label is not None and label.lower() == token.lower():
-            continue
-        if letter == "T" and token in size_t:
-            continue
-        reasons.append(f"states {letter} category '{token}' that is not given")
+                if node not in reachable:
+                    reasons.append(f"step {step.index}: [licensing] {node} is not reachable from its impressions")
     return reasons
+
+
+def _label_nodes(facts: CaseFacts, kg: KnowledgeGraph) -> set[str]:
+    """KG nodes the given pathology labels name: their behaviour and histology."""
+    p = facts.pathology
+    out = {f"pathology:{p.behavior}"} if p and p.behavior else set()
+    for text in (p.diagnosis, p.histology) if p else ():
+        node = kg.match_histology(text) if text else None
+        if node:
+            out.add(node)
+    return out
 
 
 def size_based_t(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> set[str]:

@@ -4,8 +4,10 @@ Guarantees:
 
 - HTTP goes through the client of one ``openai.AsyncOpenAI`` (the SDK's aiohttp transport),
   with the SDK's base URL and headers, as a prebuilt ``POST /chat/completions``.
-- Concurrency is bounded by one ``asyncio.Semaphore`` (``LLMConfig.concurrency``), held only
-  while a request is in flight, never while backing off.
+- Requests in flight are bounded by one ``AdaptiveLimit`` (``LLMConfig.concurrency`` at most;
+  ``agents/limiter.py``), held only while a request is in flight, never while backing off. The
+  scheduler shares one client, hence one limit, between every case of a build process. A 429
+  halves the limit and its ``Retry-After`` pauses every new send; successes grow it back.
 - Retries happen here only (the SDK's are off). Transport failures (429, 408, 409, 5xx,
   timeouts, connection errors) are retried up to ``max_attempts`` times with exponential backoff
   and equal jitter; a ``Retry-After`` / ``retry-after-ms`` header (seconds or HTTP date) is
@@ -41,6 +43,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from tumorcot.agents.cache import ResponseCache, request_key
+from tumorcot.agents.limiter import AdaptiveLimit
 from tumorcot.agents.structured import (OutputInvalid, json_mode_instruction, json_schema_format,
                                         parse_output, repair_message)
 from tumorcot.errors import LLMOutputError
@@ -84,8 +87,6 @@ class LLMConfig(BaseModel):
             values["api_key"] = SecretStr(env["OPENAI_API_KEY"])
         if env.get("TUMORCOT_MODEL"):
             values["model"] = env["TUMORCOT_MODEL"]
-        if env.get("TUMORCOT_LLM_CONCURRENCY"):
-            values["concurrency"] = int(env["TUMORCOT_LLM_CONCURRENCY"])
         values["agent_models"] = {k[len("TUMORCOT_MODEL_"):].lower(): v for k, v in env.items()
                                   if k.startswith("TUMORCOT_MODEL_") and v}
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -166,20 +167,22 @@ class LLMClient:
     """Async, cached, retrying structured-output client over ``openai.AsyncOpenAI``.
 
     ``batch`` (a ``BatchWriter``) switches to batch mode: cache misses are queued and raise
-    ``RequestDeferred`` instead of being sent.
+    ``RequestDeferred`` instead of being sent. A cache the client opens itself (from
+    ``config.cache_dir``) is closed with it; a cache passed in is only flushed.
     """
 
     def __init__(self, config: LLMConfig, *, run_id: str = "", cache: ResponseCache | None = None,
                  batch: Any | None = None, rng: random.Random | None = None):
         self.config = config
         self.run_id = run_id
+        self._owns_cache = cache is None and config.cache_dir is not None
         self.cache = cache if cache is not None else (
             ResponseCache(config.cache_dir) if config.cache_dir else None)
         self.batch = batch
         self.usage: dict[str, AgentUsage] = defaultdict(AgentUsage)
         self.json_schema_supported = True
         self._rng = rng or random.Random()
-        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self.limit = AdaptiveLimit(config.concurrency)
         self._secret = config.api_key.get_secret_value()
         # The SDK owns the endpoint (base URL, auth and client headers) and the HTTP client, on
         # its aiohttp transport: httpcore2's pool and h11 framing led the profile at C = 64. Its
@@ -195,6 +198,8 @@ class LLMClient:
 
     async def aclose(self) -> None:
         await self._sdk.close()
+        if self.cache is not None:   # the writer thread does the I/O; do not block the loop on it
+            await asyncio.to_thread(self.cache.close if self._owns_cache else self.cache.flush)
 
     async def __aenter__(self) -> "LLMClient":
         return self
@@ -303,9 +308,16 @@ class LLMClient:
             turns.append(turn)
             started = time.perf_counter()
             try:
-                async with self._semaphore:
+                ticket, raw = await self.limit.acquire(), None
+                try:
                     started = time.perf_counter()  # latency excludes the wait for a slot
                     raw = await self._post(request)
+                finally:
+                    if raw is not None and raw.status_code == 429:   # pause before the slot is free
+                        delay = retry_after_s(raw.headers)
+                        self.limit.throttled(ticket, None if delay is None
+                                             else min(delay, self.config.retry_after_max_s))
+                    self.limit.release()
                 text = raw.text
                 if raw.status_code < 400:
                     response = json.loads(text)
@@ -334,6 +346,7 @@ class LLMClient:
                 continue
             turn.latency_ms = (time.perf_counter() - started) * 1000
             turn.raw_response = text
+            self.limit.succeeded()
             tokens = response.get("usage") or {}
             turn.prompt_tokens = int(tokens.get("prompt_tokens") or 0)
             turn.completion_tokens = int(tokens.get("completion_tokens") or 0)

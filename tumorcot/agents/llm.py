@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tumorcot.agents import roles
-from tumorcot.agents.calibrator import NUMBER, ORGAN_WORD, SIDE_WORD, calibrate, check_record
+from tumorcot.agents.calibrator import calibrate, check_record
+from tumorcot.agents.claims import claim_set
 from tumorcot.agents.chains import conclusion_of, render_think
 from tumorcot.agents.client import LLMCallError, LLMClient, LLMConfig, RequestDeferred
 from tumorcot.agents.families.focus import with_turns
@@ -103,7 +104,6 @@ class LLMGenerator:
         if client is None:
             async with LLMClient(self.config, run_id=self.run_id) as own:
                 return await self.agenerate(facts, report, own)
-        before = {k: v.model_copy() for k, v in client.usage.items()}
         case = _Case(facts, client, self.run_id)
         offline = OfflineGenerator(self.kg, self.options)
         offline.name = self.name
@@ -131,13 +131,16 @@ class LLMGenerator:
             case.failed[record.record_id] = reasons
             case.verdict("calibrator", record.record_id, "failed", reasons)
         result = LLMGeneration(accepted, case.log, case.failed)
-        for agent, usage in client.usage.items():
-            old = before.get(agent)
-            result.requests += usage.requests + usage.failed_requests - (
-                old.requests + old.failed_requests if old else 0)
-            result.cached += usage.cached - (old.cached if old else 0)
-            result.prompt_tokens += usage.prompt_tokens - (old.prompt_tokens if old else 0)
-            result.completion_tokens += usage.completion_tokens - (old.completion_tokens if old else 0)
+        # Counted from this case's own turns: the client is shared by every case in flight.
+        for turn in case.log:
+            if turn.model is None or not turn.template:   # verdict rows
+                continue
+            if turn.cached:
+                result.cached += 1
+            else:
+                result.requests += 1
+                result.prompt_tokens += turn.prompt_tokens or 0
+                result.completion_tokens += turn.completion_tokens or 0
         return result
 
     # -- agents ----------------------------------------------------------------------------------
@@ -262,7 +265,8 @@ class LLMGenerator:
         result = []
         for record in records:
             text = new.get(record.record_id)
-            if text and _same_tokens(record.question, text):
+            if text and claim_set(record.question, self.kg) == claim_set(text, self.kg) \
+                    and set(re.findall(LESION_ID, record.question)) == set(re.findall(LESION_ID, text)):
                 candidate = record.model_copy(update={"question": text, "template": record.template + "+llm"})
                 if not check_record(candidate, case.facts, self.kg, case.table):
                     record = candidate
@@ -275,15 +279,6 @@ class LLMGenerator:
     def _fail(self, case: _Case, record: CoTRecord, reasons: list[str]) -> None:
         case.failed[record.record_id] = reasons
         case.verdict("calibrator", record.record_id, "failed", reasons)
-
-
-def _same_tokens(old: str, new: str) -> bool:
-    """A rewording keeps every number, lesion id, side and organ word of the original, adds none."""
-    def tokens(text: str) -> set[str]:
-        return {m.group().lower() for rx in (NUMBER, ORGAN_WORD, SIDE_WORD, re.compile(LESION_ID))
-                for m in rx.finditer(text)}
-
-    return tokens(old) == tokens(new)
 
 
 def summary_line(result: LLMGeneration) -> dict:

@@ -14,6 +14,7 @@ import json
 import math
 import secrets
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,14 +25,15 @@ from prefect.futures import as_completed
 from prefect.utilities.annotations import quote
 
 from tumorcot.agents.base import PIPELINE_VERSION
+from tumorcot.agents.scheduler import close_schedulers
 from tumorcot.errors import ManifestError, TumorcotError
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_requests
+from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_config, llm_requests
 from tumorcot.privacy import case_id_for, load_or_create_salt, scrub_ids
 from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.prompts import prompt_version
-from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
+from tumorcot.schemas import CaseFacts, CaseInput, CaseOutcome, GenerationOptions
 from tumorcot.schemas.options import resolve_options
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
@@ -75,16 +77,44 @@ def process_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, g
     run's ``pipeline_versions`` (computed here when not given); ``state`` the dataset's private state
     folder as the flow resolved it (a Dask worker elsewhere has no other way to know it)."""
     bind(dataset_dir, state)
-    start = time.perf_counter()
-    outcome = _run_case(case, dataset_dir, salt, run_id, generator, force, use_llm_cache, options, versions,
-                        segmentation)
-    outcome.elapsed_s = round(time.perf_counter() - start, 4)
-    return outcome
+    versions = versions or pipeline_versions(generator, options, segmentation)
+    step = prepare_case(case, dataset_dir, salt, run_id, force, versions, segmentation)
+    if isinstance(step, CaseOutcome):
+        return step
+    try:
+        records, log, rejected = case_records(step.facts, load_kg(), run_id, generator, report=case.report,
+                                              options=resolve_options(options),
+                                              cache_dir=state_dir(dataset_dir) / "llm-cache" if use_llm_cache else None)
+    except Exception as exc:  # a bad case is reported and the batch goes on
+        return failed_outcome(step.case, step.case_id, run_id, exc)
+    return finish_case(step, dataset_dir, run_id, records, log, rejected)
 
 
-def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, generator: str, force: bool,
-              use_llm_cache: bool, options: dict | None, versions: dict | None,
-              segmentation: dict | None = None) -> CaseOutcome:
+@dataclass
+class PreparedCase:
+    """A measured case waiting for its records (the state between measurement and storing)."""
+
+    case: CaseInput
+    case_id: str
+    key: str
+    facts: CaseFacts
+    hashes: dict
+    signature: dict | None
+    quarantined: frozenset = frozenset()   # record ids judged wrong in review: never stored
+    started: float = field(default_factory=time.perf_counter)
+
+
+def failed_outcome(case: CaseInput, case_id: str, run_id: str, exc: Exception) -> CaseOutcome:
+    kind = type(exc).__name__ if isinstance(exc, TumorcotError) else f"internal {type(exc).__name__}"
+    return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
+                       error_type=kind, reason=scrub_ids(str(exc), case, case_id))
+
+
+def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, force: bool, versions: dict,
+                 segmentation: dict | None = None) -> PreparedCase | CaseOutcome:
+    """Hash, recognise an unchanged case, segment and measure: the case's facts, or its final
+    outcome (unchanged, or failed with the reason)."""
+    started = time.perf_counter()
     case_id = case_id_for(case.patient_id, case.study_id, salt)
     store = CaseStore(dataset_dir)
     try:
@@ -93,7 +123,6 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
             return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
                                error_type="QuarantinedByReview", reason="the case was quarantined after clinical "
                                "review (its reasons: review/verdicts.json, tumorcot audit)")
-        versions = versions or pipeline_versions(generator, options, segmentation)
         signature = input_signature(case)
         hashes = input_hashes(case)
         key = build_key(hashes, versions)
@@ -103,25 +132,31 @@ def _run_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, gene
             if signature and done.get("input_signature") != signature:   # touched, same content
                 store.write_done(case_id, dict(done, input_signature=signature))
             return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="unchanged",
-                               records=done.get("records", 0), rejected=done.get("rejected", 0))
+                               records=done.get("records", 0), rejected=done.get("rejected", 0),
+                               elapsed_s=round(time.perf_counter() - started, 4))
         plan = resolve_plan(segmentation)
         segmented = segmented_case(case, plan, dataset_dir, hashes["ct"])
         facts = extract_facts(segmented, salt, hashes if segmented is case else input_hashes(segmented),
                               segmentation_backend=plan.backend)
-        kg = load_kg()
-        records, log, rejected = case_records(facts, kg, run_id, generator, report=case.report,
-                                              options=resolve_options(options),
-                                              cache_dir=state_dir(dataset_dir) / "llm-cache" if use_llm_cache else None)
-        records = [r for r in records if r.record_id not in quarantined_records]   # judged wrong in review
-        store.write(case_id, key, facts, records, log,
-                    {"records": len(records), "rejected": rejected, "run_id": run_id,
-                     "input_sha256": hashes, "input_signature": signature}, case=case)
-        return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="ok",
-                           records=len(records), rejected=rejected, llm_calls=llm_requests(log))
+        return PreparedCase(case, case_id, key, facts, hashes, signature, frozenset(quarantined_records), started)
     except Exception as exc:  # a bad case is reported and the batch goes on
-        kind = type(exc).__name__ if isinstance(exc, TumorcotError) else f"internal {type(exc).__name__}"
-        return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id, status="failed",
-                           error_type=kind, reason=scrub_ids(str(exc), case, case_id))
+        return failed_outcome(case, case_id, run_id, exc)
+
+
+def finish_case(step: PreparedCase, dataset_dir: Path, run_id: str, records: list, log: list,
+                rejected: int) -> CaseOutcome:
+    """Store a case's records (less those quarantined in review), log and facts; its outcome."""
+    records = [r for r in records if r.record_id not in step.quarantined]
+    try:
+        CaseStore(dataset_dir).write(
+            step.case_id, step.key, step.facts, records, log,
+            {"records": len(records), "rejected": rejected, "run_id": run_id, "input_sha256": step.hashes,
+             "input_signature": step.signature}, case=step.case)
+    except Exception as exc:
+        return failed_outcome(step.case, step.case_id, run_id, exc)
+    return CaseOutcome(run_id=run_id, case_label=step.case.label, case_id=step.case_id, status="ok",
+                       records=len(records), rejected=rejected, llm_calls=llm_requests(log),
+                       elapsed_s=round(time.perf_counter() - step.started, 4))
 
 
 PROBE_CASES = 4          # cases sent one per task first, to time a case
@@ -143,6 +178,57 @@ def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id
     versions = versions or pipeline_versions(generator, options, segmentation)
     return [process_case.fn(c, dataset_dir, salt, run_id, generator, force, options=options, versions=versions,
                             segmentation=segmentation, state=state) for c in cases]
+
+
+@task(name="process_cases_llm", cache_policy=NO_CACHE, persist_result=False)
+def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, force: bool = False,
+                      options: dict | None = None, versions: dict | None = None, segmentation: dict | None = None,
+                      llm_concurrency: int = 16, state: str | None = None) -> list[CaseOutcome]:
+    """A batch of cases for the LLM generator: this task's thread measures them one after another
+    and hands each measured case's agents to the process's LLM scheduler at once (one event loop,
+    one client, one in-flight limit of ``llm_concurrency`` shared by every task of the process),
+    so the agents of many cases, of this batch and of the other running batches, are in flight
+    together; each case is stored as soon as its agents are done. See ``agents/scheduler.py``."""
+    from tumorcot.agents.llm import LLMGenerator
+    from tumorcot.agents.scheduler import shared_scheduler
+
+    bind(dataset_dir, state)
+    versions = versions or pipeline_versions("llm", options, segmentation)
+    config = llm_config(state_dir(dataset_dir) / "llm-cache", llm_concurrency)
+    scheduler = shared_scheduler(config, run_id)
+    generator = LLMGenerator(load_kg(), config, run_id=run_id, options=resolve_options(options))
+    outcomes: list[CaseOutcome] = []
+
+    def prepare(case: CaseInput) -> PreparedCase | None:
+        step = prepare_case(case, dataset_dir, salt, run_id, force, versions, segmentation)
+        if isinstance(step, CaseOutcome):
+            outcomes.append(step)
+            return None
+        return step
+
+    def stage(step: PreparedCase):
+        return lambda client: generator.agenerate(step.facts, report=step.case.report, client=client)
+
+    def finish(step: PreparedCase, future) -> CaseOutcome:
+        try:
+            result = future.result()
+        except Exception as exc:  # a bad case is reported and the batch goes on
+            return failed_outcome(step.case, step.case_id, run_id, exc)
+        return finish_case(step, dataset_dir, run_id, result.records, result.log, len(result.failed))
+
+    outcomes += scheduler.pipeline(cases, prepare, stage, finish)
+    scheduler.flush()   # the batch's answers are on disk before the task reports it done
+    return outcomes
+
+
+def llm_batches(pending: list, workers: int, llm_concurrency: int) -> list[list]:
+    """Batches for the LLM generator: one per case worker (every worker measures and feeds the
+    scheduler), at most ``llm_concurrency`` cases each (more in flight would only queue)."""
+    if not pending:
+        return []
+    count = max(max(1, workers), math.ceil(len(pending) / max(1, llm_concurrency)))
+    size = math.ceil(len(pending) / min(count, len(pending)))
+    return [pending[i:i + size] for i in range(0, len(pending), size)]
 
 
 @task(name="write_shards", cache_policy=NO_CACHE, persist_result=False)
@@ -220,7 +306,7 @@ _PROGRESS: list = []
 @flow(name="build_dataset", log_prints=False)
 def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
-                  state_dir_path: str | None = None) -> dict:
+                  llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
@@ -229,7 +315,12 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
     interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
     manifest's masks); ``state_dir_path`` the private state folder (default: ``$TUMORCOT_STATE_DIR``,
-    else ``OUT.private`` beside ``out``)."""
+    else ``OUT.private`` beside ``out``).
+
+    With ``generator="llm"`` the cases go to ``process_cases_llm`` in ``llm_batches`` (one per
+    case worker, ``workers``), whose agents share one LLM scheduler per process with at most
+    ``llm_concurrency`` requests in flight (per worker process with Dask)."""
+    flow_started = time.time()
     bind(out, state_dir_path)
     options = resolve_options(options).model_dump(mode="json")
     plan = resolve_plan(segmentation)
@@ -266,6 +357,9 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             if progress is not None:
                 progress.advance(outcome)
         def submit(batch: list[CaseInput]):
+            if generator == "llm":
+                return process_cases_llm.submit(batch, out, salt, run_id, force, options, versions, segmentation,
+                                                llm_concurrency, state)
             return process_cases.submit(batch, out, salt, run_id, generator, force, options, versions,
                                         segmentation, state)
 
@@ -279,6 +373,8 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
 
         if batch_size:
             futures = [submit(pending[i:i + batch_size]) for i in range(0, len(pending), batch_size)]
+        elif generator == "llm":
+            futures = [submit(batch) for batch in llm_batches(pending, workers, llm_concurrency)]
         else:   # probe: a few single-case tasks; the first one done sizes the batches of the rest
             futures = [submit([case]) for case in pending[:PROBE_CASES]]
             rest = pending[PROBE_CASES:]
@@ -288,8 +384,11 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                 timed = [o.elapsed_s for o in collect(first) if o.elapsed_s > 0]
                 size = auto_batch_size(min(timed), len(rest)) if timed else 1
                 futures += [submit(rest[i:i + size]) for i in range(0, len(rest), size)]
-        for future in as_completed(futures):
-            collect(future)
+        try:
+            for future in as_completed(futures):
+                collect(future)
+        finally:
+            llm_stats = close_schedulers()   # this process's (threads); Dask workers close theirs at exit
         del futures, pending
         manifest_json = write_shards(out, quote(outcomes), run_id, versions, quote(known))
         summary = {
@@ -300,7 +399,10 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
             "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
+            "flow_started": flow_started,
         }
+        if llm_stats:
+            summary["llm"] = llm_stats[0] if len(llm_stats) == 1 else llm_stats
         record = run_record_path(out, run_id)
         atomic_write_json(record, {**summary, "outcomes": [o.model_dump() for o in
                                                            sorted(outcomes, key=lambda o: o.case_label)]})
@@ -315,19 +417,35 @@ def run_record_path(out: Path, run_id: str) -> Path:
 def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
               dask_address: str | None = None, options: GenerationOptions | dict | None = None,
-              segmentation: SegmentationPlan | dict | None = None) -> dict:
+              segmentation: SegmentationPlan | dict | None = None, llm_concurrency: int = 16) -> dict:
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster); the run
-    summary with every case's outcome (``runs/<run_id>.json``)."""
+    summary with every case's outcome (``runs/<run_id>.json``), plus ``startup_s``: the seconds
+    from this call to the flow's first line (Prefect's engine and, without ``PREFECT_API_URL``,
+    its temporary API server).
+
+    ``llm_concurrency`` is the number of LLM requests in flight for the whole build: with threads
+    one scheduler holds it; a local Dask cluster's ``concurrency`` worker processes share it out
+    (each its own scheduler); with ``dask_address`` it applies per worker process."""
+    import os
+
     from tumorcot.flows.runners import with_task_runner
 
     configured = with_task_runner(build_dataset, task_runner, concurrency=concurrency, dask_address=dask_address)
+    per_process = llm_concurrency
+    if task_runner == "dask" and not dask_address:
+        per_process = max(1, math.ceil(llm_concurrency / max(1, concurrency)))
     if progress is not None:
         _PROGRESS.append(progress)
+    called = time.time()
     try:
         result = configured(manifest, out, generator=generator, force=force,
                             options=resolve_options(options).model_dump(mode="json"),
-                            segmentation=resolve_plan(segmentation).model_dump(mode="json"))
+                            segmentation=resolve_plan(segmentation).model_dump(mode="json"),
+                            llm_concurrency=per_process, workers=concurrency)
     finally:
         if progress is not None:
             _PROGRESS.remove(progress)
-    return json.loads(Path(result["run_record"]).read_text())
+    summary = json.loads(Path(result["run_record"]).read_text())
+    summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
+    summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"
+    return summary

@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from tumorcot.agents.scheduler import close_schedulers
 from tumorcot.errors import RegenerationError
 from tumorcot.flows.build import pipeline_versions, process_case, run_artifacts
 from tumorcot.privacy import load_or_create_salt
@@ -74,7 +75,10 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
         versions = pipeline_versions(generator, options, segmentation)
         futures = [process_case.submit(case, dataset, salt, run_id, generator, True, False, options, versions,
                                        segmentation, str(state_dir(dataset))) for case in inputs]
-        outcomes = [f.result() for f in futures]
+        try:
+            outcomes = [f.result() for f in futures]
+        finally:
+            close_schedulers()   # the LLM scheduler of these cases (llm generator), if any
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             raise RegenerationError("regeneration failed, dataset unchanged: " + "; ".join(

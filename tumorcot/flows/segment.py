@@ -20,10 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tumorcot.imaging.segment import SegmentOptions, run_totalsegmentator
 from tumorcot.schemas import CaseInput
+from tumorcot.vocabulary import LESION_SUBTASK_LABELS
 from tumorcot.store.private import state_dir
 
 GPU_TAG = "tumorcot-gpu"
-SUBTASKS = ("liver_segments",)  # the TotalSegmentator subtasks whose output the measurement uses
+LESION_SUBTASKS = tuple(LESION_SUBTASK_LABELS)  # their tumour/nodule/cyst labels become model-predicted
+# lesions for rows without a lesion_mask
+SUBTASKS = ("liver_segments", *LESION_SUBTASKS)  # the TotalSegmentator subtasks whose output the measurement uses
 
 
 class SegmentationPlan(BaseModel):
@@ -75,8 +78,15 @@ def segmented_case(case: CaseInput, plan: SegmentationPlan, dataset_dir: Path, c
     updates = {}
     for field, task_name in wanted.items():
         if getattr(case, field) is None:
-            updates[field] = run(case.ct, cache_dir, case.label, task_name, plan.fast, plan.device,
-                                 plan.timeout_s, ct_sha256)
+            updates[field] = run(case.ct, cache_dir, case.label, task_name, plan.fast and task_name == "total",
+                                 plan.device, plan.timeout_s, ct_sha256)
+    if case.lesion_mask is None:
+        # subtasks have no --fast model (TotalSegmentator refuses it for liver_vessels)
+        predicted = {task_name: run(case.ct, cache_dir, case.label, task_name, False, plan.device,
+                                    plan.timeout_s, ct_sha256)
+                     for task_name in plan.subtasks if task_name in LESION_SUBTASKS}
+        if predicted:
+            updates["predicted_masks"] = predicted
     return case.model_copy(update=updates)
 
 

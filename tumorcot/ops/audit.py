@@ -28,8 +28,15 @@ _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _WHERE = re.compile(r"^(step #|question|answer|conclusion|think|turn #)[^:]*:\s*")
 
 
+_CODE = re.compile(r"\[([a-z][a-z-]*)\]")
+
+
 def reason_kind(reason: str) -> str:
-    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ..."."""
+    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ...";
+    a claim-check reason is its code: "step 0: [number-quantity] '21.4 mL' ..." -> "number-quantity"."""
+    code = _CODE.search(reason)
+    if code:
+        return code.group(1)
     text = _NUMBER.sub("#", _QUOTED.sub("'…'", reason.strip()))
     text = _WHERE.sub("", text)
     text = re.sub(r"\b(fact|node) \S+", r"\1 …", text)

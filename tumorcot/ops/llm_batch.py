@@ -75,5 +75,9 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
 
 def ingest_round(dataset_dir: Path, results_path: Path, requests_path: Path | None = None) -> dict:
     """Store a results file's successful answers in the dataset's response cache."""
-    report = ingest_results(results_path, ResponseCache(cache_dir(dataset_dir)), requests=requests_path)
+    cache = ResponseCache(cache_dir(dataset_dir))
+    try:
+        report = ingest_results(results_path, cache, requests=requests_path)
+    finally:
+        cache.close()
     return {"stored": report.stored, "failed": report.failed, "skipped": report.skipped, "reasons": report.reasons}

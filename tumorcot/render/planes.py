@@ -57,7 +57,7 @@ def canonical_array(image: sitk.Image) -> np.ndarray:
     out = np.transpose(sitk.GetArrayViewFromImage(image), order)
     if flips:
         out = np.flip(out, axis=flips)
-    return np.ascontiguousarray(out)
+    return np.array(out, order="C")   # always a copy: a view would outlive the image's buffer
 
 
 def canonical_index(image: sitk.Image, ijk: Sequence[int]) -> tuple[int, int, int]:

@@ -54,3 +54,40 @@ def register(app: typer.Typer, console: Console) -> None:
                           f"{run['records']} records ({run['assembly']} update)")
         elif quarantine:
             console.print("nothing to quarantine: no record in the dataset is judged wrong")
+
+    @review.command("pack")
+    def review_pack(
+        dataset: Path = typer.Argument(..., help="Dataset folder."),
+        out: Path = typer.Argument(..., help="HTML file to write (self-contained: open it from disk)."),
+        sample: int = typer.Option(30, "--sample", "-n", min=1, help="Records in the pack."),
+        stratify: str = typer.Option("task,organ", help="Columns whose combinations are sampled evenly "
+                                     "(task, subtask, organ, split, form, negative, generator)."),
+        seed: int = typer.Option(0, help="Sampling seed (same seed, same pack)."),
+    ):
+        """Write a static HTML review pack: per sampled record three CT views with contour and ROI box,
+        question, answer, steps with their facts and KG nodes, and verdict controls (exported as JSON)."""
+        from rich.progress import Progress
+
+        from tumorcot.review.pack import make_pack
+        from tumorcot.review.sample import parse_stratify
+
+        try:
+            columns = parse_stratify(stratify)
+        except TumorcotError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if not (dataset / "manifest.json").exists():
+            console.print(f"[red]error[/red] {escape(str(dataset))} is not a tumorcot dataset (no manifest.json)")
+            raise typer.Exit(1)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("rendering records", total=sample)
+            try:
+                result = make_pack(dataset, out, sample=sample, stratify=columns, seed=seed,
+                                   progress=lambda: bar.advance(task))
+            except TumorcotError as exc:
+                console.print(f"[red]error[/red] {escape(str(exc))}")
+                raise typer.Exit(1)
+        for problem in result["problems"]:
+            console.print(f"[yellow]warning[/yellow] {escape(problem)}")
+        console.print(f"wrote {escape(result['path'])}: {result['records']} record(s) from {result['cases']} case(s), "
+                      f"pack {result['id']}. Open it in a browser, judge, export, then: "
+                      f"tumorcot review ingest {escape(str(dataset))} verdicts-{result['id']}-REVIEWER.json")

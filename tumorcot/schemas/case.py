@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TNM_PATTERNS = {
     "t": re.compile(r"^(y|p|c)?T(X|is|0|1|1a|1b|1c|1mi|2|2a|2b|2c|3|3a|3b|4|4a|4b)$", re.I),
@@ -82,12 +83,21 @@ class CaseInput(BaseModel):
     liver_segments: Path | None = Field(default=None, description="TotalSegmentator liver_segments map "
                                         "(labels 1-8 = Couinaud I-VIII): exact segments instead of the approximation")
     lesion_labels: dict[int, str] | None = None
+    mask_labels: dict[int, str] | None = Field(default=None, description="names of the values of organ_mask / "
+                                               "lesion_mask label files that are not TotalSegmentator ids, e.g. "
+                                               "'1:liver;2:tumour' (nnU-Net dataset.json); names as in structures.json")
+    lesion_provenance: Literal["annotated", "model-predicted"] = "annotated"
+    annotated_organs: list[str] = Field(default=[], description="organs whose lesions the lesion mask annotates "
+                                        "('liver' or 'liver;kidney_left;kidney_right'); empty = every organ with a "
+                                        "mask. Negative claims are made only for these")
+    predicted_masks: dict[str, Path] = Field(default={}, description="TotalSegmentator subtask -> its output "
+                                             "(filled by --seg-subtasks, not a manifest column)")
     report: str | None = None
     pathology: PathologyLabels | None = None
     source: str | None = None
     synthetic: bool = False
 
-    @field_validator("lesion_labels", mode="before")
+    @field_validator("lesion_labels", "mask_labels", mode="before")
     @classmethod
     def _labels(cls, value):
         if value is None or value == "":
@@ -97,10 +107,19 @@ class CaseInput(BaseModel):
             if value.startswith("{"):
                 return {int(k): v for k, v in json.loads(value).items()}
             out = {}
-            for part in value.split(";"):
+            for part in filter(str.strip, value.split(";")):
                 key, _, kind = part.partition(":")
                 out[int(key)] = kind.strip()
             return out
+        return value
+
+    @field_validator("annotated_organs", mode="before")
+    @classmethod
+    def _organ_list(cls, value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(";") if part.strip()]
         return value
 
     @field_validator("pathology", mode="before")
@@ -109,6 +128,12 @@ class CaseInput(BaseModel):
         if isinstance(value, PathologyLabels) or value is None:
             return value
         return PathologyLabels.parse(value)
+
+    @model_validator(mode="after")
+    def _one_naming(self):
+        if self.mask_labels and self.lesion_labels:
+            raise ValueError("give lesion kinds either by lesion_labels or by structure names in mask_labels, not both")
+        return self
 
     def files(self) -> dict[str, Path]:
         """The case's input files that are given, by field."""

@@ -104,6 +104,8 @@ class LesionFacts(BaseModel):
     content: Literal["cystic", "calcified", "solid", "fatty"] | None = Field(
         default=None, description="from the eroded core: cystic = fluid attenuation")
     vessel_contact_deg: dict[str, float] = {}
+    provenance: Literal["annotated", "model-predicted"] = Field(
+        default="annotated", description="model-predicted: from a TotalSegmentator subtask, not a human annotation")
     truncated: bool = Field(default=False, description="touches the edge of the field of view: "
                             "volume, box and diameters are of the visible part only")
     core_median_hu: float | None = None
@@ -130,6 +132,8 @@ class CaseFacts(BaseModel):
     lesions: list[LesionFacts]
     has_organ_mask: bool
     has_lesion_mask: bool
+    annotated_organs: list[str] = Field(default=[], description="organs whose lesions the lesion mask annotates; "
+                                        "empty = every organ with a mask. Negative claims only for these")
     segmentation_backend: str = "precomputed"
     pathology: PathologyLabels | None = None
     synthetic: bool = False

@@ -60,6 +60,8 @@ class CoTRecord(BaseModel):
     subtask: str
     organ: str | None = None
     lesion_id: str | None = None
+    lesion_provenance: str | None = Field(default=None, description="'annotated' or 'model-predicted' (a "
+                                          "TotalSegmentator subtask's lesion) for records about one lesion")
     question: str
     form: Form = "open"
     options: list[str] = Field(default=[], description="multiple choice: the shuffled options")

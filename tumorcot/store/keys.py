@@ -41,7 +41,7 @@ def digest(obj) -> str:
 
 def fields_sha256(case: CaseInput) -> str:
     """Hash of a case's manifest fields other than its file paths (the files are hashed by content)."""
-    return digest(case.model_dump(mode="json", exclude={"row", *FILE_FIELDS}))
+    return digest(case.model_dump(mode="json", exclude={"row", "predicted_masks", *FILE_FIELDS}))
 
 
 def facts_sha256(facts: CaseFacts) -> str:

@@ -1,0 +1,91 @@
+"""The three CT views of a record in a review pack: axial, coronal and sagittal slices through
+the record's region, windowed for its organ, with the mask contour (the lesion, else the organ)
+and the ROI box drawn in (``tumorcot.render`` does the drawing).
+
+The CT and masks come from the case row kept in the private state folder (the record itself
+only knows the CT's content hash). Masks made by TotalSegmentator during the build are not
+in the case row: such records show the box without a contour, and say so.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tumorcot.errors import ReviewError, TumorcotError
+from tumorcot.exports.images import CaseImages
+from tumorcot.imaging.io import load_ct, load_mask
+from tumorcot.render import PLANES, canonical_array, canonical_spacing, encode_png, pixel_spacing, render_slice
+from tumorcot.render import square_pixels, window_for
+from tumorcot.render.planes import box_center, box_ranges
+from tumorcot.schemas import CaseFacts
+
+
+@dataclass
+class CaseVolumes:
+    """One case's CT and masks as canonical ``[z, y, x]`` arrays (``render.planes``)."""
+
+    hu: np.ndarray
+    spacing_zyx: tuple[float, float, float]
+    organs: np.ndarray | None
+    lesions: np.ndarray | None
+
+
+def load_case_volumes(images: CaseImages, case_id: str) -> CaseVolumes:
+    """``ReviewError`` naming the case (never its raw ids or paths) when the CT cannot be read."""
+    try:
+        ct_path = images.source(case_id)
+        row = images.store.recall_input(case_id)
+        ct = load_ct(ct_path, case=case_id).image
+        masks = {}
+        for field in ("organ_mask", "lesion_mask"):
+            path = getattr(row, field)
+            masks[field] = canonical_array(load_mask(Path(path), ct, case=case_id, what=field)) if path else None
+    except TumorcotError as exc:
+        raise ReviewError(f"cannot show the CT: {type(exc).__name__}", case=case_id) from None
+    return CaseVolumes(hu=canonical_array(ct), spacing_zyx=canonical_spacing(ct),
+                       organs=masks["organ_mask"], lesions=masks["lesion_mask"])
+
+
+def record_region(record: dict, facts: CaseFacts) -> tuple[list[float] | None, str | None]:
+    """(normalised box shown, what its contour outlines: ``lesion``, ``organ`` or None)."""
+    lesion = next((x for x in facts.lesions if x.id == record["lesion_id"]), None) if record["lesion_id"] else None
+    organ = facts.organ(record["organ"]) if record["organ"] else None
+    box = record["roi_box"] or (list(lesion.bbox.normalized) if lesion else None) or \
+        (list(organ.bbox.normalized) if organ else None)
+    return box, ("lesion" if lesion else "organ" if organ else None)
+
+
+def _record_mask(volumes: CaseVolumes, record: dict, facts: CaseFacts, kind: str | None) -> np.ndarray | None:
+    if kind == "lesion" and volumes.lesions is not None:
+        lesion = next(x for x in facts.lesions if x.id == record["lesion_id"])
+        inside = np.zeros(volumes.lesions.shape, dtype=bool)   # this lesion only: the mask inside its box
+        (z0, z1), (y0, y1), (x0, x1) = box_ranges(volumes.lesions.shape, lesion.bbox.normalized)
+        inside[z0:z1, y0:y1, x0:x1] = volumes.lesions[z0:z1, y0:y1, x0:x1] != 0
+        return inside
+    if kind == "organ" and volumes.organs is not None:
+        return volumes.organs == facts.organ(record["organ"]).label_id
+    return None
+
+
+def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[dict]:
+    """Per plane: ``{"plane", "index", "window", "contour", "png"}`` (PNG bytes)."""
+    box, kind = record_region(record, facts)
+    mask = _record_mask(volumes, record, facts, kind)
+    window = window_for(record["organ"])
+    views = []
+    for axis, plane in enumerate(PLANES):
+        n = volumes.hu.shape[axis]
+        index = box_center(volumes.hu.shape, box, plane) if box else n // 2
+        pixels = render_slice(volumes.hu, plane, index, window, mask=mask, roi_box=box)
+        pixels = square_pixels(pixels, *pixel_spacing(volumes.spacing_zyx, plane))
+        views.append({"plane": plane, "index": int(index), "of": int(n), "window": window.name,
+                      "contour": kind if mask is not None else None, "png": encode_png(pixels)})
+    return views
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
