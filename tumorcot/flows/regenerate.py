@@ -17,7 +17,9 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from tumorcot.agents.scheduler import close_schedulers
 from tumorcot.errors import RegenerationError
-from tumorcot.flows.build import pipeline_versions, process_case, run_artifacts
+from tumorcot.flows.artifacts import run_artifacts
+from tumorcot.flows.cases import process_case
+from tumorcot.flows.versions import pipeline_versions
 from tumorcot.privacy import load_or_create_salt
 from tumorcot.schemas import AgentTurn, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
