@@ -152,6 +152,8 @@ class Binder:
             return self._number(hit, scope, lesion)
         if hit.kind == "tnm":
             return self._tnm(hit, scope)
+        if hit.kind == "slot":
+            return "slot", f"reference {hit.text} names no fact or KG node"
         if hit.kind == "stage_group":
             return "stage-group", f"states stage group '{hit.text}', which no label gives"
         if hit.kind == "lesion":

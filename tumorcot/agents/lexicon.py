@@ -240,8 +240,11 @@ class Lexicon:
             for i in range(*hit.span):
                 taken[i] = True
 
+        for m in re.finditer(r"\{[^{}\s]*\}", text):  # a slot reference left unresolved
+            take(Hit("slot", m.group(), m.span()))
         for m in STAGE_GROUP.finditer(text):
-            take(Hit("stage_group", m.group(), m.span()))
+            if free(*m.span()):
+                take(Hit("stage_group", m.group(), m.span()))
         for m in TNM_RUN.finditer(text):
             if free(*m.span()):
                 parts = [p.group() for p in TNM_PART.finditer(m.group())]

@@ -163,7 +163,7 @@ class LLMGenerator:
             out, last = await case.call("reasoner", p, roles.OrganChain, template.record_id)
             if out is None:
                 return None, [last], used
-            steps = roles.chain_steps(organ, out, boxes)
+            steps = roles.chain_steps(organ, out, boxes, case.table, self.kg)
             reasons = check_record(self._provisional(template, steps), case.facts, self.kg, case.table)
             last.verdict, last.reasons = ("rejected", reasons) if reasons else ("accepted", [])
             if not reasons:
@@ -186,7 +186,7 @@ class LLMGenerator:
                 chains[organ] = steps
         pending = dict(chains)
         while pending:
-            out, _ = await case.call("judge", roles.judge_prompt(pending), roles.JudgeVerdicts)
+            out, _ = await case.call("judge", roles.judge_prompt(pending, case.facts, case.table, self.kg), roles.JudgeVerdicts)
             if case.deferred:
                 return {}
             if out is None:  # no judgement, no record
@@ -240,9 +240,10 @@ class LLMGenerator:
                     hint_reasons[organ] = ["no summary returned"]
                     continue
                 template = reports[organ]
-                full = steps + [roles.pathology_step(organ, steps, summary, template.roi_box)]
+                last, conclusion = roles.pathology_step(organ, steps, summary, template.roi_box, case.table, self.kg)
+                full = steps + [last]
                 record = template.model_copy(update={"steps": full, "think": render_think(full),
-                                                     "answer": summary.conclusion, "conclusion": summary.conclusion})
+                                                     "answer": conclusion, "conclusion": conclusion})
                 reasons = check_record(record, case.facts, self.kg, case.table)
                 if reasons:
                     hint_reasons[organ] = reasons

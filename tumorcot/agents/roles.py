@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tumorcot.agents import slots
 from tumorcot.agents.chains import organ_chain, pathology_organ
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import lesion_features
@@ -51,9 +52,9 @@ class ReportExtraction(_Out):
 
 class ChainStep(_Out):
     stage: Literal["finding", "impression"]
-    text: str
-    fact_ids: list[str]
-    kg_node_ids: list[str]
+    text: str = Field(description="connective prose; every value and clinical term as a {slot}")
+    fact_ids: list[str] = Field(description="facts the step rests on without stating them")
+    kg_node_ids: list[str] = Field(description="KG nodes the step rests on (feature nodes of a finding)")
     follows_from: list[int]
 
 
@@ -74,10 +75,10 @@ class JudgeVerdicts(_Out):
 
 class OrganSummary(_Out):
     organ: str
-    pathology_text: str
+    pathology_text: str = Field(description="the pathology step; labels, classes and values as {slots}")
     fact_ids: list[str]
     kg_node_ids: list[str]
-    conclusion: str
+    conclusion: str = Field(description="one paragraph; every value and clinical term as a {slot}")
 
 
 class CaseSummary(_Out):
@@ -149,16 +150,27 @@ def skeleton(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> str:
 def reasoner_prompt(facts: CaseFacts, organ: str, kg: KnowledgeGraph, table: dict[str, Fact], *,
                     hint: str | None = None, report_findings: str | None = None) -> Prompt:
     return prompt("reasoner", case_id=facts.case_id, organ=display_name(organ), organ_id=organ, organ_node=f"organ:{kg.organ_key(organ)}",
-                  facts=organ_facts(facts, organ, table), skeleton=skeleton(facts, organ, kg),
-                  hint=hint, report_findings=report_findings)
+                  facts=[{"slot": slot_name(f.id), "text": slots.fact_text(f)} for f in organ_facts(facts, organ, table)],
+                  skeleton=skeleton(facts, organ, kg), hint=hint, report_findings=report_findings)
 
 
-def chain_steps(organ: str, chain: OrganChain, roi: dict[str, list[float] | None]) -> list[Step]:
-    """The Reasoner's chain as tumorcot ``Step``s (indices renumbered in order)."""
-    return [Step(index=i, stage=s.stage, organ=organ, text=s.text, fact_ids=s.fact_ids,
-                 kg_node_ids=s.kg_node_ids, follows_from=s.follows_from,
-                 roi_box=_roi(s.fact_ids, roi) or roi.get(f"organ:{organ}"))
-            for i, s in enumerate(chain.steps)]
+def slot_name(fact_id: str) -> str:
+    """'lesion:L1.long_axis_mm' -> 'L1.long_axis_mm' (the reference an agent writes in braces)."""
+    return fact_id.split(":", 1)[1] if fact_id.startswith(("lesion:", "organ:")) else fact_id
+
+
+def chain_steps(organ: str, chain: OrganChain, roi: dict[str, list[float] | None],
+                table: dict[str, Fact], kg: KnowledgeGraph) -> list[Step]:
+    """The Reasoner's chain as tumorcot ``Step``s (indices renumbered in order), its slots
+    rendered from the facts and the KG and cited by the step."""
+    steps = []
+    for i, s in enumerate(chain.steps):
+        r = slots.render(s.text, table, kg)
+        fact_ids = list(dict.fromkeys(s.fact_ids + r.fact_ids))
+        steps.append(Step(index=i, stage=s.stage, organ=organ, text=r.text, fact_ids=fact_ids,
+                          kg_node_ids=list(dict.fromkeys(s.kg_node_ids + r.kg_node_ids)), follows_from=s.follows_from,
+                          roi_box=_roi(fact_ids, roi) or roi.get(f"organ:{organ}")))
+    return steps
 
 
 def _roi(fact_ids: list[str], roi: dict[str, list[float] | None]) -> list[float] | None:
@@ -175,8 +187,14 @@ def roi_boxes(facts: CaseFacts) -> dict[str, list[float] | None]:
     return out
 
 
-def judge_prompt(chains: dict[str, list[Step]]) -> Prompt:
-    return prompt("judge", chains=[{"organ": o, "steps": s} for o, s in chains.items()])
+def judge_prompt(chains: dict[str, list[Step]], facts: CaseFacts, table: dict[str, Fact], kg: KnowledgeGraph) -> Prompt:
+    """The chains with the organ's fact table and, per step, the claims it is bound to (fact id =
+    value unit, node id = label), so the judge can see a value bound to the wrong quantity."""
+    def claims(step: Step) -> list[str]:
+        return [f"{f} = {slots.fact_text(table[f])}" for f in step.fact_ids if f in table] + \
+               [f"{n} = {kg.label(n)}" for n in step.kg_node_ids if n in kg]
+    return prompt("judge", chains=[{"organ": o, "steps": [{"step": s, "claims": claims(s)} for s in st],
+                                    "facts": organ_facts(facts, o, table)} for o, st in chains.items()])
 
 
 def reachable(steps: list[Step], kg: KnowledgeGraph) -> list[str]:
@@ -198,11 +216,16 @@ def summarizer_prompt(facts: CaseFacts, chains: dict[str, list[Step]], kg: Knowl
                   chains=[{"organ": o, "steps": s, "reachable": reachable(s, kg)} for o, s in chains.items()])
 
 
-def pathology_step(organ: str, steps: list[Step], summary: OrganSummary, box) -> Step:
+def pathology_step(organ: str, steps: list[Step], summary: OrganSummary, box, table: dict[str, Fact],
+                   kg: KnowledgeGraph) -> tuple[Step, str]:
+    """The Summarizer's pathology step and conclusion, slots rendered; the step cites what both use."""
     impressions = [s.index for s in steps if s.stage == "impression"]
-    return Step(index=len(steps), stage="pathology", organ=organ, text=summary.pathology_text,
-                fact_ids=summary.fact_ids, kg_node_ids=summary.kg_node_ids, roi_box=box,
-                follows_from=impressions)
+    text, conclusion = slots.render(summary.pathology_text, table, kg), slots.render(summary.conclusion, table, kg)
+    step = Step(index=len(steps), stage="pathology", organ=organ, text=text.text,
+                fact_ids=list(dict.fromkeys(summary.fact_ids + text.fact_ids + conclusion.fact_ids)),
+                kg_node_ids=list(dict.fromkeys(summary.kg_node_ids + text.kg_node_ids + conclusion.kg_node_ids)),
+                roi_box=box, follows_from=impressions)
+    return step, conclusion.text
 
 
 def questions_prompt(questions: dict[str, str]) -> Prompt:

@@ -91,3 +91,29 @@ def register(app: typer.Typer, console: Console) -> None:
         console.print(f"wrote {escape(result['path'])}: {result['records']} record(s) from {result['cases']} case(s), "
                       f"pack {result['id']}. Open it in a browser, judge, export, then: "
                       f"tumorcot review ingest {escape(str(dataset))} verdicts-{result['id']}-REVIEWER.json")
+
+    @app.command("report")
+    def report(
+        dataset: Path = typer.Argument(..., help="Dataset folder."),
+        out: Path = typer.Argument(..., help="HTML file to write (plots embedded)."),
+        as_json: bool = typer.Option(False, "--json", help="Also print the report's numbers as JSON."),
+    ):
+        """QC report: task mix vs TumorCoT's, lesion size/volume per organ, attenuation and contrast phase,
+        answer positions, splits, rejections by reason, review error rates, and a leakage audit
+        (exit 1 when a CT or a patient is in two splits)."""
+        from tumorcot.review.report import write_report
+
+        try:
+            q = write_report(dataset, out)
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        if as_json:
+            typer.echo(json.dumps({k: v for k, v in q.items() if k != "lesions"}, indent=1))
+        mix = ", ".join(f"{r['task']} {100 * r['share']:.0f} %" for r in q["task_mix"])
+        console.print(f"wrote {escape(str(out))}: {q['records']} records, {q['cases']} cases, "
+                      f"{len(q['lesions'])} lesions; task mix {mix}")
+        for line in q["leakage"]:
+            console.print(f"[red]error[/red] {escape(line)}")
+        if q["leakage"]:
+            raise typer.Exit(1)
