@@ -1,8 +1,10 @@
 """Statistics of the generation log (``AgentTurn`` rows), read by the flows (a run's Prefect
-artifacts) and by ``tumorcot audit`` alike: below both, so neither reaches into the other."""
+artifacts), ``tumorcot audit`` and the review QC report alike: below all of them, so none
+reaches into another."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -13,6 +15,36 @@ from tumorcot.schemas import AgentTurn
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.shards import case_tables, read_manifest
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
+_WHERE = re.compile(r"^(step #|question|answer|conclusion|think|turn #)[^:]*:\s*")
+
+
+_CODE = re.compile(r"\[([a-z][a-z-]*)\]")
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ...";
+    a claim-check reason is its code: "step 0: [number-quantity] '21.4 mL' ..." -> "number-quantity"."""
+    code = _CODE.search(reason)
+    if code:
+        return code.group(1)
+    text = _NUMBER.sub("#", _QUOTED.sub("'…'", reason.strip()))
+    text = _WHERE.sub("", text)
+    text = re.sub(r"\b(fact|node) \S+", r"\1 …", text)
+    return text[:100]
+
+
+def rejection_reasons(rows: list[dict]) -> list[dict]:
+    """Rejections of record-level turns (calibrator, LLM judge) counted by kind of reason."""
+    counts: Counter = Counter()
+    for row in rows:
+        if row["verdict"] == "rejected" and row["record_id"] is not None:
+            for reason in row["reasons"] or ["(no reason given)"]:
+                counts[(row["agent"], reason_kind(reason))] += 1
+    return [{"agent": a, "reason": r, "count": n} for (a, r), n in counts.most_common()]
+
 
 PER_CASE_LOG_LIMIT = 100
 STAT_COLUMNS = ["run_id", "agent", "verdict", "error", "attempt", "cached", "prompt_tokens", "completion_tokens",
