@@ -24,6 +24,15 @@ KNOWN = set(CaseInput.model_fields) - {"row", "predicted_masks"}
 def _rows(path: Path) -> list[dict]:
     if not path.exists():
         raise ManifestError(f"case manifest {path} does not exist")
+    if path.is_dir():
+        raise ManifestError(f"case manifest {path} is a folder; give the CSV or JSONL file listing the cases")
+    try:
+        return _parse(path)
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise ManifestError(f"case manifest {path} cannot be read as CSV or JSONL: {exc}") from None
+
+
+def _parse(path: Path) -> list[dict]:
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         rows = []
         for n, line in enumerate(path.read_text().splitlines(), 1):

@@ -16,6 +16,9 @@
     ├── DatasetLockedError        another writer holds the dataset's lock
     ├── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
     │                             case row, or the patient's case failed again (dataset unchanged)
+    ├── NotADatasetError          a command that reads a dataset was given a folder without one
+    ├── PrefectUnavailableError   no Prefect API: the configured one does not answer, or the
+    │                             temporary server did not start in time
     ├── StateDirError             the private state folder cannot be used (inside the dataset
     │                             folder, or belongs to another dataset)
     ├── ExportError               ``tumorcot export`` / the torch dataset cannot place a record's CT:
@@ -79,6 +82,14 @@ class DatasetLockedError(TumorcotError):
 
 class RegenerationError(TumorcotError):
     """A patient cannot be regenerated; the dataset's shards and manifest are left unchanged."""
+
+
+class NotADatasetError(TumorcotError, FileNotFoundError):
+    """The folder holds no tumorcot dataset (no ``manifest.json``)."""
+
+
+class PrefectUnavailableError(TumorcotError):
+    """No Prefect API to run flows against."""
 
 
 class StateDirError(TumorcotError):

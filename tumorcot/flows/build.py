@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.utilities.annotations import quote
@@ -30,11 +30,12 @@ from tumorcot.errors import ManifestError
 from tumorcot.exports.summaries import publish_summaries
 from tumorcot.flows.artifacts import publish_artifacts
 from tumorcot.flows.cases import PROBE_CASES, auto_batch_size, llm_batches, process_cases, process_cases_llm
-from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan
+from tumorcot.flows.progress import InProcess
+from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit
+from tumorcot.flows.settings import explicit, resolve_settings
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.privacy import load_or_create_salt
 from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
-from tumorcot.schemas.options import resolve_options
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.keys import current_result
@@ -67,33 +68,38 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
 
 
 @flow(name="build_dataset", log_prints=False)
-def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
+def build_dataset(manifest: Path, out: Path, generator: str | None = None, force: bool = False,
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
                   llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None,
-                  progress: object = None, pause: object = None) -> dict:
+                  progress: InProcess | None = None, pause: InProcess | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
     task and the first to finish sizes the rest (``auto_batch_size``), so that the per-task
     orchestration cost stays small whether a case takes 50 ms (phantoms) or a minute (real CT).
-    ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
-    interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
-    manifest's masks); ``state_dir_path`` the private state folder (default: ``$TUMORCOT_STATE_DIR``,
-    else ``OUT.private`` beside ``out``).
+    ``generator`` (``offline`` or ``llm``), ``options`` (``GenerationOptions`` fields: splits,
+    negative share, multiple-choice share, interleaving) and ``segmentation`` (``SegmentationPlan``
+    fields) override the settings stored with the dataset (``flows/settings.py``; defaults for a
+    new dataset: offline, default options, the manifest's masks); ``state_dir_path`` is the
+    private state folder (default: ``$TUMORCOT_STATE_DIR``, else ``OUT.private`` beside ``out``).
 
     With ``generator="llm"`` the cases go to ``process_cases_llm`` in ``llm_batches`` (one per
     case worker, ``workers``), whose agents share one LLM scheduler per process with at most
     ``llm_concurrency`` requests in flight (per worker process with Dask).
 
-    ``progress`` (``start(total)``, ``advance(outcome)``) is told about every case; ``pause(point)``
-    is called at the shard update's crash points (tests)."""
+    ``progress`` holds the caller's display (``start(total)``, ``advance(outcome)``), told about
+    every case; ``pause`` a callable ``pause(point)`` run at the shard update's crash points (crash
+    tests). Both are ``InProcess``: passed explicitly, they never travel to a Dask worker."""
     flow_started = time.time()
     bind(out, state_dir_path)
-    options = resolve_options(options).model_dump(mode="json")
-    plan = resolve_plan(segmentation)
-    segmentation = plan.model_dump(mode="json")
+    settings = resolve_settings(out, generator, options, segmentation)
+    for warning in settings.warnings:
+        get_run_logger().info("settings: %s", warning)
+    generator, plan = settings.generator, settings.segmentation
+    options, segmentation = settings.options.model_dump(mode="json"), plan.model_dump(mode="json")
+    progress, pause = (progress or InProcess()).value, (pause or InProcess()).value
     use_system_allocator()
-    manifest, out = Path(manifest), Path(out)
+    manifest, out = Path(manifest).absolute(), Path(out).absolute()   # tasks may run on other machines
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     state = str(state_dir(out))   # resolved here, passed to every task
@@ -181,7 +187,7 @@ def run_record_path(out: Path, run_id: str) -> Path:
     return out / "runs" / f"{run_id}.json"
 
 
-def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
+def run_build(manifest: Path, out: Path, *, generator: str | None = None, concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
               dask_address: str | None = None, options: GenerationOptions | dict | None = None,
               segmentation: SegmentationPlan | dict | None = None, llm_concurrency: int = 16,
@@ -189,7 +195,8 @@ def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurre
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster); the run
     summary with every case's outcome (``runs/<run_id>.json``), plus ``startup_s``: the seconds
     from this call to the flow's first line (Prefect's engine and, without ``PREFECT_API_URL``,
-    its temporary API server).
+    its temporary API server). ``generator``, ``options`` and ``segmentation`` override the
+    dataset's stored settings only where given (fields set).
 
     ``llm_concurrency`` is the number of LLM requests in flight for the whole build: with threads
     one scheduler holds it; a local Dask cluster's ``concurrency`` worker processes share it out
@@ -203,10 +210,10 @@ def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurre
     if task_runner == "dask" and not dask_address:
         per_process = max(1, math.ceil(llm_concurrency / max(1, concurrency)))
     called = time.time()
-    result = configured(manifest, out, generator=generator, force=force,
-                        options=resolve_options(options).model_dump(mode="json"),
-                        segmentation=resolve_plan(segmentation).model_dump(mode="json"),
-                        llm_concurrency=per_process, workers=concurrency, progress=progress, pause=pause)
+    result = configured(Path(manifest).absolute(), Path(out).absolute(), generator=generator, force=force,
+                        options=explicit(options) or None, segmentation=explicit(segmentation) or None,
+                        llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)),
+                        progress=InProcess(progress), pause=InProcess(pause))
     summary = json.loads(Path(result["run_record"]).read_text())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"

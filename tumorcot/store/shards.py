@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tumorcot import __version__
+from tumorcot.errors import NotADatasetError
 from tumorcot.privacy import assign_split
 from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.options import resolve_options
@@ -181,7 +182,13 @@ def _concat(paths: list[Path], schema: pa.Schema) -> pa.Table:
 
 
 def read_manifest(dataset_dir: Path) -> dict:
-    return json.loads((dataset_dir / "manifest.json").read_text())
+    """The dataset manifest; ``NotADatasetError`` when ``dataset_dir`` holds no dataset."""
+    path = Path(dataset_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise NotADatasetError(f"{dataset_dir} is not a tumorcot dataset (no manifest.json): give the folder "
+                               "that `tumorcot build --out` wrote") from None
 
 
 def read_records(dataset_dir: Path) -> pa.Table:
