@@ -4,6 +4,8 @@
     ├── ManifestError             a case-manifest row is malformed (names the row and the field)
     ├── CaseInputError            an input file of one case is missing, unreadable, corrupt or of
     │                             the wrong modality, or a mask is empty where it must not be
+    │   └── ImplausibleInputError it decodes but cannot be real: spacing, HU distribution, organ
+    │                             HU/volume or lesion extent outside the plausibility gates
     ├── GeometryError             a mask cannot be put on the CT's grid (no or too little physical
     │                             overlap, non-3D image)
     ├── SegmentationError         the segmentation backend failed or is not usable (no weights)
@@ -46,6 +48,10 @@ class ManifestError(TumorcotError):
 
 class CaseInputError(TumorcotError):
     """An input of one case is missing, unreadable, corrupt, empty or not CT."""
+
+
+class ImplausibleInputError(CaseInputError):
+    """Raised by ``imaging.plausibility`` gates (names the check and the measured value)."""
 
 
 class GeometryError(TumorcotError):
