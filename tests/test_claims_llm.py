@@ -52,8 +52,10 @@ def phantom(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("claims-cli")
     manifest = write_phantom_cases(out / "cases", 2, seed=3)
-    salt = load_or_create_salt(out / "ds")
-    facts = {f.case_id: f for f in (extract_facts(c, salt) for c in read_case_manifest(manifest))}
+    facts = {}
+    for name in ("clean", "half"):   # each dataset has its own salt, so its own case ids
+        salt = load_or_create_salt(out / name)
+        facts.update({f.case_id: f for f in (extract_facts(c, salt) for c in read_case_manifest(manifest))})
     return manifest, out, facts
 
 
@@ -76,7 +78,7 @@ def test_cli_build_at_half_injection_ships_no_injected_claim(phantom, prefect_se
 
     manifest, out, facts = phantom
     clean, log = cli_build(manifest, out / "clean", facts, Injector(0.0), monkeypatch)
-    assert clean and [(r["agent"], r["verdict"], r["error"], r["reasons"]) for r in log if r["verdict"] in ("rejected", "failed")][:3] == []
+    assert clean and [(r["agent"], r["error"], r["reasons"]) for r in log if r["verdict"] in ("rejected", "failed")] == []
     injector = Injector(0.5, seed=1)
     records, log = cli_build(manifest, out / "half", facts, injector, monkeypatch)
     assert len(injector.injected) >= 5 and shipped(injector, records) == []
