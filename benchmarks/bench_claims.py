@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -32,18 +31,16 @@ from llm_oracle import KINDS, Injector, Oracle, shipped  # noqa: E402
 from llm_server import ScriptedLLMServer  # noqa: E402
 
 
-def build(manifest: Path, out: Path, facts: dict, injector: Injector) -> tuple[list[dict], list[dict], float]:
+def build(manifest: Path, out: Path, facts: dict, injector: Injector) -> tuple[list[dict], list[dict]]:
     from tumorcot.flows.build import run_build
     from tumorcot.knowledge_graph import load_kg
     from tumorcot.store.shards import read_log, read_records
 
     with ScriptedLLMServer(Oracle(facts, load_kg(), injector, phrasing="varied")) as srv:
         os.environ.update(OPENAI_BASE_URL=srv.base_url, OPENAI_API_KEY="sk-bench", TUMORCOT_MODEL="scripted-model")
-        start = time.perf_counter()
         summary = run_build(manifest, out, generator="llm")
-        seconds = time.perf_counter() - start
     assert summary["failed"] == 0, summary
-    return read_records(out).to_pylist(), read_log(out).to_pylist(), seconds
+    return read_records(out).to_pylist(), read_log(out).to_pylist()
 
 
 def main(cases: int) -> None:
@@ -55,14 +52,15 @@ def main(cases: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["PREFECT_HOME"] = str(tmp / "prefect-home")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # a busy machine
         manifest = write_phantom_cases(tmp / "cases", cases, seed=0)
         facts = {}
         for name in ("clean", "half"):   # each dataset has its own salt, so its own case ids
             salt = load_or_create_salt(tmp / name)
             facts.update({f.case_id: f for f in (extract_facts(c, salt) for c in read_case_manifest(manifest))})
         clean_inj, half_inj = Injector(0.0), Injector(0.5, seed=7)
-        clean, clean_log, clean_s = build(manifest, tmp / "clean", facts, clean_inj)
-        half, half_log, half_s = build(manifest, tmp / "half", facts, half_inj)
+        clean, clean_log = build(manifest, tmp / "clean", facts, clean_inj)
+        half, half_log = build(manifest, tmp / "half", facts, half_inj)
 
     injected = Counter(k for _, k, _ in half_inj.injected)
     leaked = Counter(k for _, k, _ in shipped(half_inj, half))
@@ -90,13 +88,12 @@ def main(cases: int) -> None:
     print(f"false rejections, clean run: {len(rejected(clean_log))} rejections over {len(clean_answers)} agent answers "
           f"({len(rejected(clean_log)) / max(len(clean_answers), 1):.1%})")
     print(f"records shipped at 50 % injection / clean run: {len(half)} / {len(clean)} = {len(half) / len(clean):.3f}")
-    print(f"build time at 50 % / clean: {half_s:.1f} s / {clean_s:.1f} s = {half_s / clean_s:.2f}; "
-          f"load average now {os.getloadavg()[0]:.2f}")
+    print(f"load average now {os.getloadavg()[0]:.2f}")
     codes = Counter(r.split("[", 1)[1].split("]", 1)[0] for row in rejected(half_log) for r in row["reasons"] if "[" in r)
     print("rejection reasons at 50 % (per code): " + ", ".join(f"{c} {n}" for c, n in codes.most_common()))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=4)
+    parser.add_argument("--cases", type=int, default=10)
     main(parser.parse_args().cases)

@@ -204,7 +204,7 @@ class Injector:
         self._turn: dict[str, int] = {}
 
     def __call__(self, agent: str, answer: dict, n: int, facts: CaseFacts) -> dict:
-        kinds = [k for k in self.kinds if agent in KINDS[k]]
+        kinds = sorted((k for k in self.kinds if agent in KINDS[k]), key=lambda k: len(KINDS[k]))  # own kinds first
         done = sum(1 for a, _, _ in self.injected if a == agent)
         if not kinds or _unit_hash(self.seed, agent, n) >= self.rate or self.limit is not None and done >= self.limit:
             self.faithful[agent] = self.faithful.get(agent, 0) + 1
