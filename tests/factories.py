@@ -21,7 +21,8 @@ def lesion(lid: str, organ_name: str, long_mm: float, hu: float, organ_hu: float
     return LesionFacts(id=lid, organ=organ_name, organ_overlap_fraction=1.0, side=side, voxel_count=100,
                        volume_ml=round(long_mm ** 3 / 2000, 2), long_axis_mm=long_mm, short_axis_mm=long_mm * 0.7,
                        axial_slice=12, max_diameter_3d_mm=long_mm * 1.1, mean_hu=hu, std_hu=8.0,
-                       hu_difference=diff, attenuation=att, centroid_mm=(0, 0, 0), bbox=box(0.3, 0.4), **kw)
+                       hu_difference=diff, attenuation=att, centroid_mm=(0, 0, 0), bbox=box(0.3, 0.4),
+                       core_median_hu=hu, **kw)
 
 
 def case_facts(pathology: PathologyLabels | None = None) -> CaseFacts:

@@ -8,6 +8,12 @@ JSON content, an error status with headers, a delay, ``finish_reason="length"``,
 raw malformed content. A list of replies is a script too (the last one repeats). The server
 records every request (number, arrival time, JSON body, headers) under a lock.
 
+``latency_s`` is added to every reply's delay; ``capacity`` bounds the requests served at once
+(more wait in the server's queue, as on a saturated inference server). Each recorded request
+also gets its ``finished`` time and status, and the server keeps ``in_flight`` and
+``max_in_flight`` (arrival to response written): tests assert on what the server observed.
+``GET /stats`` returns these as JSON, for a server running in another process.
+
 Run ``python tests/llm_server.py --latency-ms 200`` for a stand-alone fixed-latency server that
 answers ``{"ok": true}`` (the benchmark uses this in a subprocess); it prints its base URL.
 """
@@ -47,6 +53,8 @@ class Recorded:
     arrived: float
     body: dict[str, Any]
     headers: dict[str, str]
+    finished: float | None = None
+    status: int | None = None
 
 
 Script = Callable[[dict[str, Any], int], Reply] | Sequence[Reply]
@@ -69,8 +77,12 @@ def completion_json(reply: Reply, model: str, number: int) -> dict[str, Any]:
 class ScriptedLLMServer:
     """Context manager: starts on enter, stops (closing every connection) on exit."""
 
-    def __init__(self, script: Script, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, script: Script, *, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0,
+                 capacity: int | None = None):
         self._script = script
+        self.latency_s, self.capacity = latency_s, capacity
+        self._slots: asyncio.Semaphore | None = None
+        self.in_flight = self.max_in_flight = 0
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
@@ -138,13 +150,26 @@ class ScriptedLLMServer:
 
     # -- HTTP ----------------------------------------------------------------------------------
 
-    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Reply]:
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[Recorded, Reply]:
         with self._lock:
-            number = len(self.requests)
-            self.requests.append(Recorded(number, time.monotonic(), body, headers))
+            recorded = Recorded(len(self.requests), time.monotonic(), body, headers)
+            self.requests.append(recorded)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        number = recorded.number
         if callable(self._script):
-            return number, self._script(body, number)
-        return number, self._script[min(number, len(self._script) - 1)]
+            return recorded, self._script(body, number)
+        return recorded, self._script[min(number, len(self._script) - 1)]
+
+    def _done(self, recorded: Recorded, status: int) -> None:
+        with self._lock:
+            recorded.finished, recorded.status = time.monotonic(), status
+            self.in_flight -= 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"count": len(self.requests), "max_in_flight": self.max_in_flight,
+                    "intervals": [[r.arrived, r.finished, r.status] for r in self.requests]}
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -179,15 +204,29 @@ class ScriptedLLMServer:
             writer.close()
 
     async def _respond(self, method: str, path: str, raw: bytes, headers: dict[str, str]):
+        if method == "GET" and path.rstrip("/").endswith("/stats"):
+            return 200, self.stats(), {}
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return 404, {"error": {"message": f"no route {method} {path}"}}, {}
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             return 400, {"error": {"message": "body is not JSON"}}, {}
-        number, reply = self._next(body, headers)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        recorded, reply = self._next(body, headers)
+        try:
+            return await self._serve(recorded, reply, body)
+        finally:
+            self._done(recorded, reply.status)
+
+    async def _serve(self, recorded: Recorded, reply: Reply, body: dict[str, Any]):
+        number = recorded.number
+        if self.capacity and self._slots is None:
+            self._slots = asyncio.Semaphore(self.capacity)
+        if self._slots is not None:
+            async with self._slots:
+                await asyncio.sleep(reply.delay_s + self.latency_s)
+        elif reply.delay_s + self.latency_s:
+            await asyncio.sleep(reply.delay_s + self.latency_s)
         if reply.status != 200:
             error = reply.error_body or {"error": {"message": f"scripted {reply.status}",
                                                    "type": "scripted", "code": reply.status}}

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 import tumorcot
-from tumorcot.imaging.describe import VESSEL_LABELS, content_of, shape_of
+from tumorcot.imaging.describe import VESSEL_LABELS
+from tumorcot.imaging.shape import shape_of
+from tumorcot.imaging.texture import content_of
 from tumorcot.vocabulary import (ATTRIBUTE_VALUES, NO_HOST, SUB_LOCATION_SCHEMES, THRESHOLDS, attribute_rules,
                                  label_ids, task_labels, total_labels)
 
@@ -67,7 +69,7 @@ def test_attribute_rules_state_every_threshold_value():
 
 
 @pytest.mark.parametrize("hu, expected", [
-    ([-80.0] * 10, "fatty"),                   # mean below the fat threshold
+    ([-80.0] * 10, "fatty"),                   # median below the fat threshold
     ([200.0] * 6 + [40.0] * 4, "calcified"),   # 60 % of voxels above the calcification threshold
     ([10.0, 12.0, 8.0, 11.0], "cystic"),       # water range, homogeneous
     ([45.0, 60.0, 50.0, 55.0], "solid"),
@@ -75,7 +77,7 @@ def test_attribute_rules_state_every_threshold_value():
 def test_content_values_are_members_of_the_closed_set(hu, expected):
     import numpy as np
 
-    found = content_of(np.array(hu))
+    found = content_of(np.array(hu))["content"]
     assert found == expected and found in ATTRIBUTE_VALUES["content"]
 
 
@@ -84,7 +86,8 @@ def test_shape_of_a_ball_is_round_and_in_the_closed_set():
 
     z, y, x = np.mgrid[-12:13, -12:13, -12:13]
     ball = (x**2 + y**2 + z**2) <= 10**2
-    shape, sphericity, _ = shape_of(ball, (1.0, 1.0, 1.0))
+    found = shape_of(ball, (1.0, 1.0, 1.0))
+    shape, sphericity = found["shape"], found["sphericity"]
     assert shape == "round" and shape in ATTRIBUTE_VALUES["shape"] and sphericity >= THRESHOLDS["round_sphericity"][0]
 
 

@@ -163,24 +163,67 @@ ATTRIBUTE_VALUES = {
 }
 
 # name: (value, unit, source). Imaging decides attributes with these values, the knowledge graph
-# maps facts to features with them, and ``attribute_rules`` states them.
+# maps facts to features with them, and ``attribute_rules`` states them. "tumorcot" marks a
+# project definition: no guideline gives a number for it.
 THRESHOLDS = {
-    "isodense_hu": (10.0, "HU", "RadGPT / AbdomenAtlas 3.0: attenuation compared with the host organ"),
-    "fatty_hu": (-30.0, "HU", "Radiopaedia: Hounsfield unit (fat below -30 HU)"),
-    "calcified_hu": (130.0, "HU", "Radiopaedia: Hounsfield unit (calcification above 130 HU)"),
-    "calcified_share": (0.5, "", "tumorcot: majority of lesion voxels"),
-    "cystic_hu_low": (0.0, "HU", "Radiopaedia: Hounsfield unit (water/fluid 0-20 HU)"),
-    "cystic_hu_high": (20.0, "HU", "Radiopaedia: Hounsfield unit (water/fluid 0-20 HU)"),
-    "cystic_std_hu": (15.0, "HU", "tumorcot: homogeneous fluid"),
-    "well_defined_hu_per_mm": (3.0, "HU/mm", "tumorcot: mean boundary gradient"),
+    "isodense_hu": (10.0, "HU", "tumorcot (as RadGPT / AbdomenAtlas 3.0, which compare lesion and organ HU "
+                    "without a published cut-off)"),
+    "erosion_mm": (2.0, "mm", "tumorcot: organ reference and lesion core eroded by ceil(2 mm / spacing) voxels "
+                   "per axis (at least one) to keep partial-volume boundary voxels out"),
+    "min_region_voxels": (20.0, "voxels", "tumorcot: fewer voxels after erosion -> no organ reference (lesion: "
+                          "all its voxels)"),
+    "fluid_hu_low": (-10.0, "HU", "Bosniak v2019 (Silverman SG et al., Radiology 2019;292:475-488), Table 1, "
+                     "class I: homogeneous simple fluid -9 to 20 HU (lower bound rounded)"),
+    "fluid_hu_high": (20.0, "HU", "Bosniak v2019 (Silverman SG et al., Radiology 2019;292:475-488), Table 1, "
+                      "class I: homogeneous simple fluid -9 to 20 HU"),
+    "fluid_max_iqr_hu": (30.0, "HU", "tumorcot: Bosniak's 'homogeneous' as core IQR <= 30 HU (image noise of SD "
+                         "15-20 HU alone gives 20-27 HU)"),
+    "fatty_hu": (-30.0, "HU", "Simpfendorfer C et al., AJR 2009;192:438-443 (pixels < -30 HU: PPV 100 % for fat "
+                 "in renal angiomyolipoma); stricter than the <= -20 HU at which Davenport MS et al., Radiology "
+                 "2011;260:158-165 misdiagnosed no renal cell carcinoma"),
+    "calcified_hu": (130.0, "HU", "Agatston AS et al., J Am Coll Cardiol 1990;15:827-832, Methods (calcium: "
+                     "density > 130 HU); raised to the aortic median on enhanced scans (tumorcot)"),
+    "calcified_share": (0.5, "", "tumorcot: majority of the core's voxels"),
+    "margin_min_cnr": (1.0, "", "tumorcot: core and surroundings differing by less than one noise SD (or by no "
+                       "more than isodense_hu) make the margin not assessable"),
+    "well_defined_sharpness": (0.6, "", "tumorcot cut-off on a margin-sharpness measure after Xu J et al., Med "
+                               "Phys 2012;39:5405-5418 (edge profiles normal to the boundary)"),
+    "noise_distance_sigmas": (3.0, "", "tumorcot: noise gradient measured >= 3 sigma from the lesion's edge"),
+    "round_sphericity": (0.85, "", "IBSI sphericity (Zwanenburg A et al., Radiology 2020;295:328-338; IBSI "
+                         "reference manual 3.1.8, mesh-based); cut-off tumorcot"),
+    "round_axis_ratio": (1.3, "", "tumorcot: principal-axis ratio of a round lesion"),
+    "lobulated_index": (0.03, "", "tumorcot: contour lobulation index (convex outlines score 0)"),
+    "irregular_index": (0.2, "", "tumorcot: contour lobulation index of an irregular outline"),
     "small_mm": (10.0, "mm", "tumorcot convention: sub-centimetre lesion"),
     "large_mm": (50.0, "mm", "tumorcot convention: lesion larger than 5 cm"),
-    "round_sphericity": (0.9, "", "tumorcot: ITK roundness"),
-    "round_elongation": (1.3, "", "tumorcot: ITK elongation"),
-    "oval_sphericity": (0.8, "", "tumorcot: ITK roundness"),
-    "oval_elongation": (1.5, "", "tumorcot: ITK elongation"),
-    "lobulated_sphericity": (0.65, "", "tumorcot: ITK roundness"),
+    # contrast phase (tumorcot.imaging.phase)
+    "unenhanced_blood_max_hu": (70.0, "HU", "unenhanced aortic blood 29-45 HU (IQR; non-anaemic 39-50 HU), "
+                                "Research Square preprint rs-1420003/v1 (2022), Table 2, plus the 20 HU "
+                                "enhancement criterion of Bosniak v2019 (Silverman SG et al., Radiology 2019)"),
+    "blood_baseline_hu": (40.0, "HU", "unenhanced blood, midpoint of 29-50 HU (same source)"),
+    "arterial_aorta_portal_ratio": (2.0, "", "Goshima S et al., AJR 2006;187:W25-W32, Results: arterial phase "
+                                    "aortic enhancement 300-336 HU vs portal vein 75-104 HU (ratio >= 2.9); "
+                                    "LI-RADS v2018 CT/MRI technique: portal vein less enhanced than in the portal "
+                                    "venous phase"),
+    "portal_min_enhancement_hu": (50.0, "HU", "tumorcot, below Goshima 2006's portal vein enhancement (75-104 HU "
+                                  "already in the arterial phase); LI-RADS v2018: portal veins fully enhanced"),
+    "delayed_aorta_max_hu": (130.0, "HU", "tumorcot, below Goshima 2006's portal venous aorta (enhancement "
+                             "117-125 HU, about 160 HU); LI-RADS v2018: delayed phase veins enhanced but less "
+                             "than in the portal venous phase"),
+    "delayed_aorta_portal_hu": (20.0, "HU", "tumorcot: aorta and portal vein equilibrated"),
+    "excreted_contrast_hu": (100.0, "HU", "tumorcot: urine is fluid (Bosniak v2019 -9 to 20 HU) unless contrast "
+                             "has been excreted"),
+    "corticomedullary_hu": (40.0, "HU", "tumorcot cut-off; Yuh BI, Cohan RH, AJR 1999;173:747-755: "
+                            "corticomedullary differentiation in the corticomedullary phase (25-70 s), homogeneous "
+                            "nephrogram later"),
+    "kidney_cortex_mm": (4.0, "mm", "tumorcot: kidney cortex = within 4 mm of the kidney surface"),
+    "kidney_medulla_mm": (8.0, "mm", "tumorcot: kidney medulla = deeper than 8 mm"),
 }
+
+# Organs whose mask holds a lumen (gas, fluid, oral contrast, bile, urine): their HU is no
+# parenchymal reference, so a lesion's attenuation relative to them is "not assessed".
+HOLLOW_ORGANS = frozenset({"stomach", "colon", "small_bowel", "duodenum", "esophagus", "urinary_bladder",
+                           "gallbladder"})
 
 
 def threshold(name: str) -> float:
@@ -191,17 +234,34 @@ def attribute_rules() -> dict[str, str]:
     """The attribute rules in words, rendered from ``THRESHOLDS`` (never typed twice)."""
     t = threshold
     return {
-        "attenuation": f"hypodense if lesion mean HU < host organ mean HU - {t('isodense_hu'):g}; hyperdense if > "
-                       f"organ + {t('isodense_hu'):g}; else isodense (RadGPT-style comparison to the host organ)",
-        "content": f"fatty if mean HU < {t('fatty_hu'):g}; calcified if >= {t('calcified_share'):g} of voxels > "
-                   f"{t('calcified_hu'):g} HU; cystic if {t('cystic_hu_low'):g}-{t('cystic_hu_high'):g} HU with std <= "
-                   f"{t('cystic_std_hu'):g} HU; else solid",
-        "margin": f"well-defined if the mean boundary gradient >= {t('well_defined_hu_per_mm'):g} HU/mm",
-        "shape": f"sphericity >= {t('round_sphericity'):g}: round if elongation <= {t('round_elongation'):g}, else "
-                 f"oval; sphericity >= {t('oval_sphericity'):g}: oval if elongation > {t('oval_elongation'):g}, else "
-                 f"lobulated; sphericity >= {t('lobulated_sphericity'):g}: lobulated; else irregular",
+        "regions": f"organ reference = the organ minus its lesions eroded by {t('erosion_mm'):g} mm (none for hollow "
+                   f"organs and the gallbladder, or when fewer than {t('min_region_voxels'):g} voxels remain); lesion "
+                   f"core = the lesion eroded likewise",
+        "attenuation": f"lesion core median HU vs the host organ's reference median: hypodense if lower by more than "
+                       f"{t('isodense_hu'):g} HU, hyperdense if higher by more, else isodense; not assessed without "
+                       f"a reference",
+        "content": f"fatty if the core median < {t('fatty_hu'):g} HU; calcified if >= {t('calcified_share'):g} of "
+                   f"core voxels > {t('calcified_hu'):g} HU (the aortic median on enhanced scans, if higher); cystic "
+                   f"(fluid) if the core median is {t('fluid_hu_low'):g} to {t('fluid_hu_high'):g} HU with IQR <= "
+                   f"{t('fluid_max_iqr_hu'):g} HU; else solid",
+        "margin": f"not assessable if core and surroundings differ by <= {t('isodense_hu'):g} HU or by less than "
+                  f"{t('margin_min_cnr'):g} noise SD; else edge sharpness (boundary gradient with the noise share, "
+                  f"measured >= {t('noise_distance_sigmas'):g} sigma away, removed, x sqrt(2 pi) sigma / contrast) "
+                  f">= {t('well_defined_sharpness'):g} is well-defined, below ill-defined",
+        "shape": f"lobulation index > {t('irregular_index'):g}: irregular; > {t('lobulated_index'):g}: lobulated; "
+                 f"else round if IBSI sphericity >= {t('round_sphericity'):g} and axis ratio <= "
+                 f"{t('round_axis_ratio'):g}, else oval",
         "small": f"longest axial diameter < {t('small_mm'):g} mm",
         "large": f"longest axial diameter > {t('large_mm'):g} mm",
         "multiple": "more than one connected lesion component in the same organ",
         "vascular_contact": "any contact angle > 0 degrees with a segmented vessel",
+        "contrast_phase": f"non-contrast if aorta and portal vein medians <= {t('unenhanced_blood_max_hu'):g} HU; "
+                          f"delayed if the bladder holds excreted contrast (> {t('excreted_contrast_hu'):g} HU); "
+                          f"arterial if aortic enhancement (HU - {t('blood_baseline_hu'):g}) >= "
+                          f"{t('arterial_aorta_portal_ratio'):g} x the portal vein's; delayed if aorta <= "
+                          f"{t('delayed_aorta_max_hu'):g} HU within {t('delayed_aorta_portal_hu'):g} HU of the portal "
+                          f"vein; portal venous if portal enhancement >= {t('portal_min_enhancement_hu'):g} HU; with "
+                          f"the aorta alone, arterial if kidney cortex (within {t('kidney_cortex_mm'):g} mm of the "
+                          f"surface) exceeds medulla (deeper than {t('kidney_medulla_mm'):g} mm) by >= "
+                          f"{t('corticomedullary_hu'):g} HU; otherwise indeterminate",
     }

@@ -45,7 +45,7 @@ def _finding_text(lesion: LesionFacts, organ_name: str) -> str:
         parts.append(f"{lesion.attenuation} relative to the organ (difference {fmt(lesion.hu_difference)} HU)")
     for value in (lesion.shape, lesion.margin, lesion.content):
         if value:
-            parts.append(value)
+            parts.append("margin not assessable" if value == "not assessable" else value)
     for vessel, deg in sorted(lesion.vessel_contact_deg.items()):
         if deg > 0:
             parts.append(f"contact with the {display_name(vessel)} over {fmt(deg)} degrees")

@@ -107,7 +107,10 @@ class LLMGenerator:
         case = _Case(facts, client, self.run_id)
         offline = OfflineGenerator(self.kg, self.options)
         offline.name = self.name
-        base = select_negatives(offline.draft(facts), self.options.negative_share)  # no calls for dropped ones
+        # CPU-heavy steps (drafting, claim checks) run in a worker thread: the event loop is shared
+        # by every case in flight and must stay free to send and receive their requests.
+        base = await asyncio.to_thread(lambda: select_negatives(offline.draft(facts),  # no calls for dropped ones
+                                                                self.options.negative_share))
         reports = {r.organ: r for r in base if r.subtask == "organ_report"}
         others = [r for r in base if r.subtask != "organ_report"]
 
@@ -126,7 +129,7 @@ class LLMGenerator:
         if case.deferred:
             return self._deferred(case)
         records = [with_turns(r, facts, self.options.interleave) for r in records]  # after every rewrite
-        accepted, rejected = calibrate(records, facts, self.kg)  # the last gate before a shard
+        accepted, rejected = await asyncio.to_thread(calibrate, records, facts, self.kg)  # the last gate
         for record, reasons in rejected:
             case.failed[record.record_id] = reasons
             case.verdict("calibrator", record.record_id, "failed", reasons)
@@ -263,16 +266,20 @@ class LLMGenerator:
         if out is None:
             return records
         new = {q.id: q.question.strip() for q in out.questions}
-        result = []
-        for record in records:
-            text = new.get(record.record_id)
-            if text and claim_set(record.question, self.kg) == claim_set(text, self.kg) \
-                    and set(re.findall(LESION_ID, record.question)) == set(re.findall(LESION_ID, text)):
-                candidate = record.model_copy(update={"question": text, "template": record.template + "+llm"})
-                if not check_record(candidate, case.facts, self.kg, case.table):
-                    record = candidate
-            result.append(record)
-        return result
+
+        def apply() -> list[CoTRecord]:   # in a worker thread (claim checks are CPU work)
+            result = []
+            for record in records:
+                text = new.get(record.record_id)
+                if text and claim_set(record.question, self.kg) == claim_set(text, self.kg) \
+                        and set(re.findall(LESION_ID, record.question)) == set(re.findall(LESION_ID, text)):
+                    candidate = record.model_copy(update={"question": text, "template": record.template + "+llm"})
+                    if not check_record(candidate, case.facts, self.kg, case.table):
+                        record = candidate
+                result.append(record)
+            return result
+
+        return await asyncio.to_thread(apply)
 
     def _deferred(self, case: _Case) -> LLMGeneration:
         return LLMGeneration([], case.log, {}, deferred=case.deferred)

@@ -15,8 +15,12 @@ component. Rules:
   overlaps it, the organ label most frequent in its one-voxel outer shell becomes host when it
   covers at least ``SHELL_HOST_MIN`` of the shell (a lesion cut out of its organ; overlap 0.0),
   else the host is ``"outside_organs"``. Without any organ mask the host is ``"unknown_organ"``;
-- attenuation: ``hu_difference`` = lesion mean HU - host organ mean HU; ``|diff| <=
-  ISODENSE_HU`` is isodense, below hypodense, above hyperdense; none without a host organ;
+- attenuation: ``hu_difference`` = lesion core median HU - the host organ's reference HU (organ
+  minus its lesions, eroded ~2 mm: ``tumorcot.imaging.regions``); ``|diff| <= ISODENSE_HU`` is
+  isodense, below hypodense, above hyperdense; "not assessed" when the host has no reference
+  (hollow organ, gallbladder, too thin); None without a host organ;
+- truncated: an organ's or lesion's box touching the edge of the field of view (its volume, box
+  and diameters are of the visible part only);
 - side: the host organ's side (kidney_left -> left); for ``outside_organs`` / ``unknown_organ``,
   the lesion centroid's LPS x against the body midline (mean x of voxels > ``BODY_HU`` on the
   lesion's centroid slice): within ``MIDLINE_MARGIN_MM`` -> "midline", smaller x -> "right";
@@ -38,6 +42,7 @@ from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
 from tumorcot.imaging.label_stats import label_statistics
+from tumorcot.imaging.regions import organ_reference, touches_edge
 from tumorcot.vocabulary import OUTSIDE_ORGANS as OUTSIDE, UNKNOWN_ORGAN as UNKNOWN, label_name, side_of, threshold
 from tumorcot.schemas.facts import LesionFacts, OrganFacts
 
@@ -75,6 +80,7 @@ def measure_organs(
                 std_hu=round(st.std, 2) if st.count > 1 else 0.0,
                 centroid_mm=index_to_lps(ct, st.centroid_ijk),
                 bbox=make_box(ct, st.vmin, st.vmax),
+                truncated=touches_edge(st.vmin, st.vmax, ct.GetSize()),
             )
         )
     return organs
@@ -136,12 +142,25 @@ def _midline_side(ct: sitk.Image, ct_view: np.ndarray, centroid_ijk, centroid_x_
     return "right" if centroid_x_mm < mid_x else "left"
 
 
-def _attenuation(diff: float | None) -> str | None:
-    if diff is None:
+def _attenuation(host: OrganFacts | None, diff: float | None) -> str | None:
+    if host is None:
         return None
+    if diff is None:
+        return "not assessed"
     if abs(diff) <= ISODENSE_HU:
         return "isodense"
     return "hypodense" if diff < 0 else "hyperdense"
+
+
+def _reference(host: OrganFacts, ct, ct_view, organ_view, lesion_view) -> float | None:
+    """The host's reference HU (median of the organ minus its lesions, eroded); also stored on
+    the organ's facts."""
+    ref = organ_reference(host.name, host.label_id, host.bbox.voxel_min, host.bbox.voxel_max,
+                          ct_view, organ_view, lesion_view, ct.GetSpacing())
+    if ref is None:
+        return None
+    host.reference_hu, host.reference_iqr_hu = round(ref.median, 2), round(ref.iqr, 2)
+    return host.reference_hu
 
 
 def measure_lesions(
@@ -152,14 +171,16 @@ def measure_lesions(
     *,
     lesion_labels: dict[int, str] | None = None,
     liver_segments: sitk.Image | None = None,
+    calcium_hu: float | None = None,
     case: str | None = None,
 ) -> list[LesionFacts]:
     """Connected lesions with host organ, size, attenuation, side, box and the v2 descriptors
     (``tumorcot.imaging.describe``); ``liver_segments`` (TotalSegmentator ``liver_segments``
     task, on the CT grid) gives Couinaud segments, else the liver's are approximated.
 
-    Increments ``lesion_count`` on the host organ's entry of ``organs``. An empty lesion mask
-    yields no lesions.
+    Increments ``lesion_count`` and sets ``reference_hu`` on the host organ's entry of
+    ``organs``. ``calcium_hu``: the calcium cut-off for content (raised on enhanced scans, see
+    ``calcified_hu`` in ``tumorcot.vocabulary.THRESHOLDS``). An empty lesion mask yields no lesions.
     """
     _check_grid(ct, lesion_mask, "lesion mask", case)
     if organ_mask is not None:
@@ -176,7 +197,9 @@ def measure_lesions(
     by_name = {o.name: o for o in organs}
     present = {o.label_id for o in organs}
     lesions = []
-    components = lesion_components(sitk.GetArrayViewFromImage(lesion_mask), lesion_labels)
+    lesion_view = sitk.GetArrayViewFromImage(lesion_mask)
+    references: dict[str, float | None] = {}
+    components = lesion_components(lesion_view, lesion_labels)
     for n, component in enumerate(components):
         vmin, vmax, comp = component.vmin, component.vmax, component.mask
         count = component.voxel_count
@@ -193,15 +216,17 @@ def measure_lesions(
                 host = _shell_host(organ_view, comp, vmin, vmax) or OUTSIDE
         host_facts = by_name.get(host)
         mean_hu = float(hu.mean())
-        diff = round(mean_hu - host_facts.mean_hu, 2) if host_facts else None
+        if host_facts is not None and host not in references:
+            references[host] = _reference(host_facts, ct, ct_view, organ_view, lesion_view)
         if host in (OUTSIDE, UNKNOWN):
             side = _midline_side(ct, ct_view, centroid_ijk, centroid_mm[0])
         else:
             side = side_of(host)
         axial = axial_diameters(comp, spacing)
-        extra = describe_lesion(
-            ct, comp, vmin, vmax, hu, centroid_ijk, host_facts, organ_view, segments_view, present
-        )
+        extra = describe_lesion(ct, ct_view, comp, vmin, vmax, centroid_ijk, host_facts, organ_view,
+                                segments_view, present, calcium_hu)
+        reference = references.get(host)
+        diff = round(extra["core_median_hu"] - reference, 2) if reference is not None else None
         facts = LesionFacts(
             id=f"L{n + 1}",
             kind=component.kind,
@@ -218,9 +243,10 @@ def measure_lesions(
             mean_hu=round(mean_hu, 2),
             std_hu=round(float(hu.std(ddof=1)), 2) if hu.size > 1 else 0.0,
             hu_difference=diff,
-            attenuation=_attenuation(diff),
+            attenuation=_attenuation(host_facts, diff),
             centroid_mm=centroid_mm,
             bbox=make_box(ct, vmin, vmax),
+            truncated=touches_edge(vmin, vmax, ct.GetSize()),
             **extra,
         )
         if host_facts is not None:

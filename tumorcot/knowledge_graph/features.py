@@ -12,13 +12,13 @@ LARGE_MM = threshold("large_mm")
 def lesion_features(lesion: LesionFacts, lesions_in_organ: int) -> dict[str, list[str]]:
     """Feature node id -> the fact ids (without the ``lesion:<id>.`` prefix) that establish it."""
     out: dict[str, list[str]] = {}
-    if lesion.attenuation:
+    if lesion.attenuation and lesion.attenuation != "not assessed":
         out[f"feature:{lesion.attenuation}"] = ["attenuation", "hu_difference"]
     if lesion.content:
         out[f"feature:{lesion.content}"] = ["content"]
     if lesion.shape:
         out[f"feature:{lesion.shape}"] = ["shape"]
-    if lesion.margin:
+    if lesion.margin and lesion.margin != "not assessable":
         out[f"feature:{lesion.margin.replace('-', '_')}"] = ["margin"]
     if lesion.long_axis_mm < SMALL_MM:
         out["feature:small"] = ["long_axis_mm"]

@@ -116,8 +116,10 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
         """Per-run generation statistics, a record's lineage, or the failures of a dataset."""
         from tumorcot.ops import audit as data
         from tumorcot.ops import audit_tables as view
+        from tumorcot.store.shards import read_manifest
 
         try:
+            read_manifest(dataset)   # NotADatasetError for a folder without a dataset
             if record:
                 report, show = data.record_lineage(dataset, record), view.print_lineage
             elif failures:

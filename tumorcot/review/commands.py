@@ -61,7 +61,7 @@ def register(app: typer.Typer, console: Console) -> None:
         out: Path = typer.Argument(..., help="HTML file to write (self-contained: open it from disk)."),
         sample: int = typer.Option(30, "--sample", "-n", min=1, help="Records in the pack."),
         stratify: str = typer.Option("task,organ", help="Columns whose combinations are sampled evenly "
-                                     "(task, subtask, organ, split, form, negative, generator)."),
+                                     "(task, subtask, organ, split, form, negative, generator, source, synthetic)."),
         seed: int = typer.Option(0, help="Sampling seed (same seed, same pack)."),
     ):
         """Write a static HTML review pack: per sampled record three CT views with contour and ROI box,

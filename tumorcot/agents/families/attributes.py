@@ -69,15 +69,15 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
         f"The {noun} {where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
         f"axial plane (longest 3D diameter {fmt(lesion.max_diameter_3d_mm)} mm, volume {fmt(lesion.volume_ml)} mL).",
         ["organ", "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"])]
-    if lesion.attenuation and lesion.hu_difference is not None:
+    if lesion.attenuation and lesion.hu_difference is not None and lesion.core_median_hu is not None:
         out.append(attribute(
             "density",
-            f"The {noun} is {lesion.attenuation} relative to the surrounding organ: mean {fmt(lesion.mean_hu)} HU, "
-            f"{fmt(lesion.hu_difference)} HU from the organ mean.",
-            ["organ", "attenuation", "mean_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
+            f"The {noun} is {lesion.attenuation} relative to the surrounding organ: core median "
+            f"{fmt(lesion.core_median_hu)} HU, {fmt(lesion.hu_difference)} HU from the organ's reference.",
+            ["organ", "attenuation", "core_median_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
             closed=(lesion.attenuation, ATTRIBUTE_VALUES["density"])))
     for subtask, value in (("shape", lesion.shape), ("margin", lesion.margin), ("content", lesion.content)):
-        if value:
+        if value in ATTRIBUTE_VALUES[subtask]:  # "not assessable" has no closed answer set
             out.append(attribute(subtask, f"The {noun} {where} is {value}.", ["organ", subtask],
                                  [f"feature:{value.replace('-', '_')}"], closed=(value, ATTRIBUTE_VALUES[subtask])))
     if lesion.sub_location:
