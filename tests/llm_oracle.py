@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any, Callable
 
 from llm_server import Reply
@@ -192,7 +193,7 @@ def _unit_hash(*parts) -> float:
 
 class Injector:
     """Tamper hook: a share ``rate`` of the answers of each agent gets one wrong claim of one of
-    ``kinds`` (in turn), as a sentence starting "Notably," (or a reworded question). Each
+    ``kinds`` (the least injected one that fits the answer), as a sentence starting "Notably," (or a reworded question). Each
     injection is recorded as ``(agent, kind, snippet)``: the snippet must never reach a shard."""
 
     wants_facts = True
@@ -201,20 +202,17 @@ class Injector:
         self.rate, self.kinds, self.seed, self.limit = rate, tuple(kinds), seed, limit  # limit: per agent
         self.injected: list[tuple[str, str, str]] = []
         self.faithful: dict[str, int] = {}
-        self._turn: dict[str, int] = {}
 
     def __call__(self, agent: str, answer: dict, n: int, facts: CaseFacts) -> dict:
-        kinds = sorted((k for k in self.kinds if agent in KINDS[k]), key=lambda k: len(KINDS[k]))  # own kinds first
+        kinds = [k for k in self.kinds if agent in KINDS[k]]
         done = sum(1 for a, _, _ in self.injected if a == agent)
         if not kinds or _unit_hash(self.seed, agent, n) >= self.rate or self.limit is not None and done >= self.limit:
             self.faithful[agent] = self.faithful.get(agent, 0) + 1
             return answer
-        start = self._turn.get(agent, 0)
-        for j in range(len(kinds)):
-            kind = kinds[(start + j) % len(kinds)]
+        used = Counter(k for _, k, _ in self.injected)
+        for kind in sorted(kinds, key=lambda k: (used[k], len(KINDS[k]))):  # the least injected kind that fits
             snippet = self._inject(kind, agent, answer, facts)
             if snippet:
-                self._turn[agent] = start + j + 1
                 self.injected.append((agent, kind, snippet))
                 return answer
         self.faithful[agent] = self.faithful.get(agent, 0) + 1
@@ -231,7 +229,9 @@ class Injector:
                     return q["question"]
             return None
         if agent == "reasoner":
-            target = next((s for s in answer["steps"] if s["stage"] == "finding"), None)
+            findings = [s for s in answer["steps"] if s["stage"] == "finding"]
+            target = next((s for s in findings if any(f.startswith("lesion:") for f in s["fact_ids"])),
+                          findings[0] if findings else None)
             organ = None
         else:
             target = answer["summaries"][0] if answer["summaries"] else None
