@@ -145,7 +145,7 @@ def varied_summary(facts: CaseFacts, organ: str, last, user: str) -> dict:
     chain = " ".join(re.sub(r"^\d+\. \[\w+\] ", "", line) for line in lines.strip().splitlines())
     labelled = any(f.startswith("pathology.") for f in last.fact_ids)
     if labelled:
-        keys = [f.split(".")[1] for f in last.fact_ids]
+        keys = [f.split(".")[1] for f in last.fact_ids if f.startswith("pathology.")]
         text = "Given pathology: " + ", ".join("{pathology.%s}" % k for k in keys if k not in "tnm") + "."
         tnm = " ".join("{pathology.%s}" % k for k in "tnm" if k in keys)
         if tnm:
@@ -221,11 +221,9 @@ class Injector:
     def _inject(self, kind: str, agent: str, answer: dict, facts: CaseFacts) -> str | None:
         if agent == "questions":
             for q in answer["questions"]:
-                m = re.search(r"\b(tumou?r|lesion|cyst) (L\d+)", q["question"])
-                lesion = next((l for l in facts.lesions if m and l.id == m.group(2)), None)
-                if lesion is not None:
-                    wrong = OPPOSITE.get(lesion.margin or "", "ill-defined")
-                    q["question"] = q["question"].replace(m.group(), f"{wrong} {m.group()}", 1)
+                m = re.search(r"\b(?:the|a) (\d+ mm )?(lesion|tumou?r|cyst)\b", q["question"])
+                if m:   # a presupposition the original question does not make
+                    q["question"] = q["question"].replace(m.group(), m.group().replace(m.group(2), "ill-defined " + m.group(2)), 1)
                     return q["question"]
             return None
         if agent == "reasoner":

@@ -23,8 +23,8 @@ def test_faithful_varied_answers_are_never_rejected():
     assert not result.failed
     assert [t.reasons for t in result.log if t.verdict in ("rejected", "failed")] == []
     text = json.dumps([r.model_dump() for r in result.records], ensure_ascii=False)
-    for phrase in ("segment 8", "(difference \u2212", "1,369 mL", "40.0 HU below the organ mean", "Staged T2 N0 M0",
-                   "On this CT, what"):
+    for phrase in ("segment 8", "(difference \u2212", "1,369 mL", "40.0 HU below the organ mean", "Given pathology: malignant",
+                   "On this CT, "):
         assert phrase in text, phrase
     judge = next(t for t in result.log if t.agent == "judge" and t.messages_json)
     assert "lesion:L1.long_axis_mm = 34.0 mm" in judge.messages_json   # the judge sees values and bindings
@@ -40,7 +40,7 @@ def test_every_injected_kind_is_kept_out(kind):
     rejected = [r for t in result.log if t.verdict in ("rejected", "failed") for r in t.reasons]
     assert rejected or kind == "question_presupposition"   # a bad rewording keeps the original question
     if kind == "question_presupposition":
-        assert all(r.question == q for r in result.records for q in [r.question] if "ill-defined L" not in q)
+        assert not any("ill-defined lesion" in r.question for r in result.records)
 
 
 @pytest.fixture(scope="module")
