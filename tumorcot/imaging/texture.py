@@ -13,9 +13,11 @@ Content, from the core (lesion eroded by ~2 mm; all lesion voxels when fewer tha
 Margin:
   inside = the core; outside = the shell between one voxel and ``2 x radius`` voxels outside the
   lesion, its part inside the host organ when that holds at least ``MIN_REGION_VOXELS`` voxels
-  (the lesion is compared with its organ), else all of it. contrast = |median inside - median outside|; noise = mean robust SD
-  (IQR / 1.349) of inside and outside. contrast <= ``MARGIN_MIN_CONTRAST_HU`` or contrast / noise
-  < ``MARGIN_MIN_CNR`` -> "not assessable". Otherwise the gradient magnitude of the crop
+  (the lesion is compared with its organ), else all of it. noise = mean robust SD (IQR / 1.349)
+  of inside and outside; contrast = |median inside - median outside|, both taken on the plateaus
+  at least 3 sigma from the edge where the lesion and the region are large enough (a blurred edge
+  does not lower the contrast it is normalised by). contrast <= ``MARGIN_MIN_CONTRAST_HU`` or
+  contrast / noise < ``MARGIN_MIN_CNR`` -> "not assessable". Otherwise the gradient magnitude of the crop
   (Gaussian derivative, sigma = the largest voxel spacing) is taken as a root mean
   square over the edge band (the lesion's boundary voxels next to the outside region and that
   region's first layer next to the lesion), with the
@@ -148,8 +150,15 @@ def margin_of(crop: LesionCrop, host_label: int | None) -> dict:
     if outside is None:
         return {"margin": "not assessable", "edge_contrast_hu": None, "edge_sharpness": None,
                 "boundary_gradient_hu_per_mm": None}
-    contrast = abs(inside.median - outside.median)
     noise = max((inside.sigma + outside.sigma) / 2.0, 1e-6)
+    # the plateaus on either side of the edge: >= 3 sigma away where the lesion / region allow
+    deep_in = erode(crop.lesion, crop.far)
+    far_out = region & ~dilate(crop.lesion, crop.far)
+    if np.count_nonzero(deep_in) >= MIN_REGION_VOXELS:
+        inside = robust(crop.hu[deep_in].astype(np.float64))
+    if np.count_nonzero(far_out) >= MIN_REGION_VOXELS:
+        outside = robust(crop.hu[far_out].astype(np.float64))
+    contrast = abs(inside.median - outside.median)
     result = {"edge_contrast_hu": round(contrast, 2)}
     sigma = crop.sigma_mm
     square = _gradient_square(crop.hu.astype(np.float32), crop.ct_image.GetSpacing()[::-1], sigma)
