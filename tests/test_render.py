@@ -189,3 +189,13 @@ def test_square_pixels_keeps_the_finer_spacing():
     pixels = np.zeros((10, 20), np.uint8)                  # rows 3 mm, columns 0.75 mm
     assert square_pixels(pixels, 3.0, 0.75).shape == (40, 20)
     assert square_pixels(pixels, 0.75, 0.75) is pixels
+
+
+def test_canonical_array_outlives_its_image():
+    """An identity-direction image needs no transpose or flip: the result must still be a copy, not
+    a view of a buffer freed with the image."""
+    def temporary():
+        return canonical_array(sitk.GetImageFromArray(np.full((3, 4, 5), 7, np.uint8)))
+    arrays = [temporary() for _ in range(20)]
+    _ = [np.zeros((3, 4, 5), np.uint8) + i for i in range(20)]     # reuse of freed memory, if any
+    assert all((a == 7).all() for a in arrays)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def main(state_dir: Path = typer.Option(
         help="The dataset's private state folder (salt, raw ids, input paths, full prompts, LLM cache, "
              "per-case results, lock). Default: DIR.private beside the dataset folder DIR; never inside it.")):
     """Build traceable findings -> impression -> pathology CoT VQA datasets from CT."""
+    _quiet_prefect()   # before anything imports prefect (its logging reads the level at import)
     if state_dir is not None:
         os.environ["TUMORCOT_STATE_DIR"] = str(state_dir.expanduser().resolve())
 
@@ -54,50 +56,108 @@ class CaseProgress:
 def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")   # local Dask clusters: no INFO chatter
 
 
-SPLITS_OPTION = typer.Option("0.8,0.1,0.1", help="Patient shares of train,validation,test (salted hash "
-                             "of the pseudonymous patient id; one patient never spans splits).")
-NEGATIVE_OPTION = typer.Option(0.5, min=0.0, max=0.95, help="Target share of negative records (organs without "
-                               "lesions) among presence, count and organ-report records.")
-MC_OPTION = typer.Option(0.5, min=0.0, max=1.0, help="Share of closed-answer questions asked as multiple choice.")
-INTERLEAVE_OPTION = typer.Option(True, "--interleave/--no-interleave", help="Give organ-level reasoning records "
-                                 "the 'attend to <organ>' turn structure (first pass, organ ROI, re-reasoning).")
+EXIT_ERROR = 1          # nothing was built: bad manifest, paths or options, no Prefect API, dataset locked
+EXIT_CASES_FAILED = 3   # the dataset was written, but some cases failed (see the summary); --allow-failures: 0
+STORED = " Default: the value the dataset was built with (stored in its manifest.json), else "
+
+SPLITS_OPTION = typer.Option(None, help="Patient shares of train,validation,test (salted hash of the pseudonymous "
+                             "patient id; one patient never spans splits)." + STORED + "0.8,0.1,0.1.")
+NEGATIVE_OPTION = typer.Option(None, min=0.0, max=0.95, help="Target share of negative records (organs without "
+                               "lesions) among presence, count and organ-report records." + STORED + "0.5.")
+MC_OPTION = typer.Option(None, min=0.0, max=1.0, help="Share of closed-answer questions asked as multiple choice."
+                         + STORED + "0.5.")
+INTERLEAVE_OPTION = typer.Option(None, "--interleave/--no-interleave", help="Give organ-level reasoning records "
+                                 "the 'attend to <organ>' turn structure (first pass, organ ROI, re-reasoning)."
+                                 + STORED + "on.")
 
 
-def _options(splits: str, negative_share: float, mc_share: float, interleave: bool):
+def _options(splits: str | None, negative_share: float | None, mc_share: float | None,
+             interleave: bool | None) -> dict:
+    """The generation options given on the command line (the others come from the dataset)."""
     from tumorcot.errors import ManifestError
     from tumorcot.schemas import GenerationOptions
 
-    try:
-        ratios = GenerationOptions.parse_ratios(splits)
-    except ManifestError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return GenerationOptions(split_ratios=ratios, negative_share=negative_share, mc_share=mc_share,
-                             interleave=interleave)
+    given = {"negative_share": negative_share, "mc_share": mc_share, "interleave": interleave}
+    if splits is not None:
+        try:
+            given["split_ratios"] = GenerationOptions.parse_ratios(splits)
+        except ManifestError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return {k: v for k, v in given.items() if v is not None}
 
 
-def _segmentation(backend: str, device: str, fast: bool, subtasks: str, gpus: int):
+def _segmentation(backend: str | None, device: str, fast: bool | None, subtasks: str | None, gpus: int) -> dict:
+    """The segmentation settings given (device and GPU slots always: they do not change the masks)."""
     from pydantic import ValidationError
 
     from tumorcot.flows.segment import SegmentationPlan
 
+    given = {"backend": backend, "device": device, "fast": fast, "gpus": gpus,
+             "subtasks": None if subtasks is None else tuple(s.strip() for s in subtasks.split(",") if s.strip())}
+    given = {k: v for k, v in given.items() if v is not None}
     try:
-        return SegmentationPlan(backend=backend, device=device, fast=fast, gpus=gpus,
-                                subtasks=tuple(s.strip() for s in subtasks.split(",") if s.strip()))
+        SegmentationPlan(**given)
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+    return given
 
 
-def _build(manifest: Path, out: Path, concurrency: int, force: bool, **options) -> dict:
+def _fail(message: str, code: int = EXIT_ERROR):
+    console.print(f"[red]error[/red] {escape(message)}", soft_wrap=True)   # one line per problem
+    raise typer.Exit(code)
+
+
+def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generator: str | None = None,
+           task_runner: str = "threads", dask_address: str | None = None, options: dict | None = None,
+           segmentation: dict | None = None, llm_concurrency: int = 16) -> dict:
+    """Check everything that can be checked, start (or reach) Prefect, then run the build."""
     _quiet_prefect()
+    from tumorcot.errors import TumorcotError
+    from tumorcot.flows.settings import resolve_settings
+    from tumorcot.ops.preflight import build_problems, prefect_api
+
+    try:
+        settings = resolve_settings(out, generator, options, segmentation)
+    except ValueError as exc:   # pydantic: a stored value the new options make invalid
+        _fail(f"options: {exc}")
+    check = build_problems(manifest, out, generator=settings.generator, task_runner=task_runner,
+                           dask_address=dask_address, segmentation=settings.segmentation)
+    for problem in check.row_problems:
+        console.print(f"[yellow]row problem[/yellow] {escape(problem)}", soft_wrap=True)
+    for problem in check.errors:
+        console.print(f"[red]error[/red] {escape(problem)}", soft_wrap=True)
+    if check.errors:
+        raise typer.Exit(EXIT_ERROR)
+    for warning in settings.warnings:
+        console.print(f"[yellow]warning[/yellow] {escape(warning)}", soft_wrap=True)
     from tumorcot.flows.build import run_build
 
     progress = CaseProgress()
     try:
-        return run_build(manifest, out, concurrency=concurrency, force=force, progress=progress, **options)
+        started = time.perf_counter()
+        prefect_api()
+        api_s = time.perf_counter() - started   # the temporary server's start-up, shown in the summary
+        summary = run_build(manifest, out, concurrency=concurrency, force=force, progress=progress,
+                            generator=generator, task_runner=task_runner, dask_address=dask_address,
+                            options=options, segmentation=segmentation, llm_concurrency=llm_concurrency)
+        return {**summary, "api_startup_s": round(api_s, 2)}
+    except TumorcotError as exc:
+        progress.stop()
+        _fail(str(exc))
     finally:
         progress.stop()
+
+
+def _exit_for(summary: dict, allow_failures: bool) -> None:
+    if summary["ok"] + summary["unchanged"] == 0:
+        raise typer.Exit(EXIT_ERROR if not summary["failed"] else EXIT_CASES_FAILED)
+    if summary["failed"] and not allow_failures:
+        console.print(f"[red]{summary['failed']} case(s) failed[/red] (listed above); the dataset holds the others. "
+                      f"Exit code {EXIT_CASES_FAILED}; --allow-failures accepts this.")
+        raise typer.Exit(EXIT_CASES_FAILED)
 
 
 def _print_summary(summary: dict) -> None:
@@ -129,9 +189,11 @@ def _print_summary(summary: dict) -> None:
 def _print_llm_stage(summary: dict) -> None:
     """Start-up cost and, for --generator llm, what the LLM scheduler did."""
     if "startup_s" in summary:
-        hint = ("" if summary.get("prefect_server") == "configured" else
-                " (temporary Prefect server; set PREFECT_API_URL to reuse a running one)")
-        console.print(f"start-up: {summary['startup_s']:.1f} s before the first case{hint}")
+        temporary = summary.get("prefect_server") != "configured"
+        api = (f"Prefect API {summary.get('api_startup_s', 0.0):.1f} s ("
+               + ("temporary server; set PREFECT_API_URL to reuse a running one" if temporary else "configured")
+               + "), ")
+        console.print(f"start-up: {api}flow engine {summary['startup_s']:.1f} s before the first case")
     llm = summary.get("llm")
     for stats in llm if isinstance(llm, list) else [llm] if llm else []:
         rate = stats["requests"] / stats["busy_s"] if stats["busy_s"] else 0.0
@@ -149,8 +211,10 @@ def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created or updated incrementally)."),
     concurrency: int = typer.Option(2, help="Cases processed at once."),
     force: bool = typer.Option(False, help="Reprocess every case even when its inputs are unchanged."),
-    generator: str = typer.Option("offline", help="'offline' (KG-grounded templates) or 'llm' (multi-agent "
-                                  "engine on OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)."),
+    allow_failures: bool = typer.Option(False, help=f"Exit 0 even when some cases failed (default: exit "
+                                        f"{EXIT_CASES_FAILED})."),
+    generator: str = typer.Option(None, help="'offline' (KG-grounded templates) or 'llm' (multi-agent engine on "
+                                  "OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)." + STORED + "offline."),
     llm_concurrency: int = typer.Option(16, min=1, help="LLM requests in flight at once for the whole build "
                                         "(one scheduler: every case's agents share this limit; it halves on HTTP "
                                         "429 and grows back). With a Dask cluster: per worker process."),
@@ -160,35 +224,35 @@ def build(
     negative_share: float = NEGATIVE_OPTION,
     mc_share: float = MC_OPTION,
     interleave: bool = INTERLEAVE_OPTION,
-    segmentation: str = typer.Option("precomputed", help="'precomputed' (masks from the manifest) or "
+    segmentation: str = typer.Option(None, help="'precomputed' (masks from the manifest) or "
                                      "'totalsegmentator' (run it, in its own process, for rows without organ_mask; "
-                                     "executable $TUMORCOT_TOTALSEG_BIN, weights in $TOTALSEG_HOME_DIR)."),
+                                     "executable $TUMORCOT_TOTALSEG_BIN, weights in $TOTALSEG_HOME_DIR)."
+                                     + STORED + "precomputed."),
     seg_device: str = typer.Option("gpu", help="TotalSegmentator device: 'gpu' (one job per GPU, Prefect tag "
                                    "limit 'tumorcot-gpu') or 'cpu'."),
-    seg_fast: bool = typer.Option(False, help="TotalSegmentator --fast (3 mm model)."),
-    seg_subtasks: str = typer.Option("", help="Extra TotalSegmentator tasks, comma-separated: liver_segments "
+    seg_fast: bool = typer.Option(None, "--seg-fast/--no-seg-fast", help="TotalSegmentator --fast (3 mm model)."
+                                  + STORED + "off."),
+    seg_subtasks: str = typer.Option(None, help="Extra TotalSegmentator tasks, comma-separated: liver_segments "
                                      "(Couinaud segments instead of the geometric approximation); liver_vessels, "
                                      "lung_nodules, kidney_cysts (their tumour / nodule / cyst labels become "
-                                     "model-predicted lesions for rows without a lesion_mask)."),
+                                     "model-predicted lesions for rows without a lesion_mask)." + STORED + "none."),
     gpus: int = typer.Option(1, min=1, help="Slots of the 'tumorcot-gpu' limit when the build creates it."),
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
 
-    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed."""
-    if generator not in ("offline", "llm"):
-        raise typer.BadParameter("--generator must be 'offline' or 'llm'")
-    if generator == "llm":
-        from tumorcot.agents.client import LLMConfig
+    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed. The
+    manifest, paths and options are checked before anything starts (one line per problem). A
+    rebuild keeps the generator and options the dataset was built with unless given here.
 
-        if not LLMConfig.from_env().configured:
-            raise typer.BadParameter("--generator llm needs OPENAI_BASE_URL and TUMORCOT_MODEL in the environment")
+    Exit codes: 0 every case built; 1 nothing built (bad manifest, paths or options, no Prefect
+    API, dataset locked); 2 bad command-line usage; 3 the dataset was written but some cases failed
+    (--allow-failures: 0)."""
     summary = _build(manifest, out, concurrency, force, generator=generator, llm_concurrency=llm_concurrency,
                      task_runner=task_runner, dask_address=dask_address,
                      options=_options(splits, negative_share, mc_share, interleave),
                      segmentation=_segmentation(segmentation, seg_device, seg_fast, seg_subtasks, gpus))
     _print_summary(summary)
-    if summary["ok"] + summary["unchanged"] == 0:
-        raise typer.Exit(1)
+    _exit_for(summary, allow_failures)
 
 
 @app.command()
@@ -209,6 +273,7 @@ def demo(
     manifest = write_phantom_cases(out / "cases", cases, seed=seed)
     summary = _build(manifest, out, concurrency=2, force=False, options=options)
     _print_summary(summary)
+    _exit_for(summary, allow_failures=False)
     console.print(f"rebuild the same cases with: tumorcot build --manifest {manifest} --out {out}")
 
 

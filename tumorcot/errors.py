@@ -4,6 +4,8 @@
     ├── ManifestError             a case-manifest row is malformed (names the row and the field)
     ├── CaseInputError            an input file of one case is missing, unreadable, corrupt or of
     │                             the wrong modality, or a mask is empty where it must not be
+    │   └── ImplausibleInputError it decodes but cannot be real: spacing, HU distribution, organ
+    │                             HU/volume or lesion extent outside the plausibility gates
     ├── GeometryError             a mask cannot be put on the CT's grid (no or too little physical
     │                             overlap, non-3D image)
     ├── SegmentationError         the segmentation backend failed or is not usable (no weights)
@@ -16,6 +18,9 @@
     ├── DatasetLockedError        another writer holds the dataset's lock
     ├── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
     │                             case row, or the patient's case failed again (dataset unchanged)
+    ├── NotADatasetError          a command that reads a dataset was given a folder without one
+    ├── PrefectUnavailableError   no Prefect API: the configured one does not answer, or the
+    │                             temporary server did not start in time
     ├── StateDirError             the private state folder cannot be used (inside the dataset
     │                             folder, or belongs to another dataset)
     ├── ExportError               ``tumorcot export`` / the torch dataset cannot place a record's CT:
@@ -43,6 +48,10 @@ class ManifestError(TumorcotError):
 
 class CaseInputError(TumorcotError):
     """An input of one case is missing, unreadable, corrupt, empty or not CT."""
+
+
+class ImplausibleInputError(CaseInputError):
+    """Raised by ``imaging.plausibility`` gates (names the check and the measured value)."""
 
 
 class GeometryError(TumorcotError):
@@ -79,6 +88,14 @@ class DatasetLockedError(TumorcotError):
 
 class RegenerationError(TumorcotError):
     """A patient cannot be regenerated; the dataset's shards and manifest are left unchanged."""
+
+
+class NotADatasetError(TumorcotError, FileNotFoundError):
+    """The folder holds no tumorcot dataset (no ``manifest.json``)."""
+
+
+class PrefectUnavailableError(TumorcotError):
+    """No Prefect API to run flows against."""
 
 
 class StateDirError(TumorcotError):

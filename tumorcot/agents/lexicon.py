@@ -306,6 +306,7 @@ QUANTITY_WORDS = {
     "3d": "max_diameter_3d", "greatest": "max_diameter_3d", "maximum": "max_diameter_3d",
 }
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_CLAUSE_END = re.compile(r"[.;!?)](?:\s|$)|\n")  # a quantity word does not reach past a sentence
 
 
 def scan_numbers(text: str) -> list[Hit]:
@@ -329,6 +330,7 @@ def scan_numbers(text: str) -> list[Hit]:
             signed = True
             value = -abs(value) if direction.group(1).lower() in ("below", "lower than", "less than", "under") else abs(value)
         start = matches[i - 1].end() if i else 0
+        start = max([start] + [b.end() for b in _CLAUSE_END.finditer(text, start, m.start())])
         words = [w.lower() for w in _WORD.findall(text[start:m.start()])]
         hint = next((QUANTITY_WORDS[w] for w in reversed(words) if w in QUANTITY_WORDS), None)
         if unit is None and _COUNT_NOUN.match(text[m.end():]):

@@ -20,6 +20,17 @@ EXPORT_HELP = "\n\n".join([
     "value), roi, focus and meta. --format sharegpt: LLaMA-Factory's sharegpt layout with messages (role "
     "user or assistant, content) and images (the CT path); a folder OUT also gets the dataset_info.json "
     "that registers the files.",
+    "--format swift: ms-swift's messages layout (role, content) with images / videos; turns keep roi_box, "
+    "crop_ref and kind.",
+    "--images chooses what each record points at: ct (default: the CT file or DICOM folder), slice (a windowed "
+    "axial PNG of the key slice: a lesion's largest-diameter slice, an organ's central slice; window per organ "
+    "(abdomen W400/L50, liver W150/L30, lung W1500/L-600, bone W1800/L400) stored in meta.media), video (8 "
+    "windowed frames through the lesion, organ or CT, as a frame list in videos), volume (.npy float16 0..1, "
+    "HU -1000..1000, resampled to 32x256x256 z, y, x, like M3D) or none (text only). In slice, video and volume "
+    "modes every attend turn gets its crop file (its own token; crop_ref is the crop's path); --overlay draws "
+    "the lesion / organ contour and box. Each CT is decoded once, in --workers processes; files that are "
+    "already current are not rewritten. Media go to --media-dir (default OUT/media, or OUT_media beside a "
+    ".jsonl file) under pseudonymous names.",
     "OUT ending in .jsonl is one file holding every selected split; any other OUT is a folder with one "
     "SPLIT.jsonl per split. The first user turn starts with the <image> token; turns keep kind, "
     "focus_organ, roi_box and crop_ref where present. CT paths come from the dataset's private case rows "
@@ -31,13 +42,15 @@ class _ExportProgress:
     """A rich progress bar over records, fed by ``export_chat``."""
 
     def __init__(self, console: Console):
-        self.bar = Progress(TextColumn("[bold]records"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        self.bar = Progress(TextColumn("[bold]{task.fields[what]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=console, transient=True)
         self.task = None
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, what: str = "records") -> None:
         self.bar.start()
-        self.task = self.bar.add_task("records", total=total)
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(what, total=total, what=what)
 
     def advance(self, n: int = 1) -> None:
         self.bar.update(self.task, advance=n)
@@ -120,7 +133,11 @@ def register(app: typer.Typer, console: Console) -> None:
     def export(
         dataset: Path = typer.Argument(..., help="Dataset folder written by tumorcot build."),
         out: Path = typer.Argument(..., help="OUT.jsonl (one file) or a folder (OUT/{split}.jsonl)."),
-        fmt: str = typer.Option(..., "--format", "-f", help="'llava' or 'sharegpt' (LLaMA-Factory)."),
+        fmt: str = typer.Option(..., "--format", "-f", help="'llava', 'sharegpt' (LLaMA-Factory) or 'swift' (ms-swift)."),
+        images: str = typer.Option("ct", "--images", help="ct, slice, video, volume or none (see above)."),
+        overlay: bool = typer.Option(False, "--overlay", help="slice/video: draw the lesion or organ contour and box."),
+        media_dir: Path = typer.Option(None, help="Folder for rendered media (default OUT/media or OUT_media)."),
+        workers: int = typer.Option(None, min=1, help="Processes rendering media (default: one per CPU core)."),
         split: list[str] = typer.Option(None, "--split", "-s", help="Only this split (repeatable); default: all."),
         image_root: Path = typer.Option(None, help="Write CT paths relative to this folder (each CT must be under it)."),
         link_images: Path = typer.Option(None, help="Write CT paths as symlinks DIR/<case_id>.nii.gz made here: "
@@ -129,9 +146,12 @@ def register(app: typer.Typer, console: Console) -> None:
                                           "(default: stop with an error naming the record)."),
     ):
         from tumorcot.exports.chat import FORMATS, export_chat
+        from tumorcot.exports.media import MODES
 
         if fmt not in FORMATS:
             raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+        if images not in MODES:
+            raise typer.BadParameter(f"--images must be one of {', '.join(MODES)}")
         bad = [s for s in split or [] if s not in ("train", "validation", "test")]
         if bad:
             raise typer.BadParameter(f"unknown split(s) {', '.join(bad)}: train, validation or test")
@@ -141,7 +161,8 @@ def register(app: typer.Typer, console: Console) -> None:
         progress = _ExportProgress(console)
         try:
             summary = export_chat(dataset, out, fmt, splits=split or None, image_root=image_root,
-                                  link_dir=link_images, skip_missing=skip_missing, progress=progress)
+                                  link_dir=link_images, skip_missing=skip_missing, progress=progress,
+                                  images=images, overlay=overlay, media_dir=media_dir, workers=workers)
         except TumorcotError as exc:
             progress.stop()
             console.print(f"[red]error[/red] {escape(str(exc))}")
@@ -151,6 +172,10 @@ def register(app: typer.Typer, console: Console) -> None:
             console.print(f"[yellow]nothing to export[/yellow]: no records in {', '.join(split or ['any split'])}")
         for path, lines in summary["files"].items():
             console.print(f"wrote {lines} {fmt} records to {escape(path)}")
+        if "media" in summary:
+            m = summary["media"]
+            console.print(f"media in {escape(m['folder'])}: {m['cases']} case(s), {m['decoded']} CT(s) decoded, "
+                          f"{m['files_written']} file(s) written, {m['files_unchanged']} unchanged")
         if summary["skipped"]:
             console.print(f"[yellow]skipped[/yellow] {summary['skipped']} records of {len(summary['skipped_cases'])} "
                           f"case(s) without a stored case row or CT: {', '.join(summary['skipped_cases'])}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
@@ -43,6 +43,8 @@ from tumorcot.store.private import bind, state_dir
 from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import current_result, input_signature
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan, segmented_case
+from tumorcot.flows.progress import current as current_progress, showing
+from tumorcot.flows.settings import explicit, resolve_settings
 
 
 def pipeline_versions(generator: str, options: GenerationOptions | dict | None = None,
@@ -299,12 +301,10 @@ def _run_log(dataset_dir: Path, run_id: str, written: list[str]) -> list[dict]:
     return [r for r in rows if r["run_id"] == run_id]
 
 
-# Progress display of the CLI (not a flow parameter: flow parameters must serialise to JSON).
-_PROGRESS: list = []
 
 
 @flow(name="build_dataset", log_prints=False)
-def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: bool = False,
+def build_dataset(manifest: Path, out: Path, generator: str | None = None, force: bool = False,
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
                   llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
@@ -312,21 +312,24 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
     task and the first to finish sizes the rest (``auto_batch_size``), so that the per-task
     orchestration cost stays small whether a case takes 50 ms (phantoms) or a minute (real CT).
-    ``options`` are ``GenerationOptions`` fields (splits, negative share, multiple-choice share,
-    interleaving) as a dict; ``segmentation`` a ``SegmentationPlan`` as a dict (default: the
-    manifest's masks); ``state_dir_path`` the private state folder (default: ``$TUMORCOT_STATE_DIR``,
-    else ``OUT.private`` beside ``out``).
+    ``generator`` (``offline`` or ``llm``), ``options`` (``GenerationOptions`` fields: splits,
+    negative share, multiple-choice share, interleaving) and ``segmentation`` (``SegmentationPlan``
+    fields) override the settings stored with the dataset (``flows/settings.py``; defaults for a
+    new dataset: offline, default options, the manifest's masks); ``state_dir_path`` is the
+    private state folder (default: ``$TUMORCOT_STATE_DIR``, else ``OUT.private`` beside ``out``).
 
     With ``generator="llm"`` the cases go to ``process_cases_llm`` in ``llm_batches`` (one per
     case worker, ``workers``), whose agents share one LLM scheduler per process with at most
     ``llm_concurrency`` requests in flight (per worker process with Dask)."""
     flow_started = time.time()
     bind(out, state_dir_path)
-    options = resolve_options(options).model_dump(mode="json")
-    plan = resolve_plan(segmentation)
-    segmentation = plan.model_dump(mode="json")
+    settings = resolve_settings(out, generator, options, segmentation)
+    for warning in settings.warnings:
+        get_run_logger().info("settings: %s", warning)
+    generator, plan = settings.generator, settings.segmentation
+    options, segmentation = settings.options.model_dump(mode="json"), plan.model_dump(mode="json")
     use_system_allocator()
-    manifest, out = Path(manifest), Path(out)
+    manifest, out = Path(manifest).absolute(), Path(out).absolute()   # tasks may run on other machines
     out.mkdir(parents=True, exist_ok=True)
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     state = str(state_dir(out))   # resolved here, passed to every task
@@ -337,7 +340,7 @@ def build_dataset(manifest: Path, out: Path, generator: str = "offline", force: 
                                 error_type="ManifestError", reason=str(e))
                     for e in entries if isinstance(e, ManifestError)]
         cases = [e for e in entries if not isinstance(e, ManifestError)]
-        progress = _PROGRESS[-1] if _PROGRESS else None
+        progress = current_progress()
         if progress is not None:
             progress.start(len(cases))
         if plan.backend == "totalsegmentator" and plan.device == "gpu":
@@ -414,14 +417,15 @@ def run_record_path(out: Path, run_id: str) -> Path:
     return out / "runs" / f"{run_id}.json"
 
 
-def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurrency: int = 2,
+def run_build(manifest: Path, out: Path, *, generator: str | None = None, concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
               dask_address: str | None = None, options: GenerationOptions | dict | None = None,
               segmentation: SegmentationPlan | dict | None = None, llm_concurrency: int = 16) -> dict:
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster); the run
     summary with every case's outcome (``runs/<run_id>.json``), plus ``startup_s``: the seconds
     from this call to the flow's first line (Prefect's engine and, without ``PREFECT_API_URL``,
-    its temporary API server).
+    its temporary API server). ``generator``, ``options`` and ``segmentation`` override the
+    dataset's stored settings only where given (fields set).
 
     ``llm_concurrency`` is the number of LLM requests in flight for the whole build: with threads
     one scheduler holds it; a local Dask cluster's ``concurrency`` worker processes share it out
@@ -434,17 +438,11 @@ def run_build(manifest: Path, out: Path, *, generator: str = "offline", concurre
     per_process = llm_concurrency
     if task_runner == "dask" and not dask_address:
         per_process = max(1, math.ceil(llm_concurrency / max(1, concurrency)))
-    if progress is not None:
-        _PROGRESS.append(progress)
     called = time.time()
-    try:
-        result = configured(manifest, out, generator=generator, force=force,
-                            options=resolve_options(options).model_dump(mode="json"),
-                            segmentation=resolve_plan(segmentation).model_dump(mode="json"),
-                            llm_concurrency=per_process, workers=concurrency)
-    finally:
-        if progress is not None:
-            _PROGRESS.remove(progress)
+    with showing(progress):
+        result = configured(Path(manifest).absolute(), Path(out).absolute(), generator=generator, force=force,
+                            options=explicit(options) or None, segmentation=explicit(segmentation) or None,
+                            llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)))
     summary = json.loads(Path(result["run_record"]).read_text())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"

@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from tumorcot.errors import CaseInputError, GeometryError
+from tumorcot.imaging.plausibility import check_ct_intensity, check_spacing
 
 MIN_MASK_OVERLAP = 0.5
 """Least share of a mask's non-zero voxels that must land inside the CT's field of view."""
@@ -82,6 +83,8 @@ def load_ct(path: Path, *, case: str, sha256: str | None = None) -> LoadedCT:
             f"CT {path.name} is constant ({minmax.GetMinimum():g} everywhere)", case=case
         )
     image = _compact_hu(image, minmax.GetMinimum(), minmax.GetMaximum())
+    check_spacing(image.GetSpacing(), case=case)
+    check_ct_intensity(image, case=case)
     return LoadedCT(image=image, input_format=fmt, sha256=sha256 or content_sha256(path))
 
 
@@ -129,11 +132,11 @@ def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
 
 
 def _read_file(path: Path, *, case: str, what: str) -> sitk.Image:
-    """ITK silently zero-fills a truncated .nii.gz, so the gzip length is checked first."""
-    if path.name.endswith(".nii.gz") and not _gzip_size_matches(path):
-        reason = _gzip_problem(path)
-        if reason:
-            raise CaseInputError(f"cannot read {what} {path.name}: {reason}", case=case)
+    """ITK silently zero-fills a truncated NIfTI (even inside an intact gzip) and reads a zero
+    spacing as 1 mm, so the NIfTI-1 header is checked first: data length and pixdim."""
+    header = _nifti_header(path) if path.name.endswith((".nii", ".nii.gz")) else None
+    if header is not None:
+        _check_nifti(path, header, case=case, what=what)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -141,26 +144,58 @@ def _read_file(path: Path, *, case: str, what: str) -> sitk.Image:
         raise CaseInputError(f"cannot read {what} {path.name}: {reason}", case=case) from exc
 
 
-def _gzip_size_matches(path: Path) -> bool:
-    """O(1) check: the gzip trailer's length (ISIZE) equals the NIfTI-1 header's data end."""
+@dataclass
+class NiftiHeader:
+    data_end: int
+    """vox_offset + voxels x bytes per voxel: the file length the header promises."""
+    pixdim: tuple[float, ...]
+
+
+def _nifti_header(path: Path) -> NiftiHeader | None:
+    """The NIfTI-1 header's promised data length and spacing (None: not NIfTI-1 / unreadable)."""
     try:
-        with gzip.open(path, "rb") as fh:
-            header = fh.read(348)
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            raw = fh.read(348)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(raw) < 348:
+        return None
+    for order in ("<", ">"):
+        if np.frombuffer(raw[:4], dtype=f"{order}i4")[0] == 348:
+            dims = np.frombuffer(raw[40:56], dtype=f"{order}i2")
+            ndim = max(1, min(int(dims[0]), 7))
+            bitpix = int(np.frombuffer(raw[72:74], dtype=f"{order}i2")[0])
+            offset = int(np.frombuffer(raw[108:112], dtype=f"{order}f4")[0])
+            pixdim = np.frombuffer(raw[76:108], dtype=f"{order}f4")[1 : 1 + min(ndim, 3)]
+            voxels = int(np.prod(dims[1 : 1 + ndim].astype(np.int64)))
+            return NiftiHeader(max(offset, 348) + voxels * bitpix // 8, tuple(float(p) for p in pixdim))
+    return None  # not NIfTI-1 (e.g. NIfTI-2): left to ITK
+
+
+def _check_nifti(path: Path, header: NiftiHeader, *, case: str, what: str) -> None:
+    if path.name.endswith(".gz"):
         with open(path, "rb") as fh:
             fh.seek(-4, 2)
-            isize = int.from_bytes(fh.read(4), "little")
-    except (OSError, EOFError, zlib.error):
-        return False
-    if len(header) < 348:
-        return False
-    for order in ("<", ">"):
-        if np.frombuffer(header[:4], dtype=f"{order}i4")[0] == 348:
-            dims = np.frombuffer(header[40:56], dtype=f"{order}i2")
-            bitpix = int(np.frombuffer(header[72:74], dtype=f"{order}i2")[0])
-            offset = int(np.frombuffer(header[108:112], dtype=f"{order}f4")[0])
-            voxels = int(np.prod(dims[1 : 1 + max(1, min(int(dims[0]), 7))].astype(np.int64)))
-            return (max(offset, 348) + voxels * bitpix // 8) % (1 << 32) == isize
-    return True  # not NIfTI-1 (e.g. NIfTI-2): leave it to ITK
+            isize = int.from_bytes(fh.read(4), "little")   # gzip trailer: length mod 2**32
+        length = None if header.data_end % (1 << 32) == isize else _gunzipped_length(path, case=case, what=what)
+    else:
+        length = path.stat().st_size
+    if length is not None and length < header.data_end:
+        raise CaseInputError(f"cannot read {what} {path.name}: truncated NIfTI ({length:,} of the "
+                             f"{header.data_end:,} bytes its header promises)", case=case)
+    check_spacing(header.pixdim, case=case, what=f"{what} {path.name} (NIfTI pixdim)")
+
+
+def _gunzipped_length(path: Path, *, case: str, what: str) -> int:
+    length = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                length += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CaseInputError(f"cannot read {what} {path.name}: corrupt or truncated gzip ({exc})", case=case) from exc
+    return length
 
 
 def _gzip_problem(path: Path) -> str | None:
@@ -265,8 +300,10 @@ def _info(file: str) -> sitk.ImageFileReader:
 
 
 def _check_slice_spacing(files: list[str], *, case: str) -> None:
-    """Reject series with a missing or duplicated slice (gap > 1.5x or < 0.5x the median step)."""
-    positions, normal = [], None
+    """Reject series with a missing or duplicated slice (gap > 1.5x or < 0.5x the median step), and
+    series whose instance numbers repeat or do not follow the slice positions (two acquisitions
+    interleaved under one series UID, e.g. at half the slice step)."""
+    positions, instances, normal = [], [], None
     for file in files:
         info = _info(file)
         if not info.HasMetaDataKey("0020|0032"):
@@ -275,9 +312,13 @@ def _check_slice_spacing(files: list[str], *, case: str) -> None:
             cosines = [float(v) for v in info.GetMetaData("0020|0037").split("\\")]
             normal = np.cross(cosines[:3], cosines[3:6])
         positions.append([float(v) for v in info.GetMetaData("0020|0032").split("\\")])
+        number = info.GetMetaData("0020|0013").strip() if info.HasMetaDataKey("0020|0013") else ""
+        instances.append(int(float(number)) if number.lstrip("-").replace(".", "", 1).isdigit() else None)
     if normal is None:
         return
-    steps = np.diff(np.sort(np.asarray(positions) @ normal))
+    heights = np.asarray(positions) @ normal
+    order = np.argsort(heights)
+    steps = np.diff(heights[order])
     median = float(np.median(steps))
     if median <= 0 or steps.max() > 1.5 * median or steps.min() < 0.5 * median:
         raise CaseInputError(
@@ -285,3 +326,12 @@ def _check_slice_spacing(files: list[str], *, case: str) -> None:
             f"mm, median {median:.2f} mm): missing or duplicate slices",
             case=case,
         )
+    if all(n is not None for n in instances):
+        numbers = np.asarray(instances)[order]
+        if len(set(numbers.tolist())) < len(numbers):
+            raise CaseInputError("DICOM series repeats instance numbers: two acquisitions under one series UID",
+                                 case=case)
+        turns = np.diff(np.sign(np.diff(numbers)))
+        if np.count_nonzero(turns):
+            raise CaseInputError("DICOM series instance numbers do not follow the slice positions: slices of "
+                                 "two acquisitions interleaved under one series UID", case=case)

@@ -20,19 +20,40 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
         manifest: Path = typer.Option(..., "--manifest", "-m", help="Case manifest to build from."),
         out: Path = typer.Option(..., "--out", "-o", help="Dataset folder, updated incrementally at each run."),
         cron: str = typer.Option("0 2 * * *", help="Cron schedule of the builds."),
+        interval: float = typer.Option(None, min=1.0, help="Build every this many seconds instead of --cron."),
         name: str = typer.Option("tumorcot-scheduled", help="Deployment name."),
-        generator: str = typer.Option("offline", help="'offline' or 'llm'."),
+        generator: str = typer.Option(None, help="'offline' or 'llm'. Default: the dataset's own (else offline)."),
         task_runner: str = typer.Option("threads", help=TASK_RUNNER_HELP),
         dask_address: str = typer.Option(None, help="Dask scheduler address (tcp://host:8786)."),
         concurrency: int = typer.Option(2, help="Cases processed at once (threads or local Dask workers)."),
     ):
-        """Serve a scheduled build deployment (Prefect flow.serve); blocks until interrupted."""
+        """Serve a scheduled build deployment (Prefect flow.serve); blocks until interrupted.
+
+        Needs a Prefect server with a scheduler: the one at PREFECT_API_URL, one running on
+        127.0.0.1:$TUMORCOT_PREFECT_PORT (4200), or else one it starts there (and stops on exit).
+        Every run builds with the generator and options stored with the dataset."""
+        from tumorcot.flows.settings import resolve_settings
+        from tumorcot.ops.preflight import build_problems
         from tumorcot.ops.serve import serve as run_serve
 
         quiet_prefect()
-        console.print(f"serving {name}: build {escape(str(out))} from {escape(str(manifest))} on '{cron}'")
-        run_serve(manifest, out, cron, name=name, generator=generator, task_runner=task_runner,
-                  concurrency=concurrency, dask_address=dask_address)
+        settings = resolve_settings(out, generator)
+        check = build_problems(manifest, out, generator=settings.generator, task_runner=task_runner,
+                               dask_address=dask_address, segmentation=settings.segmentation)
+        for problem in [*check.row_problems, *check.errors]:
+            console.print(f"[red]error[/red] {escape(problem)}", soft_wrap=True)
+        if check.errors:
+            raise typer.Exit(1)
+        every = f"every {interval:g} s" if interval else f"on '{cron}'"
+        console.print(f"serving {name}: build {escape(str(out))} from {escape(str(manifest))} {every} "
+                      f"(generator {settings.generator}, the dataset's stored options)", soft_wrap=True)
+        try:
+            run_serve(manifest, out, cron, interval_s=interval, name=name, generator=generator,
+                      task_runner=task_runner, concurrency=concurrency, dask_address=dask_address,
+                      say=lambda text: console.print(escape(text), soft_wrap=True))
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1)
 
     batch = typer.Typer(help="Batch mode for --generator llm: requests as OpenAI Batch API / vllm run-batch "
                              "JSONL, in rounds (prepare -> run the file -> ingest, until prepare writes 0).",
@@ -107,6 +128,50 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
                       f"{summary['assembly']} update)")
 
     @app.command()
+    def publish(
+        dataset: Path = typer.Argument(..., help="Dataset folder to upload (everything in it, nothing else)."),
+        repo_id: str = typer.Option(..., "--repo-id", help="Hugging Face dataset repo, e.g. my-org/my-tumorcot."),
+        private: bool = typer.Option(False, "--private", help="Create the repo private."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Scan and list the files; upload nothing."),
+        manifest: Path = typer.Option(None, "--manifest", "-m", help="Also check the raw ids of this case manifest."),
+    ):
+        """Upload a dataset to the Hugging Face Hub after scanning every file for raw ids, input paths,
+        report text, DICOM identifying tags and key-like strings; nothing is uploaded if any is found.
+
+        Exit codes: 0 uploaded (or, with --dry-run, safe to upload); 1 not a dataset, something
+        private found, or the upload failed."""
+        from tumorcot.ops.publish import KEY_PATTERNS, scan_dataset, upload
+
+        try:
+            scan = scan_dataset(dataset, manifest)
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1)
+        for note in scan.notes:
+            console.print(f"[yellow]note[/yellow] {escape(note)}", soft_wrap=True)
+        for finding in scan.findings:
+            console.print(f"[red]private[/red] {escape(finding)}", soft_wrap=True)
+        if scan.findings:
+            console.print(f"[red]not published[/red]: {len(scan.findings)} finding(s) in {escape(str(dataset))}; "
+                          "move private state out of the dataset folder (tumorcot keeps it in DIR.private)")
+            raise typer.Exit(1)
+        size = sum((dataset / f).stat().st_size for f in scan.files)
+        if dry_run:
+            for f in scan.files:
+                typer.echo(f"would upload {f}")
+        console.print(f"{len(scan.files)} files, {size / 1e6:.1f} MB, checked against {scan.needles} private "
+                      f"values and {len(KEY_PATTERNS)} key patterns: nothing private found")
+        if dry_run:
+            console.print(f"dry run: nothing uploaded to {escape(repo_id)}")
+            return
+        try:
+            url = upload(dataset, repo_id, scan.files, private=private)
+        except Exception as exc:  # network, auth: one line, not a traceback
+            console.print(f"[red]upload failed[/red] {type(exc).__name__}: {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1)
+        console.print(f"uploaded {len(scan.files)} files to {escape(repo_id)}: {escape(url)}")
+
+    @app.command()
     def audit(
         dataset: Path = typer.Argument(..., help="Dataset folder."),
         record: str = typer.Option(None, "--record", help="Show the full lineage of this record id."),
@@ -116,8 +181,10 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
         """Per-run generation statistics, a record's lineage, or the failures of a dataset."""
         from tumorcot.ops import audit as data
         from tumorcot.ops import audit_tables as view
+        from tumorcot.store.shards import read_manifest
 
         try:
+            read_manifest(dataset)   # NotADatasetError for a folder without a dataset
             if record:
                 report, show = data.record_lineage(dataset, record), view.print_lineage
             elif failures:

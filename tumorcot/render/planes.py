@@ -52,9 +52,11 @@ def _canonical_axes(image: sitk.Image) -> tuple[list[int], list[int]]:
 
 def canonical_array(image: sitk.Image) -> np.ndarray:
     """Voxels as ``[z, y, x]`` with each axis running inferior->superior, anterior->posterior,
-    right->left (LPS canonical), whatever the image's voxel order and direction."""
+    right->left (LPS canonical), whatever the image's voxel order and direction; a copy that
+    outlives ``image``."""
     order, flips = _canonical_axes(image)
-    out = np.transpose(sitk.GetArrayViewFromImage(image), order)
+    view = sitk.GetArrayViewFromImage(image)         # valid only while ``image`` lives
+    out = np.transpose(view, order)
     if flips:
         out = np.flip(out, axis=flips)
     return np.array(out, order="C")   # always a copy: a view would outlive the image's buffer

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from tumorcot.errors import ReviewError
 
-STRATIFY_COLUMNS = ("task", "subtask", "organ", "split", "form", "negative", "generator")
+STRATIFY_COLUMNS = ("task", "subtask", "organ", "split", "form", "negative", "generator", "source", "synthetic")
 
 
 def parse_stratify(text: str) -> tuple[str, ...]:

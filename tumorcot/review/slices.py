@@ -1,6 +1,6 @@
 """The three CT views of a record in a review pack: axial, coronal and sagittal slices through
 the record's region, windowed for its organ, with the mask contour (the lesion, else the organ)
-and the ROI box drawn in (``tumorcot.render`` does the drawing).
+and the ROI box drawn in (with ``tumorcot.render``'s windows, slices and overlays).
 
 The CT and masks come from the case row kept in the private state folder (the record itself
 only knows the CT's content hash). Masks made by TotalSegmentator during the build are not
@@ -18,8 +18,8 @@ import numpy as np
 from tumorcot.errors import ReviewError, TumorcotError
 from tumorcot.exports.images import CaseImages
 from tumorcot.imaging.io import load_ct, load_mask
-from tumorcot.render import PLANES, canonical_array, canonical_spacing, encode_png, pixel_spacing, render_slice
-from tumorcot.render import square_pixels, window_for
+from tumorcot.render import (PLANES, apply_window, box_rect, canonical_array, canonical_spacing, draw_box,
+                             draw_contour, encode_png, pixel_spacing, plane_slice, to_rgb, window_for)
 from tumorcot.render.planes import box_center, box_ranges
 from tumorcot.schemas import CaseFacts
 
@@ -71,19 +71,39 @@ def _record_mask(volumes: CaseVolumes, record: dict, facts: CaseFacts, kind: str
     return None
 
 
+def _through(mask: np.ndarray, axis: int, span: tuple[int, int]) -> int:
+    """The slice along ``axis`` (within ``span``) where the mask is largest: through the lesion
+    or organ, even where the middle of its box misses it (a curved lung lobe, the colon)."""
+    other = tuple(a for a in range(3) if a != axis)
+    area = mask.sum(axis=other)[span[0]:span[1]]
+    return span[0] + int(np.argmax(area)) if area.size and area.max() > 0 else (span[0] + span[1] - 1) // 2
+
+
 def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[dict]:
-    """Per plane: ``{"plane", "index", "window", "contour", "png"}`` (PNG bytes)."""
+    """Per plane: ``{"plane", "index", "of", "window", "contour", "png", "width_mm", "height_mm"}``,
+    the slice through the largest cross-section of the mask (else the middle of the box).
+
+    Pixels are voxels (no resampling, so overlays stay crisp; the page gives each image its
+    physical aspect). The box outline is drawn one pixel *outside* the region, so it never
+    covers the contour of a small lesion whose extent it equals."""
     box, kind = record_region(record, facts)
     mask = _record_mask(volumes, record, facts, kind)
     window = window_for(record["organ"])
     views = []
     for axis, plane in enumerate(PLANES):
         n = volumes.hu.shape[axis]
-        index = box_center(volumes.hu.shape, box, plane) if box else n // 2
-        pixels = render_slice(volumes.hu, plane, index, window, mask=mask, roi_box=box)
-        pixels = square_pixels(pixels, *pixel_spacing(volumes.spacing_zyx, plane))
+        index = _through(mask, axis, box_ranges(volumes.hu.shape, box)[axis] if box else (0, n)) \
+            if mask is not None else (box_center(volumes.hu.shape, box, plane) if box else n // 2)
+        pixels = to_rgb(apply_window(plane_slice(volumes.hu, plane, index), window))
+        if mask is not None:
+            pixels = draw_contour(pixels, plane_slice(mask, plane, index) != 0)
+        if box is not None:
+            r0, c0, r1, c1 = box_rect(volumes.hu.shape, box, plane)
+            pixels = draw_box(pixels, (r0 - 1, c0 - 1, r1 + 1, c1 + 1))
+        row_mm, col_mm = pixel_spacing(volumes.spacing_zyx, plane)
         views.append({"plane": plane, "index": int(index), "of": int(n), "window": window.name,
-                      "contour": kind if mask is not None else None, "png": encode_png(pixels)})
+                      "contour": kind if mask is not None else None, "png": encode_png(pixels),
+                      "width_mm": round(pixels.shape[1] * col_mm, 1), "height_mm": round(pixels.shape[0] * row_mm, 1)})
     return views
 
 

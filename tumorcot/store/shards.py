@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tumorcot import __version__
+from tumorcot.errors import NotADatasetError
 from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
@@ -157,7 +158,13 @@ def _concat(paths: list[Path], schema: pa.Schema) -> pa.Table:
 
 
 def read_manifest(dataset_dir: Path) -> dict:
-    return json.loads((dataset_dir / "manifest.json").read_text())
+    """The dataset manifest; ``NotADatasetError`` when ``dataset_dir`` holds no dataset."""
+    path = Path(dataset_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise NotADatasetError(f"{dataset_dir} is not a tumorcot dataset (no manifest.json): give the folder "
+                               "that `tumorcot build --out` wrote") from None
 
 
 def read_records(dataset_dir: Path) -> pa.Table:

@@ -1,0 +1,163 @@
+"""Checks before any Prefect start: the case manifest, paths, options, and the Prefect API itself.
+
+``build_problems`` returns one line per problem that stops a build before anything is written
+(a manifest that is missing, a folder, unreadable or without columns; no usable row; an output
+path that is a file; an LLM generator without endpoint; a Dask address that is not one; a
+TotalSegmentator plan without executable or weights) and one line per row that will fail on its
+own (a bad field, a missing input file): those are reported and the other rows are built.
+
+``prefect_api`` makes sure an API is there before a flow runs: the server at ``PREFECT_API_URL``
+when one is configured (it must answer), else Prefect's temporary server started here with a
+start-up timeout that survives a loaded machine (``TUMORCOT_PREFECT_STARTUP_S``, default 180 s);
+a failure is one ``PrefectUnavailableError`` saying what to start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tumorcot.errors import ManifestError, PrefectUnavailableError, TumorcotError
+
+STARTUP_ENV = "TUMORCOT_PREFECT_STARTUP_S"
+DEFAULT_STARTUP_S = 180
+PATH_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
+
+
+@dataclass
+class Preflight:
+    errors: list[str] = field(default_factory=list)      # stop before anything starts
+    row_problems: list[str] = field(default_factory=list)  # these rows will fail; the others are built
+    cases: int = 0
+
+
+def manifest_check(manifest: Path, result: Preflight) -> None:
+    from tumorcot.case_manifest import read_case_manifest
+
+    try:
+        entries = read_case_manifest(manifest)
+    except ManifestError as exc:
+        result.errors.append(str(exc))
+        return
+    for entry in entries:
+        if isinstance(entry, ManifestError):
+            result.row_problems.append(str(entry))
+            continue
+        missing = [f"{name} not found: {getattr(entry, name)}" for name in PATH_FIELDS
+                   if getattr(entry, name) is not None and not Path(getattr(entry, name)).exists()]
+        if missing:
+            result.row_problems.append(f"[{entry.label}] " + "; ".join(missing))
+        else:
+            result.cases += 1
+    if not entries:
+        result.errors.append(f"case manifest {manifest} has no data row")
+    elif result.cases == 0:
+        result.errors.append(f"no usable row in {manifest}: every row has a problem (listed above)")
+
+
+def output_check(out: Path, result: Preflight) -> None:
+    from tumorcot.store.private import state_dir
+
+    if out.exists() and not out.is_dir():
+        result.errors.append(f"--out {out} is a file; give a folder for the dataset")
+        return
+    try:
+        state_dir(out, create=False)
+    except TumorcotError as exc:
+        result.errors.append(str(exc))
+
+
+def generator_check(generator: str, result: Preflight) -> None:
+    if generator not in ("offline", "llm"):
+        result.errors.append(f"--generator must be 'offline' or 'llm', not {generator!r}")
+    elif generator == "llm":
+        missing = [v for v in ("OPENAI_BASE_URL", "TUMORCOT_MODEL") if not os.environ.get(v)]
+        if missing:
+            result.errors.append(f"--generator llm needs {' and '.join(missing)} (an OpenAI-compatible endpoint "
+                                 "and a model name)")
+
+
+def runner_check(task_runner: str, dask_address: str | None, result: Preflight) -> None:
+    if task_runner not in ("threads", "dask"):
+        result.errors.append(f"--task-runner must be 'threads' or 'dask', not {task_runner!r}")
+    elif task_runner == "threads" and dask_address:
+        result.errors.append("--dask-address needs --task-runner dask")
+    elif dask_address and "://" not in dask_address:
+        result.errors.append(f"--dask-address {dask_address!r} is not a scheduler address such as tcp://host:8786")
+
+
+def segmentation_check(plan, result: Preflight) -> None:
+    if plan.backend != "totalsegmentator":
+        return
+    from tumorcot.imaging.segment import check_weights, totalseg_executable
+
+    executable = totalseg_executable()
+    if shutil.which(executable) is None:
+        result.errors.append(f"TotalSegmentator executable {executable!r} not found (set TUMORCOT_TOTALSEG_BIN)")
+    try:
+        check_weights()
+    except TumorcotError as exc:
+        result.errors.append(str(exc))
+
+
+def build_problems(manifest: Path, out: Path, *, generator: str, task_runner: str = "threads",
+                   dask_address: str | None = None, segmentation=None) -> Preflight:
+    result = Preflight()
+    manifest_check(Path(manifest), result)
+    output_check(Path(out), result)
+    generator_check(generator, result)
+    runner_check(task_runner, dask_address, result)
+    if segmentation is not None:
+        segmentation_check(segmentation, result)
+    return result
+
+
+def startup_timeout() -> int:
+    try:
+        return max(1, int(float(os.environ.get(STARTUP_ENV, DEFAULT_STARTUP_S))))
+    except ValueError:
+        return DEFAULT_STARTUP_S
+
+
+def configured_api_url() -> str | None:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def check_api(url: str, timeout_s: float = 10.0) -> None:
+    """Raise ``PrefectUnavailableError`` unless ``url``/health answers 200."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+        ok = response.status_code == 200
+    except httpx.HTTPError as exc:
+        ok, response = False, exc
+    if not ok:
+        raise PrefectUnavailableError(
+            f"the Prefect API at PREFECT_API_URL={url} does not answer ({response}): start it with "
+            "`prefect server start` (or unset PREFECT_API_URL to use a temporary server)")
+
+
+def prefect_api() -> str:
+    """The Prefect API this process will use, started (temporary server) or checked (configured)."""
+    url = configured_api_url()
+    if url:
+        check_api(url)
+        return url
+    from prefect.server.api.server import SubprocessASGIServer
+
+    timeout = startup_timeout()
+    server = SubprocessASGIServer()
+    try:
+        server.start(timeout=timeout)
+    except Exception as exc:  # Prefect raises RuntimeError with the server's whole output
+        first = str(exc).split(" stdout:", 1)[0].strip()
+        raise PrefectUnavailableError(
+            f"Prefect's temporary API server did not start within {timeout} s ({first}). On a busy machine "
+            f"raise {STARTUP_ENV}, or start a server once with `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api: every tumorcot command then reuses it") from None
+    return server.api_url
