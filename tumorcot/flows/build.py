@@ -26,7 +26,7 @@ from prefect.utilities.annotations import quote
 
 from tumorcot.agents.base import PIPELINE_VERSION
 from tumorcot.agents.scheduler import close_schedulers
-from tumorcot.errors import ManifestError, TumorcotError
+from tumorcot.errors import ManifestError, RemovalRefusedError, TumorcotError
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
 from tumorcot.pipeline import case_records, extract_facts, input_hashes, llm_config, llm_requests
@@ -40,6 +40,7 @@ from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.private import bind, state_dir
+from tumorcot.store.removal import inputs_missing, removal_problem
 from tumorcot.store.update import case_entry, update_dataset
 from tumorcot.flows.incremental import current_result, input_signature
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit, resolve_plan, segmented_case
@@ -239,7 +240,7 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
     """Shards and manifest for the kept cases; ``known`` maps case ids to ``done.json`` already read."""
     store = CaseStore(dataset_dir)
     known = known or {}
-    kept = [o for o in outcomes if o.status in ("ok", "unchanged")]
+    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing")]
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
                 for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
@@ -306,7 +307,8 @@ def _run_log(dataset_dir: Path, run_id: str, written: list[str]) -> list[dict]:
 @flow(name="build_dataset", log_prints=False)
 def build_dataset(manifest: Path, out: Path, generator: str | None = None, force: bool = False,
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
-                  llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None) -> dict:
+                  llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None,
+                  allow_removal: bool = False) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
@@ -317,6 +319,10 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
     fields) override the settings stored with the dataset (``flows/settings.py``; defaults for a
     new dataset: offline, default options, the manifest's masks); ``state_dir_path`` is the
     private state folder (default: ``$TUMORCOT_STATE_DIR``, else ``OUT.private`` beside ``out``).
+
+    Without ``allow_removal`` a manifest that would remove most published cases is refused
+    (``RemovalRefusedError``, nothing written), and a published case whose input files are
+    missing keeps its records and is reported ``missing`` (``store/removal.py``).
 
     With ``generator="llm"`` the cases go to ``process_cases_llm`` in ``llm_batches`` (one per
     case worker, ``workers``), whose agents share one LLM scheduler per process with at most
@@ -340,6 +346,9 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
                                 error_type="ManifestError", reason=str(e))
                     for e in entries if isinstance(e, ManifestError)]
         cases = [e for e in entries if not isinstance(e, ManifestError)]
+        problem = removal_problem(out, cases, salt, allow_removal=allow_removal)
+        if problem:
+            raise RemovalRefusedError(problem)
         progress = current_progress()
         if progress is not None:
             progress.start(len(cases))
@@ -348,6 +357,13 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
         versions = pipeline_versions(generator, options, segmentation)   # once per run
         store, known, pending = CaseStore(out), {}, []
         for case in cases:   # unchanged cases are recognised here, without a task each
+            missing = [] if allow_removal else inputs_missing(case)
+            previous = store.done(case_id_for(case.patient_id, case.study_id, salt)) if missing else None
+            if previous is not None:   # an unmounted share must not unpublish the case
+                outcome = missing_outcome(case, salt, run_id, missing, previous)
+                known[outcome.case_id] = previous
+                outcomes.append(outcome)
+                continue
             current = None if force else current_result(case, store, salt, versions)
             if current is None:
                 pending.append(case)
@@ -399,6 +415,7 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             "ok": sum(o.status == "ok" for o in outcomes),
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
+            "missing": sum(o.status == "missing" for o in outcomes),
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
             "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
@@ -413,6 +430,14 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
     return {**summary, "run_record": str(record)}
 
 
+def missing_outcome(case: CaseInput, salt: bytes, run_id: str, fields: list[str], previous: dict) -> CaseOutcome:
+    """A published case whose inputs are gone: kept as published, reported missing."""
+    return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id_for(case.patient_id, case.study_id, salt),
+                       status="missing", error_type="InputsMissing", records=previous.get("records", 0),
+                       reason=f"input file(s) not found: {', '.join(fields)}; its published records are kept "
+                              "(--allow-removal removes them)")
+
+
 def run_record_path(out: Path, run_id: str) -> Path:
     return out / "runs" / f"{run_id}.json"
 
@@ -420,7 +445,8 @@ def run_record_path(out: Path, run_id: str) -> Path:
 def run_build(manifest: Path, out: Path, *, generator: str | None = None, concurrency: int = 2,
               force: bool = False, progress=None, task_runner: str = "threads",
               dask_address: str | None = None, options: GenerationOptions | dict | None = None,
-              segmentation: SegmentationPlan | dict | None = None, llm_concurrency: int = 16) -> dict:
+              segmentation: SegmentationPlan | dict | None = None, llm_concurrency: int = 16,
+              allow_removal: bool = False) -> dict:
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster); the run
     summary with every case's outcome (``runs/<run_id>.json``), plus ``startup_s``: the seconds
     from this call to the flow's first line (Prefect's engine and, without ``PREFECT_API_URL``,
@@ -442,7 +468,8 @@ def run_build(manifest: Path, out: Path, *, generator: str | None = None, concur
     with showing(progress):
         result = configured(Path(manifest).absolute(), Path(out).absolute(), generator=generator, force=force,
                             options=explicit(options) or None, segmentation=explicit(segmentation) or None,
-                            llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)))
+                            llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)),
+                            allow_removal=allow_removal)
     summary = json.loads(Path(result["run_record"]).read_text())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"
