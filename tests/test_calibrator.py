@@ -37,8 +37,14 @@ def test_report_steps_run_finding_impression_pathology_with_citations(generated)
             assert step.fact_ids
         else:
             assert step.follows_from and all(i < step.index for i in step.follows_from)
-    assert "impression:pancreas:pdac" in report.steps[1].kg_node_ids
-    assert "T2 N0 M0" in report.steps[-1].text  # given labels, cited as pathology facts
+    assert "impression:pancreas:pdac" in report.steps[1].kg_node_ids   # leading or in the differential
+    # given labels are question context, not a claim of the target; the target compares them
+    assert report.question.startswith("Pathology report: pancreatic ductal adenocarcinoma, malignant. ")
+    [tnm] = [r for r in records if r.task == "tnm_staging" and r.organ == "pancreas"]
+    assert tnm.question.startswith("Pathology report: pancreatic ductal adenocarcinoma, malignant, T2, N0, M0. ")
+    assert "Given" not in report.answer + report.think
+    assert "is among the imaging impressions" in report.steps[-1].text
+    assert "pathology.diagnosis" in report.steps[-1].fact_ids
     assert report.think.startswith("1. [finding]")
 
 

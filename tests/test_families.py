@@ -62,23 +62,41 @@ def test_real_organ_segmentation_without_lesion_mask_gives_localization_only(tot
     assert {r.subtask for r in records} == {"organ_box"}
 
 
-def test_real_sarcoma_gets_lesion_families_and_no_tnm_without_a_rule_or_labels(sarcoma_facts):
+def test_real_sarcoma_labels_are_question_context_and_ajcc_soft_tissue_t_comes_from_size(sarcoma_facts):
     records = generate(sarcoma_facts)
     tasks = Counter(r.task for r in records)
-    assert set(tasks) == {"localization", "lesion_attribute", "cot_report", "pathology"}
+    assert set(tasks) == {"localization", "lesion_attribute", "cot_report", "pathology", "tnm_staging"}
     [pathology] = [r for r in records if r.task == "pathology"]
-    assert "soft-tissue sarcoma" in pathology.conclusion          # the given label, cited
+    # the given label is context in the question, compared with the imaging impressions in the target
+    assert pathology.question.startswith("Pathology report: soft-tissue sarcoma, malignant. ")
+    assert "Given" not in pathology.answer and "soft-tissue sarcoma" in pathology.conclusion
     assert "pathology.diagnosis" in pathology.steps[-1].fact_ids
-    # soft tissue has no size-based T rule in the KG and the labels give no T/N/M: no TNM record
-    assert "tnm_staging" not in tasks
+    # AJCC 8 trunk/extremity sarcoma: T3 is > 10 cm and <= 15 cm; STS_001's greatest dimension is about 11.5 cm
+    [lesion] = sarcoma_facts.lesions
+    assert 100 < lesion.max_diameter_3d_mm <= 150
+    [tnm] = [r for r in records if r.task == "tnm_staging"]
+    assert tnm.answer.startswith("T3 by size") and "conditional" not in tnm.answer
+    assert "staging:soft_tissue:T" in tnm.steps[-1].kg_node_ids
+    assert f"{lesion.max_diameter_3d_mm / 10:.1f} cm" in tnm.steps[-1].text         # the number the finding states
+    assert f"greatest dimension {lesion.max_diameter_3d_mm / 10:.1f} cm" in tnm.steps[0].text
+    assert "mm slices" in tnm.steps[-1].text                                          # slice-thickness caveat
+    assert "N and M are not staged from imaging" in tnm.conclusion
+    assert not any(t in tnm.answer + tnm.think for t in ("N0", "M0", "(given)"))
 
 
-def test_real_sarcoma_tnm_comes_only_from_given_labels(sarcoma_facts):
+def test_real_sarcoma_given_t_that_disagrees_with_the_size_is_flagged(sarcoma_facts):
+    from tumorcot.knowledge_graph.staging import given_t_checks
+
     labelled = sarcoma_facts.model_copy(update={"pathology": PathologyLabels.parse(
         "behavior=malignant; diagnosis=soft-tissue sarcoma; t=T2; n=N0")})
+    labelled = labelled.model_copy(update={"t_checks": given_t_checks(labelled, KG)})
+    [check] = labelled.t_checks
+    assert (check.given_t, check.size_t, check.agrees) == ("T2", "T3", False)       # flagged in the facts
     [tnm] = [r for r in generate(labelled) if r.task == "tnm_staging"]
-    assert "T2 (given)" in tnm.answer and "N0 (given)" in tnm.answer
-    assert "M not given" in tnm.answer and "M0" not in tnm.think + tnm.answer
+    assert tnm.question.startswith("Pathology report: soft-tissue sarcoma, malignant, T2, N0. ")
+    assert "report T2 disagrees (flagged)" in tnm.answer                              # ...and the record says so
+    assert "tcheck:L1.agrees" in tnm.steps[-1].fact_ids
+    assert "N0" not in tnm.answer + tnm.think
 
 
 def test_phantom_shows_all_five_families_and_every_subtask(phantom_facts):
@@ -88,39 +106,65 @@ def test_phantom_shows_all_five_families_and_every_subtask(phantom_facts):
             "sub_location", "organ_report", "tnm", "pathology"} <= {r.subtask for r in records}
 
 
+AJCC_T = {  # AJCC 8 size cut-offs written out here, independently of the KG data file
+    "pancreas": [(0.5, "T1a"), (0.99, "T1b"), (2.0, "T1c"), (4.0, "T2"), (99, "T3")],
+    "kidney": [(4.0, "T1a"), (7.0, "T1b"), (10.0, "T2a"), (99, "T2b")],
+}
+DIAGNOSIS = {"pancreas": "pancreatic ductal adenocarcinoma", "kidney": "renal cell carcinoma"}
+
+
+def _labelled(facts):
+    """The phantom case with malignant labels for the organ of its largest pancreas/kidney lesion."""
+    lesions = [l for l in facts.lesions if KG.organ_key(l.organ) in DIAGNOSIS]
+    if not lesions:
+        return None
+    organ = max(lesions, key=lambda l: l.max_diameter_3d_mm).organ
+    return facts.model_copy(update={"pathology": PathologyLabels(
+        behavior="malignant", diagnosis=DIAGNOSIS[KG.organ_key(organ)], organ=organ)}), organ
+
+
 def test_tnm_records_only_where_size_rule_or_labels_decide(phantom_facts):
-    size_organs = {"pancreas", "kidney", "liver", "lung"}
     seen = 0
     for facts in phantom_facts:
-        unlabelled = facts.model_copy(update={"pathology": None})
+        unlabelled = facts.model_copy(update={"pathology": None, "t_checks": []})
         for record in generate(unlabelled):
             if record.task != "tnm_staging":
                 continue
-            seen += 1
-            assert KG.organ_key(record.organ) in size_organs
-            assert "conditional" in record.answer          # malignancy from the KG, not from labels
-            leading = record.steps[1].kg_node_ids[0]        # the rule stages only its tumour types
+            # without labels: only a decisive malignant KG impression the rule stages, stated conditionally
+            assert "conditional" in record.answer
+            leading = record.steps[1].kg_node_ids[0]
             assert leading in KG.staging_rule(KG.organ_key(record.organ))["applies_to"]
-            assert not any(t in record.think for t in ("N0", "N1", "M0", "M1", "NX", "MX"))
-            # stomach / colon / esophagus never get a T without labels
-            assert KG.organ_key(record.organ) not in {"stomach", "colon", "esophagus"}
+        labelled = _labelled(facts)
+        if labelled is None:
+            continue
+        labelled, organ = labelled
+        [tnm] = [r for r in generate(labelled) if r.task == "tnm_staging" and r.organ == organ]
+        lesion = max(labelled.lesions_in(organ), key=lambda l: (l.max_diameter_3d_mm, l.id))
+        cm = round(lesion.max_diameter_3d_mm / 10, 1)
+        expected = next(t for cut, t in AJCC_T[KG.organ_key(organ)] if cm <= cut)
+        assert tnm.answer.startswith(f"{expected} by size;"), (cm, tnm.answer)
+        assert not any(t in tnm.think for t in ("N0", "N1", "M0", "M1", "NX", "MX"))
+        seen += 1
     assert seen > 0
 
 
 def test_calibrator_recomputes_size_based_t(phantom_facts):
     for facts in phantom_facts:
-        unlabelled = facts.model_copy(update={"pathology": None})
-        for record in generate(unlabelled):
-            if record.task == "tnm_staging" and "size-based" in record.answer:
+        labelled = _labelled(facts)
+        if labelled is None:
+            continue
+        labelled, organ = labelled
+        for record in generate(labelled):
+            if record.task == "tnm_staging" and "by size" in record.answer:
                 t = record.answer.split(" ")[0]
-                wrong = {"T1": "T2", "T1a": "T1b", "T1b": "T2", "T2": "T3", "T3": "T1"}.get(t, "T4")
+                wrong = {"T1a": "T1b", "T1b": "T1c", "T1c": "T2", "T2": "T3", "T3": "T1c"}.get(t, "T4")
                 forged = record.model_copy(update={"answer": record.answer.replace(t, wrong, 1)})
-                assert any(f"'{wrong}'" in why for why in check_record(forged, unlabelled, KG))
+                assert any(f"'{wrong}'" in why for why in check_record(forged, labelled, KG))
                 # and no T at all once the malignant class is removed from the chain
                 steps = [s.model_copy(update={"kg_node_ids": [n for n in s.kg_node_ids if n != "pathology:malignant"]})
                          for s in record.steps]
                 assert any(f"'{t}'" in why for why in check_record(record.model_copy(update={"steps": steps}),
-                                                                   unlabelled, KG))
+                                                                   labelled, KG))
                 return
     pytest.fail("no size-based TNM record in the phantom cases")
 
@@ -203,11 +247,12 @@ def test_calibrator_rejects_a_wrong_attend_box_first_pass_number_and_mc_answer(p
 
 def test_pathology_without_labels_is_a_differential_never_a_histology(phantom_facts):
     for facts in phantom_facts:
-        unlabelled = facts.model_copy(update={"pathology": None})
+        unlabelled = facts.model_copy(update={"pathology": None, "t_checks": []})
         for record in generate(unlabelled):
             if record.task == "pathology":
                 assert record.form == "open" and record.answer.startswith("Differential, not a diagnosis")
                 assert "needs pathological confirmation" in record.answer
+                assert not record.question.startswith("Pathology report")
 
 
 def test_split_ratios_decide_the_split_per_patient(phantom_facts):

@@ -77,14 +77,16 @@ HALLUCINATIONS = [
     # a wrong size: the liver lesion's 34.0 mm becomes 48.0 mm
     ("size", None, lambda: _replace("reasoner", "34.0 x", "48.0 x", times=99), "48.0"),
     # the wrong side: the left kidney's cyst said to be in the right kidney
-    ("side", None, lambda: _replace("reasoner", "in the left kidney", "in the right kidney", times=99),
-     "L4 in the right kidney"),
+    ("side", None, lambda: _replace("reasoner", "18 mm lesion in the left kidney", "18 mm lesion in the right kidney",
+                                    times=99), "18 mm lesion in the right kidney"),
     # the wrong organ: a liver lesion said to sit in the spleen
-    ("organ", None, lambda: _replace("reasoner", "L1 in the liver", "L1 in the spleen", times=99), "L1 in the spleen"),
+    ("organ", None, lambda: _replace("reasoner", "34 mm lesion in the liver", "34 mm lesion in the spleen", times=99),
+     "34 mm lesion in the spleen"),
     # an impression the KG does not license for the pancreas (a liver impression)
     ("impression", None, lambda: _unlicensed_impression, "hepatocellular"),
-    # an invented N stage in the summary (N0 is given; the model says N2)
-    ("n_stage", LABELS, lambda: _replace("summarizer", "N0", "N2", times=99), "N2"),
+    # an invented N stage in the summary (the report gives N0; the model adds N2 to its pathology text)
+    ("n_stage", LABELS, lambda: _replace("summarizer", "is among the imaging impressions",
+                                         "is among the imaging impressions, with nodal stage N2", times=99), "N2"),
 ]
 
 

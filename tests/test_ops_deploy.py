@@ -25,8 +25,7 @@ def test_serve_deployment_has_the_schedule_and_parameters(tmp_path):
     [schedule] = deployment.schedules
     assert schedule.schedule.cron == "0 2 * * *"
     assert deployment.parameters == {"manifest": str((tmp_path / "cases.csv").resolve()),
-                                     "out": str((tmp_path / "ds").resolve()), "generator": "offline",
-                                     "force": False}
+                                     "out": str((tmp_path / "ds").resolve()), "force": False}   # stored settings
     assert deployment.flow_name == "build_dataset"
 
 

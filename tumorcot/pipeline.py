@@ -19,8 +19,10 @@ from tumorcot.imaging.plausibility import check_lesions, check_organs
 from tumorcot.imaging.structures import case_masks
 from tumorcot.imaging.measure import measure_lesions, measure_organs
 from tumorcot.imaging.phase import calcium_cutoff, estimate_phase
-from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.knowledge_graph import KnowledgeGraph, load_kg
+from tumorcot.knowledge_graph.staging import given_t_checks
 from tumorcot.privacy import case_id_for, pseudonymise
+from tumorcot.scope import lesion_labels_by_id, resolve_case_pathology
 from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo, GenerationOptions
 from tumorcot.schemas.case import FILE_FIELDS
 
@@ -67,17 +69,20 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
     check_lesions(lesions, ct, case=case.label)
     for lesion in lesions:
         lesion.provenance = masks.lesion_provenance or "annotated"
-    return CaseFacts(
+    facts = CaseFacts(
         case_id=case_id_for(case.patient_id, case.study_id, salt),
         patient_pseudo_id=pseudonymise(case.patient_id, salt),
         study_pseudo_id=pseudonymise(f"{case.patient_id}\x1f{case.study_id}", salt, prefix="s"),
         ct=CTInfo(size=tuple(ct.GetSize()), spacing_mm=tuple(ct.GetSpacing()),
                   input_format=loaded.input_format, content_sha256=loaded.sha256),
         organs=organs, lesions=lesions, has_organ_mask=organ_mask is not None,
-        has_lesion_mask=lesion_mask is not None, annotated_organs=annotated, pathology=case.pathology, segmentation_backend=segmentation_backend,
+        has_lesion_mask=lesion_mask is not None, annotated_organs=annotated,
+        pathology=resolve_case_pathology(case, lesions), lesion_pathology=lesion_labels_by_id(case, lesions),
+        segmentation_backend=segmentation_backend,
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes, contrast_phase=phase, phase_evidence=evidence,
     )
+    return facts.model_copy(update={"t_checks": given_t_checks(facts, load_kg())})
 
 
 def _is_empty(mask) -> bool:

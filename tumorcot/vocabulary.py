@@ -194,8 +194,13 @@ THRESHOLDS = {
     "round_axis_ratio": (1.3, "", "tumorcot: principal-axis ratio of a round lesion"),
     "lobulated_index": (0.03, "", "tumorcot: contour lobulation index (convex outlines score 0)"),
     "irregular_index": (0.2, "", "tumorcot: contour lobulation index of an irregular outline"),
-    "small_mm": (10.0, "mm", "tumorcot convention: sub-centimetre lesion"),
-    "large_mm": (50.0, "mm", "tumorcot convention: lesion larger than 5 cm"),
+    "small_mm": (10.0, "mm", "ACR liver white paper 2017 (Gore), Fig 1: lesions < 1 cm too small to characterise"),
+    "large_mm": (50.0, "mm", "ACR Appropriateness Criteria Soft-Tissue Masses 2018, summary: size > 5 cm raises "
+                 "suspicion"),
+    "adrenal_large_mm": (40.0, "mm", "ACR adrenal white paper 2017 (Mayo-Smith), Fig 1: masses >= 4 cm"),
+    "adenoma_max_hu": (10.0, "HU", "ACR adrenal white paper 2017 (Mayo-Smith), Fig 1: <= 10 HU on unenhanced CT"),
+    "node_short_axis_mm": (10.0, "mm", "RECIST 1.1 (Eisenhauer 2009), section 3.1.2: short axis >= 10 mm "
+                           "pathological"),
     # contrast phase (tumorcot.imaging.phase)
     "unenhanced_blood_max_hu": (70.0, "HU", "unenhanced aortic blood 29-45 HU (IQR; non-anaemic 39-50 HU), "
                                 "Research Square preprint rs-1420003/v1 (2022), Table 2, plus the 20 HU "
@@ -253,6 +258,7 @@ def attribute_rules() -> dict[str, str]:
                  f"{t('round_axis_ratio'):g}, else oval",
         "small": f"longest axial diameter < {t('small_mm'):g} mm",
         "large": f"longest axial diameter > {t('large_mm'):g} mm",
+        "size_ge_4cm": f"longest axial diameter >= {t('adrenal_large_mm'):g} mm",
         "multiple": "more than one connected lesion component in the same organ",
         "vascular_contact": "any contact angle > 0 degrees with a segmented vessel",
         "contrast_phase": f"non-contrast if aorta and portal vein medians <= {t('unenhanced_blood_max_hu'):g} HU; "
@@ -264,4 +270,9 @@ def attribute_rules() -> dict[str, str]:
                           f"the aorta alone, arterial if kidney cortex (within {t('kidney_cortex_mm'):g} mm of the "
                           f"surface) exceeds medulla (deeper than {t('kidney_medulla_mm'):g} mm) by >= "
                           f"{t('corticomedullary_hu'):g} HU; otherwise indeterminate",
+        "phase": "CaseFacts.contrast_phase (estimated by the imaging stage) -> feature:phase_<phase>; "
+                 "'indeterminate' gives no phase feature",
+        "unenhanced_le_10hu": f"lesion mean HU <= {t('adenoma_max_hu'):g} on a case whose phase is non_contrast",
+        "history_pancreatitis": "the given pathology report of the case or lesion names pancreatitis",
+        "short_axis": f"lymph nodes (lesion kind lymph_node): short axis >= {t('node_short_axis_mm'):g} mm or below",
     }

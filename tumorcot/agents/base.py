@@ -34,10 +34,52 @@ def record_id(case_id: str, task: str, subtask: str, subject: str) -> str:
     return "r-" + hashlib.sha256(f"{case_id}\x1f{task}\x1f{subtask}\x1f{subject}".encode()).hexdigest()[:20]
 
 
-def lesion_phrase(lesion: LesionFacts) -> tuple[str, str]:
-    """('lesion L1', 'in the liver') as questions name a lesion and its place."""
-    noun = "tumour" if lesion.kind in ("tumor", "tumour") else lesion.kind
-    return f"{noun} {lesion.id}", f"in the {display_name(lesion.organ)}"
+def mm(value: float) -> str:
+    """Millimetres as a lesion's name states them: whole millimetres."""
+    return f"{value:.0f}"
+
+
+def lesion_where(lesion: LesionFacts) -> str:
+    """'in segment V of the liver (geometric approximation)': location, with its caveat."""
+    organ = display_name(lesion.organ)
+    if not lesion.sub_location:
+        return f"in the {organ}"
+    caveat = " (geometric approximation)" if lesion.sub_location_method == "geometric-approximation" else ""
+    article = "" if lesion.sub_location.startswith("segment") else "the "
+    return f"in {article}{lesion.sub_location} of the {organ}{caveat}"
+
+
+def lesion_phrase(lesion: LesionFacts, *, with_size: bool = True) -> tuple[str, str]:
+    """('44 mm lesion', 'in segment V of the liver') as questions and texts name a lesion: by size
+    (its longest axial diameter, fact ``long_axis_mm``) and place, never by an internal id and
+    never by a noun that gives an answer away ("cyst", "tumour"). ``with_size=False`` where the
+    question asks for the size."""
+    noun = f"{mm(lesion.long_axis_mm)} mm lesion" if with_size else "lesion"
+    return noun, lesion_where(lesion)
+
+
+def place_only(facts: CaseFacts, lesion: LesionFacts) -> tuple[str, list[str]]:
+    """('in the head of the pancreas', fact ids) naming a lesion by place alone -- where its size
+    must not appear (the size question; the box question, whose '3D' would read as a diameter) --
+    with its axial slice when another lesion of the organ shares the place."""
+    where = lesion_where(lesion)
+    ids = name_fact_ids(lesion, with_size=False)
+    if any(o is not lesion and o.sub_location == lesion.sub_location for o in facts.lesions_in(lesion.organ)):
+        where += f" centred on axial slice {lesion.axial_slice}"
+        ids.append(f"lesion:{lesion.id}.axial_slice")
+    return where, ids
+
+
+def lesion_name(lesion: LesionFacts) -> str:
+    """'the 44 mm lesion in segment V of the liver'."""
+    noun, where = lesion_phrase(lesion)
+    return f"the {noun} {where}"
+
+
+def name_fact_ids(lesion: LesionFacts, *, with_size: bool = True) -> list[str]:
+    """The facts a lesion's name states (organ, size, sub-location)."""
+    names = ["organ"] + (["long_axis_mm"] if with_size else []) + (["sub_location"] if lesion.sub_location else [])
+    return [f"lesion:{lesion.id}.{n}" for n in names]
 
 
 @dataclass

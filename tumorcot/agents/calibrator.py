@@ -22,8 +22,10 @@ from __future__ import annotations
 from tumorcot.agents.claims import check_texts
 from tumorcot.agents.lexicon import lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import lesion_features
+from tumorcot.knowledge_graph.features import features_for
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
+
+LABEL_PREFIXES = ("pathology.", "pathology:")   # case-level and per-lesion label facts
 
 
 def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
@@ -43,6 +45,8 @@ def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
     reasons += _check_nodes_agree(record, facts, kg, table)
     reasons += _check_reasoning(record, facts, kg)
     size_t = size_based_t(record, facts, kg) if record.task == "tnm_staging" else set()
+    # the size rule's T of a cited given-T check (CaseFacts.t_checks)
+    size_t |= {str(table[f].value) for f in cited if f.startswith("tcheck:") and f.endswith(".size_t")}
     reasons += check_texts(record, facts, kg, table, size_t)
     return reasons
 
@@ -61,10 +65,15 @@ def _check_nodes_agree(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, 
         if any(f.startswith("pathology.") for f in step.fact_ids) and organ != labels_organ:
             reasons.append(f"step {step.index}: [label-scope] cites pathology labels of the {labels_organ} "
                            f"for the {organ}")
+        for f in step.fact_ids:  # lesion-level labels ("pathology:L2.diagnosis") belong to that lesion's organ
+            if f.startswith("pathology:"):
+                owner = next((l for l in facts.lesions if l.id == table[f].subject.split(":", 1)[1]), None)
+                if owner is None or owner.organ != organ:
+                    reasons.append(f"step {step.index}: [label-scope] cites {f} for the {organ}")
         true, subs = set(), set()
         for lesion in facts.lesions:
             if lesion.id in lesions:
-                true |= set(lesion_features(lesion, len(facts.lesions_in(lesion.organ))))
+                true |= set(features_for(facts, lesion))
                 if lesion.sub_location:
                     subs |= {k for h in lexicon.scan(lesion.sub_location) if h.term for k in h.term.keys}
         if not lesions:
@@ -101,10 +110,10 @@ def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) ->
             reachable = {"pathology:none", "pathology:indeterminate"} if not impressions else set()
             for n in impressions:
                 reachable |= kg.reachable_pathologies(n)
-            if any(f.startswith("pathology.") for f in step.fact_ids):
+            labelled = any(f.startswith(LABEL_PREFIXES) for f in step.fact_ids)
+            if labelled:
                 reachable |= _label_nodes(facts, kg)
             staging_node = f"staging:{kg.organ_key(step.organ or record.organ or '')}:T"
-            labelled = any(f.startswith("pathology.") for f in step.fact_ids)
             for node in step.kg_node_ids:
                 if node.startswith("histology:") and not labelled:
                     reasons.append(f"step {step.index}: [histology] cites {node} without a pathology label")
@@ -116,13 +125,17 @@ def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) ->
 
 
 def _label_nodes(facts: CaseFacts, kg: KnowledgeGraph) -> set[str]:
-    """KG nodes the given pathology labels name: their behaviour and histology."""
-    p = facts.pathology
-    out = {f"pathology:{p.behavior}"} if p and p.behavior else set()
-    for text in (p.diagnosis, p.histology) if p else ():
-        node = kg.match_histology(text) if text else None
-        if node:
-            out.add(node)
+    """KG nodes the given pathology labels (case and per lesion) name: behaviour and histology."""
+    out = set()
+    for p in [facts.pathology, *facts.lesion_pathology.values()]:
+        if p is None:
+            continue
+        if p.behavior:
+            out.add(f"pathology:{p.behavior}")
+        for text in (p.diagnosis, p.histology):
+            node = kg.match_histology(text) if text else None
+            if node:
+                out.add(node)
     return out
 
 
@@ -139,7 +152,7 @@ def size_based_t(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> set
         malignant = any("pathology:malignant" in s.kg_node_ids for s in earlier)
         impressions = [n for s in earlier if s.stage == "impression" for n in s.kg_node_ids[:1]
                        if n.startswith("impression:")]
-        histologies = [n for s in earlier if any(f.startswith("pathology.") for f in s.fact_ids)
+        histologies = [n for s in earlier if any(f.startswith(LABEL_PREFIXES) for f in s.fact_ids)
                        for n in s.kg_node_ids if n.startswith("histology:")]
         for rule in rules:
             organ_key = rule.split(":")[1]

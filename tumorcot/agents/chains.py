@@ -6,59 +6,63 @@ skeleton its agents must stay within. Every step cites the fact ids and KG node 
 
 from __future__ import annotations
 
-from tumorcot.agents.base import fmt
+from tumorcot.agents.base import fmt, lesion_name, name_fact_ids
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import lesion_features
-from tumorcot.vocabulary import OUTSIDE_ORGANS, display_name
+from tumorcot.knowledge_graph.features import case_phase, features_for
+from tumorcot.knowledge_graph.staging import greatest_dimension_cm
+from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
+from tumorcot.scope import labels_for_lesion, pathology_organ
+
+__all__ = ["pathology_organ", "organ_chain", "lesion_chain", "render_think", "conclusion_of", "given_labels_for",
+           "phase_clause", "report_context"]
 
 MAX_DIFFERENTIAL = 3
 
 
-def pathology_organ(facts: CaseFacts) -> str | None:
-    """The organ the given pathology labels describe: stated, named in the diagnosis, or the
-    host of the largest lesion."""
-    p = facts.pathology
-    if p is None:
-        return None
-    if p.organ:
-        return p.organ
-    text = " ".join(filter(None, [p.diagnosis, p.histology])).lower()
-    for lesion in facts.lesions:
-        if lesion.organ.split("_")[0] in text:
-            return lesion.organ
-    for word, organ in (("hepat", "liver"), ("liver", "liver"), ("pancrea", "pancreas"), ("renal", "kidney"),
-                        ("gastric", "stomach"), ("colo", "colon"), ("oesophag", "esophagus"), ("esophag", "esophagus"),
-                        ("lung", "lung"), ("splen", "spleen"), ("sarcoma", OUTSIDE_ORGANS)):
-        if word in text:
-            hit = next((l.organ for l in facts.lesions if l.organ.startswith(organ)), None)
-            if hit:
-                return hit
-    return facts.lesions[0].organ if facts.lesions else None
+def phase_clause(facts: CaseFacts) -> tuple[str, list[str]]:
+    """'on this non-contrast CT (phase estimated from measured HU)' and the fact it cites; the
+    caveat every attenuation statement carries."""
+    phase = case_phase(facts)
+    if phase is None:
+        return "(contrast phase not determined)", []
+    return f"on this {phase.replace('_', '-')} CT (phase estimated from measured HU)", ["case.contrast_phase"]
 
 
-def _finding_text(lesion: LesionFacts, organ_name: str) -> str:
-    parts = [f"{lesion.id} in the {lesion.sub_location + ' of the ' if lesion.sub_location else ''}{organ_name}: "
-             f"{fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm on axial slice {lesion.axial_slice}, "
-             f"volume {fmt(lesion.volume_ml)} mL, mean {fmt(lesion.mean_hu)} HU"]
+def _finding_text(facts: CaseFacts, lesion: LesionFacts) -> str:
+    name = lesion_name(lesion)
+    parts = [f"{name[0].upper()}{name[1:]}: {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm on axial slice "
+             f"{lesion.axial_slice}, greatest dimension {fmt(greatest_dimension_cm(lesion))} cm, volume "
+             f"{fmt(lesion.volume_ml)} mL, mean {fmt(lesion.mean_hu)} HU"]
     if lesion.attenuation and lesion.hu_difference is not None:
-        parts.append(f"{lesion.attenuation} relative to the organ (difference {fmt(lesion.hu_difference)} HU)")
+        phase, _ = phase_clause(facts)
+        core = f"core median {fmt(lesion.core_median_hu)} HU, " if lesion.core_median_hu is not None else ""
+        parts.append(f"{lesion.attenuation} relative to the organ ({core}difference {fmt(lesion.hu_difference)} HU) {phase}")
     for value in (lesion.shape, lesion.margin, lesion.content):
         if value:
             parts.append("margin not assessable" if value == "not assessable" else value)
     for vessel, deg in sorted(lesion.vessel_contact_deg.items()):
         if deg > 0:
             parts.append(f"contact with the {display_name(vessel)} over {fmt(deg)} degrees")
-    return ", ".join(parts) + "."
+    text = ", ".join(parts) + "."
+    if lesion.truncated:
+        text += " It touches the edge of the field of view, so its size and volume are lower bounds."
+    return text
 
 
-def _lesion_fact_ids(lesion: LesionFacts) -> list[str]:
-    names = ["organ", "long_axis_mm", "short_axis_mm", "axial_slice", "volume_ml", "mean_hu",
+def _lesion_fact_ids(facts: CaseFacts, lesion: LesionFacts) -> list[str]:
+    names = ["organ", "long_axis_mm", "short_axis_mm", "axial_slice", "max_diameter_3d_cm", "volume_ml", "mean_hu",
+             "core_median_hu",
              "attenuation", "hu_difference", "shape", "margin", "content", "sub_location"]
     names += [f"contact_{v}_deg" for v, d in lesion.vessel_contact_deg.items() if d > 0]
     values = lesion.model_dump()
-    return [f"lesion:{lesion.id}.{n}" for n in names
-            if n.startswith("contact_") or n == "organ" or values.get(n) is not None]
+    ids = [f"lesion:{lesion.id}.{n}" for n in names
+           if n.startswith("contact_") or n in ("organ", "max_diameter_3d_cm") or values.get(n) is not None]
+    if lesion.attenuation and lesion.hu_difference is not None:
+        ids += phase_clause(facts)[1]
+    if lesion.truncated:
+        ids.append(f"lesion:{lesion.id}.truncated")
+    return ids
 
 
 class _Chain:
@@ -69,62 +73,99 @@ class _Chain:
 
     def add(self, stage, text, fact_ids=(), kg_ids=(), roi=None, follows=()) -> int:
         self.steps.append(Step(index=len(self.steps), stage=stage, organ=self.organ, text=text,
-                               fact_ids=list(fact_ids), kg_node_ids=list(kg_ids),
+                               fact_ids=list(dict.fromkeys(fact_ids)), kg_node_ids=list(dict.fromkeys(kg_ids)),
                                roi_box=list(roi) if roi else None, follows_from=list(follows)))
         return len(self.steps) - 1
 
 
-def given_pathology(facts: CaseFacts, organ: str):
-    """The pathology labels when they describe ``organ``, else None."""
-    return facts.pathology if facts.pathology is not None and pathology_organ(facts) == organ else None
+def given_labels_for(facts: CaseFacts, lesion: LesionFacts):
+    """(labels, fact subject) given for this lesion, or (None, None): see ``scope.labels_for_lesion``."""
+    return labels_for_lesion(facts, lesion)
+
+
+def report_context(facts: CaseFacts, lesions: list[LesionFacts], *, stage: bool = False) -> str:
+    """'Pathology report: ...' for the question of a record about ``lesions`` ('' without labels);
+    T, N and M only for a staging question (``stage``). Given labels are context the model reads,
+    never a claim in its target."""
+    lines = []
+    for lesion in lesions:
+        labels, _ = given_labels_for(facts, lesion)
+        if labels is not None and labels.summary(stage=stage):
+            where = f" ({lesion_name(lesion)})" if len(lesions) > 1 else ""
+            lines.append(f"{labels.summary(stage=stage)}{where}")
+    return "Pathology report: " + "; ".join(lines) + ". " if lines else ""
+
+
+def _why_indeterminate(facts: CaseFacts) -> str:
+    phase = case_phase(facts)
+    if phase is None:
+        return "the contrast phase is not determined and no clinical risk context is given"
+    return f"a single {phase.replace('_', '-')} phase without clinical risk context does not separate them"
 
 
 def _lesion_steps(chain: _Chain, facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> int:
     """A lesion's finding and its impression step; returns the impression's index."""
     organ = chain.organ
     organ_key, organ_facts, n = kg.organ_key(organ), facts.organ(organ), len(facts.lesions_in(organ))
-    features = lesion_features(lesion, n)
-    sub = kg.subregion_node(organ_key, lesion.sub_location) if lesion.sub_location else None
-    fact_ids = _lesion_fact_ids(lesion)
+    features = features_for(facts, lesion)
+    sub = kg.subregion_node(organ_key, lesion.sub_location) if lesion.sub_location and organ_key else None
+    fact_ids = _lesion_fact_ids(facts, lesion) + [f for ids in features.values() for f in ids]
     if n > 1 and organ_facts is not None:
         fact_ids.append(f"organ:{organ}.lesion_count")
-    f = chain.add("finding", _finding_text(lesion, display_name(organ)), fact_ids,
+    f = chain.add("finding", _finding_text(facts, lesion), fact_ids,
                   [*features, *([sub] if sub else [])], lesion.bbox.normalized)
-    matches = kg.impressions_for(organ_key, set(features))[:MAX_DIFFERENTIAL]
-    if matches:
-        text = f"{lesion.id} is most consistent with {matches[0].label}"
-        if len(matches) > 1:
-            text += "; differential: " + ", ".join(m.label for m in matches[1:])
-        ids = [m.node_id for m in matches]
+    name = lesion_name(lesion)
+    if organ_key is None:
+        return chain.add("impression", f"{name[0].upper()}{name[1:]} lies in an organ the knowledge graph does not "
+                         "cover: no impression is licensed.", name_fact_ids(lesion), ["pathology:indeterminate"],
+                         lesion.bbox.normalized, [f])
+    assessment = kg.assess(organ_key, set(features))
+    others = list(assessment.differential[:MAX_DIFFERENTIAL])
+    if assessment.decisive:
+        text = f"{name[0].upper()}{name[1:]} is most consistent with {assessment.leading.label}"
+        if others:
+            text += "; differential: " + ", ".join(m.label for m in others)
     else:
-        text, ids = f"{lesion.id} is indeterminate: no specific impression is licensed by these findings", []
-    return chain.add("impression", text + ".", [], ids or ["pathology:indeterminate"], lesion.bbox.normalized, [f])
+        text = f"{name[0].upper()}{name[1:]} is an {assessment.leading.label}"
+        if others:
+            text += f"; differential: {', '.join(m.label for m in others)} ({_why_indeterminate(facts)})"
+    ids = [assessment.leading.node_id, *(m.node_id for m in others)]
+    return chain.add("impression", text + ".", name_fact_ids(lesion), ids, lesion.bbox.normalized, [f])
 
 
-def _pathology_step(chain: _Chain, facts: CaseFacts, kg: KnowledgeGraph, impressions: list[int], box) -> int:
-    """Given labels when they describe the organ; otherwise the KG class of the leading impressions,
-    said to be a differential that needs confirmation."""
-    given = given_pathology(facts, chain.organ)
-    if given is not None:
+def _pathology_step(chain: _Chain, facts: CaseFacts, kg: KnowledgeGraph, lesions: list[LesionFacts],
+                    impressions: list[int], box) -> int:
+    """With labels given for the lesions (read from the question's pathology report): whether the
+    imaging impressions include them. Otherwise the KG class of the leading impressions, said to be
+    a differential that needs confirmation."""
+    given = [(lesion, *given_labels_for(facts, lesion)) for lesion in lesions]
+    given = [(lesion, labels, subject) for lesion, labels, subject in given if labels is not None]
+    if given:
         parts, ids, kg_ids = [], [], []
-        if given.behavior:
-            parts.append(given.behavior); ids.append("pathology.behavior"); kg_ids.append(f"pathology:{given.behavior}")
-        for field in ("diagnosis", "histology"):
-            value = getattr(given, field)
-            if value:
-                parts.append(value); ids.append(f"pathology.{field}")
-                hist = kg.match_histology(value)
-                if hist:
-                    kg_ids.append(hist)
-        tnm = " ".join(getattr(given, k) for k in ("t", "n", "m") if getattr(given, k))
-        if tnm:
-            parts.append(f"stage {tnm}"); ids += [f"pathology.{k}" for k in ("t", "n", "m") if getattr(given, k)]
-        return chain.add("pathology", "Given pathology: " + ", ".join(parts) + ".", ids,
-                         kg_ids or ["pathology:indeterminate"], box, impressions)
+        for lesion, labels, subject in given:
+            i = impressions[lesions.index(lesion)]
+            reachable = set()
+            for node in chain.steps[i].kg_node_ids:
+                if node.startswith("impression:"):
+                    reachable |= kg.reachable_pathologies(node)
+            hists = [h for h in (kg.match_histology(v) for v in (labels.diagnosis, labels.histology) if v) if h]
+            named = next((v for v in (labels.diagnosis, labels.histology) if v), None)
+            fields = [k for k in ("behavior", "diagnosis", "histology") if getattr(labels, k)]
+            ids += [f"{subject}.{k}" for k in fields] + name_fact_ids(lesion)
+            kg_ids += hists + ([f"pathology:{labels.behavior}"] if labels.behavior else [])
+            what = named or labels.behavior or "the report"
+            if hists and any(h in reachable for h in hists):
+                verdict = "is among the imaging impressions"
+            elif hists:
+                verdict = "was not predicted by the imaging impressions; the report takes precedence"
+            else:
+                verdict = "is not a class the knowledge graph can compare with the imaging impressions"
+            parts.append(f"For {lesion_name(lesion)}, the pathology report's {what} {verdict}.")
+        return chain.add("pathology", " ".join(parts), ids, kg_ids or ["pathology:indeterminate"], box, impressions)
     top = [chain.steps[i].kg_node_ids[0] for i in impressions]
     cats = sorted({kg.pathology_of(n) if n.startswith("impression:") else n for n in top})
     words = " or ".join(kg.label(c) for c in cats)
-    return chain.add("pathology", f"No pathology is given; by the knowledge graph the leading impression is classed "
+    return chain.add("pathology", f"No pathology report is given; by the knowledge graph the leading impression is classed "
                      f"as {words}. Histology is not established and needs pathological confirmation.",
                      [], cats, box, impressions)
 
@@ -135,14 +176,14 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
     lesions, organ_facts = facts.lesions_in(organ), facts.organ(organ)
     chain = _Chain(organ)
     box = list(organ_facts.bbox.normalized) if organ_facts else None
-    if not lesions:
+    if not lesions:  # only organs the lesion mask covers (report_organs): a verified negative
         f = chain.add("finding", f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion.",
                       [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count"], ["feature:no_focal_lesion"], box)
         i = chain.add("impression", f"No focal lesion in the {name}.", [], [f"impression:{organ_key}:normal"], box, [f])
         chain.add("pathology", "No tumour pathology is suggested.", [], ["pathology:none"], box, [i])
         return chain.steps
     impressions = [_lesion_steps(chain, facts, lesion, kg) for lesion in lesions]
-    _pathology_step(chain, facts, kg, impressions, box)
+    _pathology_step(chain, facts, kg, lesions, impressions, box)
     return chain.steps
 
 
@@ -150,7 +191,7 @@ def lesion_chain(facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> l
     """Finding -> impression -> pathology for one lesion (the pathology and staging families)."""
     chain = _Chain(lesion.organ)
     impression = _lesion_steps(chain, facts, lesion, kg)
-    _pathology_step(chain, facts, kg, [impression], lesion.bbox.normalized)
+    _pathology_step(chain, facts, kg, [lesion], [impression], lesion.bbox.normalized)
     return chain.steps
 
 

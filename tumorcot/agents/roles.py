@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tumorcot.agents import slots
 from tumorcot.agents.chains import organ_chain, pathology_organ
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import lesion_features
+from tumorcot.knowledge_graph.features import features_for
 from tumorcot.vocabulary import display_name
 from tumorcot.prompts import render, template_sha256
 from tumorcot.schemas import CaseFacts, Fact, Step
@@ -136,12 +136,15 @@ def skeleton(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> str:
                 f"licensed impression: impression:{key}:normal")
     lines = []
     for lesion in lesions:
-        features = lesion_features(lesion, len(lesions))
+        features = features_for(facts, lesion)
         sub = kg.subregion_node(key, lesion.sub_location) if lesion.sub_location and key else None
-        feats = "; ".join(f"{n} (facts {', '.join(f'lesion:{lesion.id}.{x}' for x in ids) or '-'})"
-                          for n, ids in features.items())
-        matches = kg.impressions_for(key, set(features)) if key else []
-        imps = ", ".join(f"{m.node_id} ({m.label})" for m in matches[:3]) or "none (indeterminate)"
+        feats = "; ".join(f"{n} (facts {', '.join(ids) or '-'})" for n, ids in features.items())
+        if key:
+            assessment = kg.assess(key, set(features))
+            matches = [assessment.leading, *assessment.differential]
+        else:
+            matches = []
+        imps = ", ".join(f"{m.node_id} ({m.label})" for m in matches[:4]) or "none (indeterminate)"
         lines.append(f"- {lesion.id}: features {feats}{'; sub-region ' + sub if sub else ''}; "
                      f"licensed impressions: {imps}")
     return "\n".join(lines)

@@ -246,6 +246,7 @@ def measure_lesions(
             attenuation=_attenuation(host_facts, diff),
             centroid_mm=centroid_mm,
             bbox=make_box(ct, vmin, vmax),
+            mask_values=sorted(int(v) for v in np.unique(lesion_view[region][comp])),
             truncated=touches_edge(vmin, vmax, ct.GetSize()),
             **extra,
         )

@@ -1,15 +1,19 @@
 """The tumour-ontology knowledge graph and the queries the generators and the calibrator use.
 
-Loaded from ``data/tumor_kg_v1.json`` (nodes and typed edges, each edge citing a source); the
-attribute rules and their thresholds live in ``tumorcot.vocabulary``. Its version is the sha256
-of that file's bytes. Node ids are ``<type>:<...>``:
-``organ:liver``, ``subregion:liver:segment_IV``, ``feature:hypodense``,
-``impression:liver:simple_cyst``, ``pathology:malignant``, ``histology:...``,
-``staging:pancreas:T``.
+Loaded from ``data/tumor_kg_v2.json`` (nodes and typed edges; every edge cites a source and the
+section or table of it, ``data/CHANGELOG.md`` says what changed between versions); the
+attribute rules and their thresholds live in ``tumorcot.vocabulary``. Its version is the sha256 of that file's bytes. Node ids are ``<type>:<...>``: ``organ:liver``,
+``subregion:liver:segment_IV``, ``feature:hypodense``, ``impression:liver:simple_cyst``,
+``pathology:malignant``, ``histology:...``, ``staging:pancreas:T``.
 
-An impression is *licensed* for an organ and a set of observed features when it belongs to that
-organ, every ``required_for`` feature is observed, no ``excludes`` feature is observed, and at
-least one ``supports`` feature is observed.
+Ranking. An impression is a *candidate* for an organ and a set of observed features when it
+belongs to that organ, every ``required_for`` feature is observed, every ``requires_one_of`` group
+has an observed member, no ``excludes`` feature is observed, and at least one ``supports``
+feature is observed. Its score is the sum of the weights of its observed ``supports`` edges (an
+edge that names ``phases`` counts only when the case's phase feature is one of them). The best
+candidate *leads* only when the file's ``decision`` rule calls it decisive (enough score, enough
+margin over the next, one key feature); otherwise ``impression:<organ>:indeterminate`` leads and
+the candidates are its differential. The indeterminate impression is always licensed for a lesion.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import networkx as nx
 from tumorcot.errors import KnowledgeGraphError
 from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, attribute_rules, organ_family
 
-DATA_FILE = "tumor_kg_v1.json"
+DATA_FILE = "tumor_kg_v2.json"
 EDGE_TYPES = {
-    "has_subregion", "has_impression", "supports", "required_for", "excludes",
+    "has_subregion", "has_impression", "supports", "required_for", "requires_one_of", "excludes",
     "classified_as", "histology_of", "staged_by", "drains_to", "may_be",
 }
+PHASE_PREFIX = "feature:phase_"
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,24 @@ class ImpressionMatch:
     category: str
     supporting: tuple[str, ...]
     score: float
+    key: bool = False
+    """Whether a supporting feature has at least the decision rule's key weight."""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The leading impression for one lesion and the differential behind it."""
+
+    leading: ImpressionMatch
+    differential: tuple[ImpressionMatch, ...]
+    decisive: bool
 
 
 class KnowledgeGraph:
     def __init__(self, data: dict, version: str):
         self.version = version
         self.data = data
+        self.decision = data.get("decision", {"decisive_score": 5, "decisive_margin": 2, "key_weight": 3})
         self.graph = nx.MultiDiGraph()
         for node in data["nodes"]:
             self.graph.add_node(node["id"], **node)
@@ -56,7 +73,8 @@ class KnowledgeGraph:
                 raise KnowledgeGraphError(f"edge {edge} has unknown type {edge['type']!r}")
             if edge.get("ref") not in data["sources"]:
                 raise KnowledgeGraphError(f"edge {edge} cites unknown source {edge.get('ref')!r}")
-            self.graph.add_edge(edge["source"], edge["target"], key=edge["type"], ref=edge["ref"])
+            attrs = {k: v for k, v in edge.items() if k not in ("source", "target", "type")}
+            self.graph.add_edge(edge["source"], edge["target"], key=_edge_key(edge), type=edge["type"], **attrs)
 
     @property
     def attribute_rules(self) -> dict[str, str]:
@@ -75,11 +93,25 @@ class KnowledgeGraph:
     def label(self, node_id: str) -> str:
         return self.node(node_id)["label"]
 
+    def _out(self, node_id: str, edge_type: str) -> list[tuple[str, dict]]:
+        return [(t, d) for _, t, d in self.graph.out_edges(node_id, data=True) if d["type"] == edge_type]
+
+    def _in(self, node_id: str, edge_type: str) -> list[tuple[str, dict]]:
+        return [(s, d) for s, _, d in self.graph.in_edges(node_id, data=True) if d["type"] == edge_type]
+
     def _targets(self, node_id: str, edge_type: str) -> list[str]:
-        return [t for _, t, k in self.graph.out_edges(node_id, keys=True) if k == edge_type]
+        return [t for t, _ in self._out(node_id, edge_type)]
 
     def _sources(self, node_id: str, edge_type: str) -> list[str]:
-        return [s for s, _, k in self.graph.in_edges(node_id, keys=True) if k == edge_type]
+        return [s for s, _ in self._in(node_id, edge_type)]
+
+    def edges_of(self, node_id: str) -> list[dict]:
+        """Every edge touching ``node_id`` as ``{source, target, type, ref, where, ...}``."""
+        out = [dict(d, source=s, target=t) for s, t, d in self.graph.out_edges(node_id, data=True)]
+        return out + [dict(d, source=s, target=t) for s, t, d in self.graph.in_edges(node_id, data=True)]
+
+    def citation(self, ref: str) -> str:
+        return self.data["sources"][ref]
 
     def organ_key(self, organ_name: str) -> str | None:
         """KG organ key for a TotalSegmentator structure name (kidney_left -> kidney)."""
@@ -95,29 +127,71 @@ class KnowledgeGraph:
         node_id = f"subregion:{organ_key}:{name.replace(' ', '_')}"
         return node_id if node_id in self.graph else None
 
+    def indeterminate_node(self, organ_key: str) -> str | None:
+        node_id = f"impression:{organ_key}:indeterminate"
+        return node_id if node_id in self.graph else None
+
     # -- reasoning ---------------------------------------------------------------------------
+    def _candidate(self, imp: str, features: set[str]) -> ImpressionMatch | None:
+        if not {s for s in self._sources(imp, "required_for")} <= features:
+            return None
+        groups: dict[str, set[str]] = {}
+        for src, d in self._in(imp, "requires_one_of"):
+            groups.setdefault(d.get("group", ""), set()).add(src)
+        if any(not (members & features) for members in groups.values()):
+            return None
+        if set(self._sources(imp, "excludes")) & features:
+            return None
+        phases = {f[len(PHASE_PREFIX):] for f in features if f.startswith(PHASE_PREFIX)}
+        hits, score, key = [], 0.0, False
+        for src, d in self._in(imp, "supports"):
+            if src not in features or (d.get("phases") and not phases & set(d["phases"])):
+                continue
+            weight = float(d.get("weight", 1))
+            hits.append(src)
+            score += weight
+            key = key or weight >= self.decision["key_weight"]
+        if not hits:
+            return None
+        data = self.graph.nodes[imp]
+        return ImpressionMatch(imp, data["label"], data["category"], tuple(sorted(set(hits))), score, key)
+
     def impressions_for(self, organ_key: str, features: set[str]) -> list[ImpressionMatch]:
-        """Impressions licensed for ``organ_key`` by ``features`` (feature node ids), best first."""
+        """Candidate impressions for ``organ_key`` given ``features`` (feature node ids), best
+        score first (ties: malignant first, then by node id); the indeterminate impression is not among them."""
         matches = []
         for imp in self._targets(f"organ:{organ_key}", "has_impression"):
-            supports = self._sources(imp, "supports")
-            required = set(self._sources(imp, "required_for"))
-            excluded = set(self._sources(imp, "excludes"))
-            hits = tuple(f for f in supports if f in features)
-            if not hits or not required <= features or excluded & features:
+            if imp.endswith(":indeterminate"):
                 continue
-            data = self.graph.nodes[imp]
-            # a met requirement ("multiple" for metastases) counts as evidence too
-            matches.append(ImpressionMatch(imp, data["label"], data["category"], hits,
-                                           (len(hits) + len(required)) / (len(supports) + len(required))))
-        return sorted(matches, key=lambda m: (-len(m.supporting) - self._n_required(m.node_id),
-                                              -m.score, m.node_id))
+            match = self._candidate(imp, features)
+            if match is not None:
+                matches.append(match)
+        # equal scores: malignant before the rest (a differential must not bury a malignancy)
+        return sorted(matches, key=lambda m: (-m.score, m.category != "malignant", m.node_id))
 
-    def _n_required(self, impression_id: str) -> int:
-        return len(self._sources(impression_id, "required_for"))
+    def assess(self, organ_key: str, features: set[str]) -> Assessment:
+        """The leading impression and its differential (see the module docstring)."""
+        ranked = self.impressions_for(organ_key, features)
+        rule = self.decision
+        if ranked:
+            best, runner = ranked[0], ranked[1].score if len(ranked) > 1 else 0.0
+            if best.score >= rule["decisive_score"] and best.score - runner >= rule["decisive_margin"] and best.key:
+                return Assessment(best, tuple(ranked[1:]), True)
+        ind = self.indeterminate_node(organ_key)
+        if ind is None:
+            raise KnowledgeGraphError(f"organ {organ_key!r} has no indeterminate impression")
+        data = self.graph.nodes[ind]
+        lead = ImpressionMatch(ind, data["label"], data["category"], tuple(sorted(f for f in features
+                               if not f.startswith(PHASE_PREFIX))), 0.0)
+        return Assessment(lead, tuple(ranked), False)
 
     def is_licensed(self, organ_key: str, impression_id: str, features: set[str]) -> bool:
+        if impression_id == self.indeterminate_node(organ_key):
+            return "feature:no_focal_lesion" not in features
         return any(m.node_id == impression_id for m in self.impressions_for(organ_key, features))
+
+    def is_urgent(self, impression_id: str) -> bool:
+        return bool(self.graph.nodes[impression_id].get("urgent"))
 
     def pathology_of(self, impression_id: str) -> str:
         """The pathology category node (benign / malignant / indeterminate / none)."""
@@ -135,18 +209,28 @@ class KnowledgeGraph:
 
     def reasoning_path(self, organ_key: str, features: set[str], impression_id: str) -> list[str]:
         """organ -> the supporting features -> impression -> pathology category."""
-        match = next((m for m in self.impressions_for(organ_key, features)
-                      if m.node_id == impression_id), None)
-        if match is None:
-            raise KnowledgeGraphError(f"{impression_id} is not licensed for {organ_key} by {sorted(features)}")
-        return [f"organ:{organ_key}", *match.supporting, impression_id, self.pathology_of(impression_id)]
+        if impression_id == self.indeterminate_node(organ_key) and self.is_licensed(organ_key, impression_id, features):
+            supporting = tuple(sorted(f for f in features if not f.startswith(PHASE_PREFIX)))
+        else:
+            match = next((m for m in self.impressions_for(organ_key, features) if m.node_id == impression_id), None)
+            if match is None:
+                raise KnowledgeGraphError(f"{impression_id} is not licensed for {organ_key} by {sorted(features)}")
+            supporting = match.supporting
+        return [f"organ:{organ_key}", *supporting, impression_id, self.pathology_of(impression_id)]
 
     def match_histology(self, text: str) -> str | None:
-        """The histology node whose label occurs in ``text`` (longest label wins)."""
-        text = text.lower()
-        hits = [n for n, d in self.graph.nodes(data=True)
-                if d["type"] == "histology" and d["label"].lower() in text]
-        return max(hits, key=lambda n: len(self.graph.nodes[n]["label"]), default=None)
+        """The histology node whose label, synonym or abbreviation occurs in ``text`` (longest wins)."""
+        low = text.lower()
+        best, best_len = None, 0
+        for n, d in self.graph.nodes(data=True):
+            if d["type"] != "histology":
+                continue
+            names = [d["label"], *d.get("synonyms", [])]
+            hit = [len(x) for x in names if x.lower() in low]
+            hit += [len(a) for a in d.get("abbreviations", []) if f" {a} " in f" {text} "]
+            if hit and max(hit) > best_len:
+                best, best_len = n, max(hit)
+        return best
 
     # -- staging -----------------------------------------------------------------------------
     def staging_rule(self, organ_key: str) -> dict | None:
@@ -155,18 +239,23 @@ class KnowledgeGraph:
 
     def size_rule_applies(self, organ_key: str, impressions: list[str], histologies: list[str] = ()) -> bool:
         """Whether the organ's size rule stages this tumour: the leading impression is one the rule
-        ``applies_to``, or a given histology is one of theirs (HCC rules do not stage metastases)."""
+        ``applies_to``, or a given histology is in ``applies_to_histology`` or belongs to one of
+        the ``applies_to`` impressions (HCC rules do not stage metastases)."""
         rule = self.staging_rule(organ_key)
         if rule is None or rule.get("basis") != "size":
             return False
         kinds = set(rule.get("applies_to", []))
         if impressions and impressions[0] in kinds:
             return True
-        return any(h in self.histologies_of(k) for k in kinds for h in histologies)
+        allowed = set(rule.get("applies_to_histology", []))
+        allowed.update(h for k in kinds for h in self.histologies_of(k))
+        return any(h in allowed for h in histologies)
 
-    def t_category_by_size(self, organ_key: str, long_axis_cm: float, *, solitary: bool = True,
+    def t_category_by_size(self, organ_key: str, greatest_cm: float, *, solitary: bool = True,
                            vascular_contact: bool = False) -> str | None:
-        """AJCC 8 T category where size alone decides it; None where it cannot be decided."""
+        """AJCC 8 T category where size alone decides it; None where it cannot be decided.
+        Ranges are (min, max]: above ``min_cm`` up to and including ``max_cm``, unless a rule
+        says ``min_inclusive`` or ``max_exclusive`` (pancreas T1b "< 1 cm", T1c "1-2 cm")."""
         rule = self.staging_rule(organ_key)
         if rule is None or rule["basis"] != "size":
             return None
@@ -175,9 +264,22 @@ class KnowledgeGraph:
                 continue
             if r.get("no_vascular_invasion") and vascular_contact:
                 continue
-            if long_axis_cm > r.get("min_cm", -1.0) and long_axis_cm <= r.get("max_cm", float("inf")):
+            low, high = r.get("min_cm", float("-inf")), r.get("max_cm", float("inf"))
+            above = greatest_cm >= low if r.get("min_inclusive") else greatest_cm > low
+            below = greatest_cm < high if r.get("max_exclusive") else greatest_cm <= high
+            if above and below:
                 return r["t"]
         return None
+
+    def t_thresholds_cm(self, organ_key: str) -> list[float]:
+        """The size cut-offs of the organ's T rule (for the slice-thickness caveat)."""
+        rule = self.staging_rule(organ_key) or {}
+        cuts = {c for r in rule.get("rules", []) for c in (r.get("min_cm"), r.get("max_cm")) if c is not None}
+        return sorted(cuts)
+
+
+def _edge_key(edge: dict) -> str:
+    return edge["type"] + (f":{edge['group']}" if edge.get("group") else "")
 
 
 @lru_cache(maxsize=1)

@@ -20,19 +20,40 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
         manifest: Path = typer.Option(..., "--manifest", "-m", help="Case manifest to build from."),
         out: Path = typer.Option(..., "--out", "-o", help="Dataset folder, updated incrementally at each run."),
         cron: str = typer.Option("0 2 * * *", help="Cron schedule of the builds."),
+        interval: float = typer.Option(None, min=1.0, help="Build every this many seconds instead of --cron."),
         name: str = typer.Option("tumorcot-scheduled", help="Deployment name."),
-        generator: str = typer.Option("offline", help="'offline' or 'llm'."),
+        generator: str = typer.Option(None, help="'offline' or 'llm'. Default: the dataset's own (else offline)."),
         task_runner: str = typer.Option("threads", help=TASK_RUNNER_HELP),
         dask_address: str = typer.Option(None, help="Dask scheduler address (tcp://host:8786)."),
         concurrency: int = typer.Option(2, help="Cases processed at once (threads or local Dask workers)."),
     ):
-        """Serve a scheduled build deployment (Prefect flow.serve); blocks until interrupted."""
+        """Serve a scheduled build deployment (Prefect flow.serve); blocks until interrupted.
+
+        Needs a Prefect server with a scheduler: the one at PREFECT_API_URL, one running on
+        127.0.0.1:$TUMORCOT_PREFECT_PORT (4200), or else one it starts there (and stops on exit).
+        Every run builds with the generator and options stored with the dataset."""
+        from tumorcot.flows.settings import resolve_settings
+        from tumorcot.ops.preflight import build_problems
         from tumorcot.ops.serve import serve as run_serve
 
         quiet_prefect()
-        console.print(f"serving {name}: build {escape(str(out))} from {escape(str(manifest))} on '{cron}'")
-        run_serve(manifest, out, cron, name=name, generator=generator, task_runner=task_runner,
-                  concurrency=concurrency, dask_address=dask_address)
+        settings = resolve_settings(out, generator)
+        check = build_problems(manifest, out, generator=settings.generator, task_runner=task_runner,
+                               dask_address=dask_address, segmentation=settings.segmentation)
+        for problem in [*check.row_problems, *check.errors]:
+            console.print(f"[red]error[/red] {escape(problem)}", soft_wrap=True)
+        if check.errors:
+            raise typer.Exit(1)
+        every = f"every {interval:g} s" if interval else f"on '{cron}'"
+        console.print(f"serving {name}: build {escape(str(out))} from {escape(str(manifest))} {every} "
+                      f"(generator {settings.generator}, the dataset's stored options)", soft_wrap=True)
+        try:
+            run_serve(manifest, out, cron, interval_s=interval, name=name, generator=generator,
+                      task_runner=task_runner, concurrency=concurrency, dask_address=dask_address,
+                      say=lambda text: console.print(escape(text), soft_wrap=True))
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1)
 
     batch = typer.Typer(help="Batch mode for --generator llm: requests as OpenAI Batch API / vllm run-batch "
                              "JSONL, in rounds (prepare -> run the file -> ingest, until prepare writes 0).",

@@ -38,13 +38,14 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
     from tumorcot.knowledge_graph import load_kg
     from tumorcot.pipeline import extract_facts, input_hashes
     from tumorcot.privacy import load_or_create_salt, scrub_ids
-    from tumorcot.schemas.options import resolve_options
+    from tumorcot.flows.settings import resolve_settings
 
     config = LLMConfig.from_env(cache_dir=cache_dir(dataset_dir))
     if not config.model:
         raise LLMOutputError("batch mode needs TUMORCOT_MODEL (the model name is part of every request)")
     Path(dataset_dir).mkdir(parents=True, exist_ok=True)
-    salt, kg, options = load_or_create_salt(dataset_dir), load_kg(), resolve_options(options)
+    options = resolve_settings(dataset_dir, "llm", options).options   # the dataset's own unless given
+    salt, kg = load_or_create_salt(dataset_dir), load_kg()
     writer = BatchWriter()
     summary = {"requests": 0, "ready": 0, "pending": 0, "failed": []}
     entries = read_case_manifest(manifest)

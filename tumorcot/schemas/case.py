@@ -1,10 +1,20 @@
 """One row of the case manifest (CSV or JSONL), validated.
 
 Columns: ``patient_id, study_id, ct`` (required); ``organ_mask, lesion_mask, lesion_labels,
-report, pathology, source`` (optional). Relative paths are resolved against the manifest's
-folder. ``lesion_labels`` maps lesion-mask values to kinds ("1:tumor;2:cyst"); without it any
-non-zero voxel is a lesion. ``pathology`` is a JSON object or ``key=value; key=value``, with keys
-among ``diagnosis, histology, behavior (benign|malignant), organ, T, N, M``.
+report, pathology, lesion_pathology, annotated_organs, source`` (optional). Relative paths are
+resolved against the manifest's folder. ``lesion_labels`` maps lesion-mask values to kinds
+("1:tumor;2:cyst"); without it any non-zero voxel is a lesion.
+
+``pathology`` (the whole case) is a JSON object or ``key=value; key=value``, with keys among
+``diagnosis, histology, behavior (benign|malignant), organ, T, N, M``; ``organ=kidney`` means the
+kidney that holds the lesion. ``lesion_pathology`` gives labels per lesion, keyed by lesion-mask
+value or lesion id: a JSON object (``{"1": {"diagnosis": "renal cell carcinoma"}, "L2": "..."}``)
+or ``1: diagnosis=renal cell carcinoma, behavior=malignant | 2: diagnosis=simple renal cyst``.
+
+``annotated_organs`` names the organs the lesion mask was drawn for (``liver`` or
+``liver;kidney_left;kidney_right``; ``kidney`` means both sides); empty means every organ with a
+mask. Records claim "no lesion" only for annotated organs, and an empty lesion mask is a valid
+verified-negative study only when this column says which organs were checked.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ class PathologyLabels(BaseModel):
         return value
 
     @classmethod
-    def parse(cls, text: str | dict | None) -> "PathologyLabels | None":
+    def parse(cls, text: str | dict | None, separators: str = r"[;\n]") -> "PathologyLabels | None":
         if text is None or (isinstance(text, str) and not text.strip()):
             return None
         if isinstance(text, dict):
@@ -56,7 +66,7 @@ class PathologyLabels(BaseModel):
             data = json.loads(text)
         else:
             data = {}
-            for part in re.split(r"[;\n]", text):
+            for part in re.split(separators, text):
                 if not part.strip():
                     continue
                 if "=" not in part:
@@ -64,6 +74,43 @@ class PathologyLabels(BaseModel):
                 key, value = part.split("=", 1)
                 data[key.strip()] = value.strip()
         return cls(**{k.lower(): v for k, v in data.items()})
+
+    def summary(self, *, stage: bool = True) -> str:
+        """The labels as one line of a pathology report ("renal cell carcinoma, malignant, T1a");
+        ``stage=False`` leaves out T, N and M."""
+        parts = [v for v in (self.diagnosis, self.histology) if v]
+        if self.behavior and not any(self.behavior in p.lower() for p in parts):
+            parts.append(self.behavior)
+        if stage:
+            parts += [getattr(self, k) for k in ("t", "n", "m") if getattr(self, k)]
+        return ", ".join(parts)
+
+
+def parse_lesion_pathology(value) -> dict[str, PathologyLabels] | None:
+    """``{"1": labels, "L2": labels}`` from JSON or ``1: k=v, k=v | 2: k=v``; keys are lesion-mask
+    values (digits) or lesion ids (``L<n>``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            value = json.loads(text)
+        else:
+            value = {}
+            for part in text.split("|"):
+                key, sep, labels = part.partition(":")
+                if not sep:
+                    raise ValueError(f"lesion_pathology entry {part.strip()!r} is not '<mask value or lesion id>: k=v, ...'")
+                value[key.strip()] = labels
+    out = {}
+    for key, labels in value.items():
+        key = str(key).strip()
+        if not re.fullmatch(r"\d+|L\d+", key):
+            raise ValueError(f"lesion_pathology key {key!r} is neither a lesion-mask value nor a lesion id (L1, L2, ...)")
+        parsed = labels if isinstance(labels, PathologyLabels) else PathologyLabels.parse(labels, r"[;,\n]")
+        if parsed is not None:
+            out[key] = parsed
+    return out or None
 
 
 FILE_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")   # the fields that are input files
@@ -94,6 +141,8 @@ class CaseInput(BaseModel):
                                              "(filled by --seg-subtasks, not a manifest column)")
     report: str | None = None
     pathology: PathologyLabels | None = None
+    lesion_pathology: dict[str, PathologyLabels] | None = Field(
+        default=None, description="labels per lesion, keyed by lesion-mask value ('2') or lesion id ('L1')")
     source: str | None = None
     synthetic: bool = False
 
@@ -112,6 +161,11 @@ class CaseInput(BaseModel):
                 out[int(key)] = kind.strip()
             return out
         return value
+
+    @field_validator("lesion_pathology", mode="before")
+    @classmethod
+    def _lesion_pathology(cls, value):
+        return parse_lesion_pathology(value)
 
     @field_validator("annotated_organs", mode="before")
     @classmethod

@@ -116,6 +116,21 @@ class LesionFacts(BaseModel):
                                            "across the boundary")
     edge_sharpness: float | None = Field(default=None, description="edge contrast over the boundary "
                                          "width, normalised (see imaging.margin)")
+    mask_values: list[int] = Field(default=[], description="lesion-mask values of this lesion's voxels")
+
+
+class TCheck(BaseModel):
+    """A given T category compared with the T the AJCC size rule gives for the measured size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lesion_id: str
+    organ: str
+    given_t: str
+    size_t: str | None = Field(description="T by the size rule; None where size alone does not decide it")
+    greatest_dimension_cm: float
+    agrees: bool | None = Field(description="None where the size rule cannot decide (e.g. T4 by extent)")
+    rule: str = Field(description="the KG staging node, e.g. staging:pancreas:T")
 
 
 ContrastPhase = Literal["non_contrast", "arterial", "portal_venous", "delayed", "indeterminate"]
@@ -136,6 +151,8 @@ class CaseFacts(BaseModel):
                                         "empty = every organ with a mask. Negative claims only for these")
     segmentation_backend: str = "precomputed"
     pathology: PathologyLabels | None = None
+    lesion_pathology: dict[str, PathologyLabels] = Field(default={}, description="labels per lesion id")
+    t_checks: list[TCheck] = []
     synthetic: bool = False
     source: str | None = None
     input_sha256: dict[str, str] = {}
@@ -148,6 +165,17 @@ class CaseFacts(BaseModel):
 
     def lesions_in(self, organ: str) -> list[LesionFacts]:
         return [lesion for lesion in self.lesions if lesion.organ == organ]
+
+    def is_annotated(self, organ: str) -> bool:
+        """Whether the lesion mask was drawn for ``organ``: a "no lesion" claim about it is
+        verified only then (and only with a lesion mask at all)."""
+        if not self.has_lesion_mask:
+            return False
+        return not self.annotated_organs or organ in self.annotated_organs
+
+    def given_labels(self, lesion_id: str) -> PathologyLabels | None:
+        """The labels given for one lesion, or None (case-level labels: see ``agents.chains``)."""
+        return self.lesion_pathology.get(lesion_id)
 
     def fact_table(self) -> dict[str, Fact]:
         """Every citable fact by id: ``case.<field>`` (contrast phase and its HU evidence),
@@ -199,7 +227,17 @@ class CaseFacts(BaseModel):
                 add(s, f"contact_{vessel}_deg", deg, "deg")
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), les.bbox.normalized):
                 add(s, f"box_{axis}", v)
+        add("case", "slice_mm", round(self.ct.spacing_mm[2], 2), "mm")
         if self.pathology is not None:
             for name, value in self.pathology.model_dump().items():
                 add("pathology", name, value)
+        for lesion_id, labels in self.lesion_pathology.items():
+            for name, value in labels.model_dump().items():
+                add(f"pathology:{lesion_id}", name, value)
+        for check in self.t_checks:
+            s = f"tcheck:{check.lesion_id}"
+            add(s, "given_t", check.given_t)
+            add(s, "size_t", check.size_t)
+            add(s, "greatest_dimension_cm", check.greatest_dimension_cm, "cm")
+            add(s, "agrees", None if check.agrees is None else ("yes" if check.agrees else "no"))
         return table

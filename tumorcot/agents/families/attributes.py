@@ -8,7 +8,8 @@ multiple-choice record is the option text; its conclusion is the full sentence.
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase
+from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, name_fact_ids, place_only
+from tumorcot.agents.chains import phase_clause
 from tumorcot.agents.families.choice import (count_pool, distractors,
                                              sub_location_pool)
 from tumorcot.agents.families.localization import REPORT_FAMILIES
@@ -40,6 +41,8 @@ def organ_presence_records(make: RecordFactory) -> list[CoTRecord]:
     for organ in make.facts.organs:
         if organ_family(organ.name) not in REPORT_FAMILIES:
             continue
+        if organ.lesion_count == 0 and not make.facts.is_annotated(organ.name):
+            continue  # nobody annotated lesions in this organ: no negative claim
         name, n = display_name(organ.name), organ.lesion_count
         count_text = f"{n} focal lesion{'s' if n > 1 else ''} in the {name}"
         feature = "feature:no_focal_lesion" if n == 0 else ("feature:multiple" if n > 1 else "feature:solitary")
@@ -55,36 +58,55 @@ def organ_presence_records(make: RecordFactory) -> list[CoTRecord]:
 
 
 def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[CoTRecord]:
+    """One record per measured attribute. The question names the lesion by size and place
+    (``lesion_phrase``), except where that would give the answer away: the size question names
+    it by place (and axial slice when another lesion shares the place), the sub-location question
+    by size and organ."""
     noun, where = lesion_phrase(lesion)
     organ_name = display_name(lesion.organ)
+    name = f"the {noun} {where}"
+    name_ids = [n.split(".", 1)[1] for n in name_fact_ids(lesion)]
 
     def attribute(subtask, sentence, fact_names, kg_ids=(), closed=None, **ctx):
+        ctx = {"lesion": noun, "where": where, **ctx}
         return _record(make, subtask=subtask, subject=lesion.id, sentence=sentence,
-                       fact_ids=[f"lesion:{lesion.id}.{n}" for n in fact_names], kg_ids=kg_ids,
+                       fact_ids=[f"lesion:{lesion.id}.{n}" for n in dict.fromkeys(fact_names)], kg_ids=kg_ids,
                        organ=lesion.organ, roi=lesion.bbox.normalized, lesion_id=lesion.id, closed=closed,
-                       question_ctx=dict(lesion=noun, where=where, organ=organ_name, **ctx))
+                       question_ctx=dict(organ=organ_name, **ctx))
 
+    size_where, size_ids = place_only(make.facts, lesion)
     out = [attribute(
         "size",
-        f"The {noun} {where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
-        f"axial plane (longest 3D diameter {fmt(lesion.max_diameter_3d_mm)} mm, volume {fmt(lesion.volume_ml)} mL).",
-        ["organ", "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"])]
+        f"The lesion {size_where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
+        f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume {fmt(lesion.volume_ml)} mL).",
+        [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"],
+        lesion="lesion", where=size_where)]
     if lesion.attenuation and lesion.hu_difference is not None and lesion.core_median_hu is not None:
-        out.append(attribute(
+        phase, phase_ids = phase_clause(make.facts)
+        out.append(_with_facts(attribute(
             "density",
-            f"The {noun} is {lesion.attenuation} relative to the surrounding organ: core median "
-            f"{fmt(lesion.core_median_hu)} HU, {fmt(lesion.hu_difference)} HU from the organ's reference.",
-            ["organ", "attenuation", "core_median_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
-            closed=(lesion.attenuation, ATTRIBUTE_VALUES["density"])))
+            f"{name[0].upper()}{name[1:]} is {lesion.attenuation} relative to the surrounding organ {phase}: "
+            f"core median {fmt(lesion.core_median_hu)} HU, {fmt(lesion.hu_difference)} HU from the organ's reference.",
+            [*name_ids, "attenuation", "core_median_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
+            closed=(lesion.attenuation, ATTRIBUTE_VALUES["density"])), phase_ids))
     for subtask, value in (("shape", lesion.shape), ("margin", lesion.margin), ("content", lesion.content)):
         if value in ATTRIBUTE_VALUES[subtask]:  # "not assessable" has no closed answer set
-            out.append(attribute(subtask, f"The {noun} {where} is {value}.", ["organ", subtask],
+            out.append(attribute(subtask, f"{name[0].upper()}{name[1:]} is {value}.", [*name_ids, subtask],
                                  [f"feature:{value.replace('-', '_')}"], closed=(value, ATTRIBUTE_VALUES[subtask])))
     if lesion.sub_location:
         key = make.kg.organ_key(lesion.organ)
         sub = make.kg.subregion_node(key, lesion.sub_location) if key else None
         how = " (geometric approximation)" if lesion.sub_location_method == "geometric-approximation" else ""
-        out.append(attribute("sub_location", f"The {noun} lies in the {lesion.sub_location} of the {organ_name}{how}.",
-                             ["organ", "sub_location"], [sub] if sub else [],
-                             closed=(lesion.sub_location, sub_location_pool(lesion.sub_location))))
+        article = "" if lesion.sub_location.startswith("segment") else "the "
+        out.append(attribute("sub_location", f"The {noun} in the {organ_name} lies in {article}{lesion.sub_location}{how}.",
+                             ["organ", "long_axis_mm", "sub_location"], [sub] if sub else [],
+                             closed=(lesion.sub_location, sub_location_pool(lesion.sub_location)), where=f"in the {organ_name}"))
     return out
+
+
+def _with_facts(record: CoTRecord, fact_ids: list[str]) -> CoTRecord:
+    """The record with ``fact_ids`` added to its single step (facts of the case, not the lesion)."""
+    if not fact_ids:
+        return record
+    step = record.steps[0]
+    return record.model_copy(update={"steps": [step.model_copy(update={"fact_ids": [*step.fact_ids, *fact_ids]})]})

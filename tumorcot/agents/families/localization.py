@@ -6,7 +6,7 @@ The answer is ``[x0, y0, z0, x1, y1, z1]`` in the volume's field of view with LP
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, lesion_phrase
+from tumorcot.agents.base import RecordFactory, place_only
 from tumorcot.conversation import format_box
 from tumorcot.vocabulary import display_name, organ_family
 from tumorcot.schemas import CoTRecord, Step
@@ -41,12 +41,12 @@ def localization_records(make: RecordFactory) -> list[CoTRecord]:
                              template=tpl, answer=format_box(box), organ=organ.name, roi_box=box,
                              steps=[step], think=step.text))
     for lesion in make.facts.lesions:
-        noun, where = lesion_phrase(lesion)
-        q, tpl = make.question("lesion_box", lesion.id, lesion=noun, where=where)
+        where, name_ids = place_only(make.facts, lesion)
+        q, tpl = make.question("lesion_box", lesion.id, lesion="lesion", where=where)
         box = list(lesion.bbox.normalized)
         step = Step(index=0, stage="finding", organ=lesion.organ,
-                    text=f"{lesion.id} {where} spans the normalised box {format_box(box)}.",
-                    fact_ids=[f"lesion:{lesion.id}.organ", *box_fact_ids(f"lesion:{lesion.id}")], roi_box=box)
+                    text=f"The lesion {where} spans the normalised box {format_box(box)}.",
+                    fact_ids=[*name_ids, *box_fact_ids(f"lesion:{lesion.id}")], roi_box=box)
         out.append(make.make(task="localization", subtask="lesion_box", subject=lesion.id, question=q,
                              template=tpl, answer=format_box(box), organ=lesion.organ, lesion_id=lesion.id,
                              roi_box=box, steps=[step], think=step.text))

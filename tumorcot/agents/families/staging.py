@@ -1,24 +1,26 @@
 """TNM staging, only where it can be licensed:
 
 * T from the knowledge graph's size rule (``staging:<organ>:T``, AJCC 8th edition) for the organs
-  whose rule is size-based (pancreas, kidney, liver, lung), from the greatest dimension of the
-  organ's largest lesion, when the lesion is malignant by the labels or by its leading KG
-  impression (then the T is stated as conditional on that impression being confirmed). The
-  liver rule needs a solitary lesion without vessel contact; otherwise size does not decide T.
-* T of stomach, colon and esophagus (depth of wall invasion), and every N and M: only from the
-  given pathology labels.
+  whose rule is size-based, from the greatest dimension of the organ's index (largest) lesion --
+  the same number its finding states -- with the slice thickness it was measured on, when the
+  lesion is malignant by its labels or by its decisive KG impression (then the T is conditional
+  on that impression being confirmed). The liver rule needs a solitary lesion without vessel
+  contact; otherwise size does not decide T.
+* A T given in the pathology report is question context; the target says whether it agrees with
+  the size rule (``CaseFacts.t_checks``), and flags a disagreement.
+* N and M are never staged from imaging; the target says so.
 
-A case with neither gets no TNM record. N and M are never inferred from imaging.
+A case with neither a size-based T nor a given T gets no TNM record.
 """
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt
-from tumorcot.agents.chains import given_pathology, lesion_chain, render_think
+from tumorcot.agents.base import RecordFactory, fmt, lesion_name, name_fact_ids
+from tumorcot.agents.chains import given_labels_for, lesion_chain, render_think, report_context
+from tumorcot.knowledge_graph.staging import borderline, greatest_dimension_cm, size_t_for
 from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CoTRecord, Step
-
-TNM = ("t", "n", "m")
+from tumorcot.scope import index_lesion
 
 
 def given_histologies(kg, given) -> list[str]:
@@ -28,58 +30,70 @@ def given_histologies(kg, given) -> list[str]:
 
 
 def size_t_category(make: RecordFactory, organ: str, lesion, steps) -> str | None:
-    """T by the KG size rule for the organ's largest lesion, or None where size does not decide it
+    """T by the KG size rule for the organ's index lesion, or None where size does not decide it
     (no size rule, a tumour type the rule does not stage, or a case the rule leaves open)."""
     key = make.kg.organ_key(organ)
     impressions = [n for n in steps[1].kg_node_ids if n.startswith("impression:")]
-    if key is None or not make.kg.size_rule_applies(
-            key, impressions, given_histologies(make.kg, given_pathology(make.facts, organ))):
+    given, _ = given_labels_for(make.facts, lesion)
+    if key is None or not make.kg.size_rule_applies(key, impressions, given_histologies(make.kg, given)):
         return None
-    return make.kg.t_category_by_size(key, round(lesion.max_diameter_3d_mm / 10, 1),
-                                      solitary=len(make.facts.lesions_in(organ)) == 1,
-                                      vascular_contact=any(d > 0 for d in lesion.vessel_contact_deg.values()))
+    return size_t_for(make.kg, make.facts, lesion, key)
+
+
+def _t_check_text(check) -> str:
+    if check.agrees is True:
+        return f"The pathology report's {check.given_t} agrees with the measured size."
+    if check.agrees is False:
+        return (f"The pathology report's {check.given_t} disagrees with the measured greatest dimension, "
+                f"which gives {check.size_t}: flagged for review.")
+    return f"The pathology report's {check.given_t} may rest on extent, which size does not measure."
 
 
 def staging_records(make: RecordFactory) -> list[CoTRecord]:
     out = []
-    for organ in sorted({l.organ for l in make.facts.lesions}):
-        lesion = max(make.facts.lesions_in(organ), key=lambda l: (l.max_diameter_3d_mm, l.id))
-        given = given_pathology(make.facts, organ)
-        labels = {k: getattr(given, k) for k in TNM if given is not None and getattr(given, k)}
-        steps = lesion_chain(make.facts, lesion, make.kg)
+    facts, kg = make.facts, make.kg
+    for organ in sorted({l.organ for l in facts.lesions}):
+        lesion = index_lesion(facts, organ)
+        given, _ = given_labels_for(facts, lesion)
+        steps = lesion_chain(facts, lesion, kg)
         pathology = steps[-1]
-        malignant = "pathology:malignant" in pathology.kg_node_ids
-        size_t = size_t_category(make, organ, lesion, steps) if "t" not in labels and malignant else None
-        if not labels and size_t is None:
+        malignant = "pathology:malignant" in pathology.kg_node_ids or \
+            (given is not None and (given.behavior == "malignant" or bool(given.t)))
+        size_t = size_t_category(make, organ, lesion, steps) if malignant else None
+        check = next((c for c in facts.t_checks if c.lesion_id == lesion.id
+                      and given is not None and given.t == c.given_t), None)
+        if size_t is None and check is None:
             continue
-        key, name = make.kg.organ_key(organ), display_name(organ)
-        parts, answer = [], []
-        fact_ids, kg_ids = [], []
+        key, name = kg.organ_key(organ), display_name(organ)
+        parts, answer, fact_ids, kg_ids = [], [], [], []
         if size_t is not None:
-            cm = round(lesion.max_diameter_3d_mm / 10, 1)
-            condition = "" if given is not None and given.behavior == "malignant" else \
-                "If the leading impression is confirmed as malignant, "
-            parts.append(f"{condition}the AJCC eighth-edition size rule for the {name} gives {size_t} for a greatest "
-                         f"dimension of {fmt(cm)} cm ({lesion.id}).")
-            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", f"lesion:{lesion.id}.organ"]
+            cm, slice_mm = greatest_dimension_cm(lesion), facts.ct.spacing_mm[2]
+            condition = "" if given is not None else "If the leading impression is confirmed as malignant, "
+            text = (f"{condition}the AJCC eighth-edition size rule for the {name} gives {size_t} for a greatest "
+                    f"dimension of {fmt(cm)} cm ({lesion_name(lesion)}, measured on {fmt(slice_mm)} mm slices)")
+            if borderline(kg, key, lesion, slice_mm):
+                text += "; the size lies within one slice thickness of a cut-off, so the category is borderline"
+            parts.append(text + ".")
+            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion), "case.slice_mm"]
             kg_ids.append(f"staging:{key}:T")
-            answer.append(f"{size_t} (size-based{', conditional' if condition else ''})")
-        for k in TNM:
-            if k in labels:
-                parts.append(f"Given {k.upper()} category: {labels[k]}.")
-                fact_ids.append(f"pathology.{k}")
-                answer.append(f"{labels[k]} (given)")
-        missing = [k.upper() for k in ("n", "m") if k not in labels]
-        if missing:
-            text = " and ".join(missing)
-            parts.append(f"{text} {'are' if len(missing) > 1 else 'is'} not given and {'are' if len(missing) > 1 else 'is'} "
-                         "not staged from imaging.")
-            answer.append(f"{text} not given")
+            answer.append(f"{size_t} by size{' (conditional)' if condition else ''}")
+        if check is not None:
+            parts.append(_t_check_text(check))
+            fact_ids += [f"tcheck:{lesion.id}.{n}" for n in ("given_t", "size_t", "agrees")
+                         if f"tcheck:{lesion.id}.{n}" in facts.fact_table()]
+            answer.append({True: f"report {check.given_t} agrees", False: f"report {check.given_t} disagrees (flagged)",
+                           None: f"report {check.given_t} not decided by size"}[check.agrees])
+        if given is not None:  # the report's T/N/M stand in the question: the staging step refers to them
+            _, subject = given_labels_for(facts, lesion)
+            fact_ids += [f"{subject}.{k}" for k in ("t", "n", "m") if getattr(given, k)]
+        parts.append("N and M are not staged from imaging measurements.")
+        answer.append("N and M not assessed")
         steps.append(Step(index=len(steps), stage="pathology", organ=organ, text=" ".join(parts),
                           fact_ids=fact_ids, kg_node_ids=kg_ids, roi_box=list(lesion.bbox.normalized),
                           follows_from=[0, pathology.index]))
         q, tpl = make.question("tnm", organ, organ=name)
-        out.append(make.make(task="tnm_staging", subtask="tnm", subject=organ, question=q, template=tpl,
+        out.append(make.make(task="tnm_staging", subtask="tnm", subject=organ,
+                             question=report_context(facts, [lesion], stage=True) + q, template=tpl,
                              answer="; ".join(answer) + ".", conclusion=steps[-1].text, organ=organ,
                              lesion_id=lesion.id, roi_box=list(lesion.bbox.normalized), steps=steps,
                              think=render_think(steps)))
