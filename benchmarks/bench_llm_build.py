@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -71,33 +72,46 @@ def stage_figures(intervals: list, capacity: int, latency_s: float) -> dict:
     return figures
 
 
-def build(manifest: Path, out: Path, base_url: str, capacity: int, force: bool = False) -> dict:
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def build(manifest: Path, out: Path, base_url: str, capacity: int, force: bool = False,
+          runner: str = "threads") -> dict:
     env = dict(os.environ, OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", TUMORCOT_MODEL="bench-model",
                TUMORCOT_SALT=SALT, PYTHONPATH=str(ROOT), PREFECT_LOGGING_LEVEL="WARNING")
     command = [sys.executable, "-m", "tumorcot.cli", "build", "--manifest", str(manifest), "--out", str(out),
-               "--generator", "llm", "--llm-concurrency", str(capacity), "--concurrency", "2"]
-    started = time.perf_counter()
+               "--generator", "llm", "--llm-concurrency", str(capacity), "--concurrency", "2",
+               "--task-runner", runner]
+    started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command + (["--force"] if force else []), env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"build failed:\n{done.stdout}\n{done.stderr}")
     record = max((out / "runs").glob("run-*.json"), key=lambda p: p.stat().st_mtime)
-    startup = re.search(r"start-up: ([\d.]+) s", done.stdout)
+    startup = re.search(r"start-up: Prefect API ([\d.]+) s", done.stdout)
     return {**json.loads(record.read_text()), "wall_s": time.perf_counter() - started,
-            "startup_s": float(startup.group(1)) if startup else float("nan")}
+            "startup_s": float(startup.group(1)) if startup else float("nan"),
+            "cpu_s": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime}
 
 
-def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path) -> dict:
+def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path, runner: str) -> dict:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(manifest), "--latency-ms", str(latency_ms),
                                "--capacity", str(capacity)], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         base_url = server.stdout.readline().strip()
         out = work / f"ds-{latency_ms:.0f}"
-        summary = build(manifest, out, base_url, capacity)
+        server_cpu = process_cpu_s(server.pid)
+        summary = build(manifest, out, base_url, capacity, runner=runner)
+        server_cpu = process_cpu_s(server.pid) - server_cpu
         figures = stage_figures(stats(base_url)["intervals"], capacity, latency_ms / 1000)
         load = os.getloadavg()[0]
         before = stats(base_url)["count"]
-        again = build(manifest, out, base_url, capacity, force=True)
+        again = build(manifest, out, base_url, capacity, force=True, runner=runner)
         figures.update(rerun_requests=stats(base_url)["count"] - before, rerun_calls=again["llm_calls"],
                        max_in_flight=stats(base_url)["max_in_flight"], load=load, summary=summary)
     finally:
@@ -118,6 +132,10 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
     print(f"  requests in flight: mean {figures['mean_in_flight']:.1f} (server), "
           f"{llm.get('mean_in_flight', float('nan'))} (scheduler), max {figures['max_in_flight']} of {capacity}; "
           f"cache: {llm.get('cache_writes')} answers in {llm.get('cache_batches')} fsynced batches")
+    n = figures["requests"]
+    print(f"  CPU: build {summary['cpu_s']:.1f} s ({1000 * summary['cpu_s'] / n:.0f} ms per request, Prefect "
+          f"start-up and measurement included), oracle server {1000 * server_cpu / n:.1f} ms per request; "
+          f"at C/L the build alone needs {summary['cpu_s'] / n * ideal:.1f} cores")
     print(f"  rerun with --force: {figures['rerun_requests']} requests (target 0); "
           f"load average {figures['load']:.1f} on {os.cpu_count()} CPUs")
     return figures
@@ -129,6 +147,8 @@ def main() -> None:
     parser.add_argument("--latencies-ms", default="200,2000")
     parser.add_argument("--capacity", type=int, default=64)
     parser.add_argument("--scale", type=int, default=4, help="phantom voxel coarsening (1 = full phantom)")
+    parser.add_argument("--task-runner", default="threads", help="threads (one LLM scheduler) or dask (one per "
+                        "worker process, two local workers)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--latency-ms", type=float, default=200.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,7 +163,7 @@ def main() -> None:
         work = Path(tmp)
         manifest = write_phantom_cases(work / "cases", args.cases, seed=7, scale=args.scale)
         for latency in (float(x) for x in args.latencies_ms.split(",")):
-            run(args.cases, latency, args.capacity, work, manifest)
+            run(args.cases, latency, args.capacity, work, manifest, args.task_runner)
 
 
 if __name__ == "__main__":

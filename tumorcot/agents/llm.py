@@ -62,6 +62,7 @@ class _Case:
         self.log: list[AgentTurn] = []
         self.failed: dict[str, list[str]] = {}
         self.deferred = 0  # batch mode: calls queued instead of answered
+        self.originals: dict[str, CoTRecord] = {}  # reworded record id -> the record as drafted
 
     async def call(self, agent: str, p: roles.Prompt, schema, record_id: str | None = None):
         try:
@@ -129,7 +130,7 @@ class LLMGenerator:
         if case.deferred:
             return self._deferred(case)
         records = [with_turns(r, facts, self.options.interleave) for r in records]  # after every rewrite
-        accepted, rejected = await asyncio.to_thread(calibrate, records, facts, self.kg)  # the last gate
+        accepted, rejected = await asyncio.to_thread(self._last_gate, case, records)
         for record, reasons in rejected:
             case.failed[record.record_id] = reasons
             case.verdict("calibrator", record.record_id, "failed", reasons)
@@ -273,13 +274,26 @@ class LLMGenerator:
                 text = new.get(record.record_id)
                 if text and claim_set(record.question, self.kg) == claim_set(text, self.kg) \
                         and set(re.findall(LESION_ID, record.question)) == set(re.findall(LESION_ID, text)):
-                    candidate = record.model_copy(update={"question": text, "template": record.template + "+llm"})
-                    if not check_record(candidate, case.facts, self.kg, case.table):
-                        record = candidate
+                    # checked once, by the last gate; rejected there, the drafted wording is used
+                    case.originals[record.record_id] = record
+                    record = record.model_copy(update={"question": text, "template": record.template + "+llm"})
                 result.append(record)
             return result
 
         return await asyncio.to_thread(apply)
+
+    def _last_gate(self, case: _Case, records: list[CoTRecord]):
+        """``calibrate``, the last gate before a shard; a reworded record it rejects is replaced by
+        its drafted wording, which is checked in turn. (accepted, [(rejected, reasons)]) in order."""
+        accepted, rejected = calibrate(records, case.facts, self.kg)
+        redo = [with_turns(case.originals[r.record_id], case.facts, self.options.interleave)
+                for r, _ in rejected if r.record_id in case.originals]
+        if not redo:
+            return accepted, rejected
+        fine, still = calibrate(redo, case.facts, self.kg)
+        kept = {r.record_id: r for r in accepted + fine}
+        rejected = [(r, why) for r, why in rejected if r.record_id not in case.originals] + still
+        return [kept[r.record_id] for r in records if r.record_id in kept], rejected
 
     def _deferred(self, case: _Case) -> LLMGeneration:
         return LLMGeneration([], case.log, {}, deferred=case.deferred)

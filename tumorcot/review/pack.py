@@ -45,25 +45,27 @@ def case_facts(dataset_dir: Path, case_ids: set[str]) -> dict[str, CaseFacts]:
     return out
 
 
-def node_view(kg, node_id: str) -> dict:
-    """Label, type and the sources cited by the edges touching the node."""
+def node_view(kg, node_id: str, cited: set[str]) -> dict:
+    """Label and sources of a KG node: the sources of its edges to the other nodes the record
+    cites (why it is in this chain), else of all its edges."""
     if node_id not in kg:
         return {"id": node_id, "label": "(not in the current knowledge graph)", "sources": []}
-    graph = kg.graph
-    refs = sorted({d["ref"] for _, _, d in graph.in_edges(node_id, data=True)}
-                  | {d["ref"] for _, _, d in graph.out_edges(node_id, data=True)})
+    edges = list(kg.graph.in_edges(node_id, data=True)) + list(kg.graph.out_edges(node_id, data=True))
+    linked = {d["ref"] for u, v, d in edges if (v if u == node_id else u) in cited}
+    refs = sorted(linked or {d["ref"] for _, _, d in edges})
     return {"id": node_id, "label": kg.label(node_id),
             "sources": [{"ref": r, "text": kg.data["sources"][r]} for r in refs]}
 
 
 def step_views(record: dict, facts: CaseFacts, kg) -> list[dict]:
     table = facts.fact_table()
+    cited = {n for s in record["steps"] for n in s["kg_node_ids"]}
     steps = []
     for s in record["steps"]:
-        cited = [table.get(fid) for fid in s["fact_ids"]]
+        found = [table.get(fid) for fid in s["fact_ids"]]
         steps.append({**s, "facts": [{"id": fid, "value": f.value if f else "(not in the facts)",
-                                      "unit": f.unit if f else None} for fid, f in zip(s["fact_ids"], cited)],
-                      "nodes": [node_view(kg, n) for n in s["kg_node_ids"]]})
+                                      "unit": f.unit if f else None} for fid, f in zip(s["fact_ids"], found)],
+                      "nodes": [node_view(kg, n, cited - {n}) for n in s["kg_node_ids"]]})
     return steps
 
 

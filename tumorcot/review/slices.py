@@ -71,8 +71,17 @@ def _record_mask(volumes: CaseVolumes, record: dict, facts: CaseFacts, kind: str
     return None
 
 
+def _through(mask: np.ndarray, axis: int, span: tuple[int, int]) -> int:
+    """The slice along ``axis`` (within ``span``) where the mask is largest: through the lesion
+    or organ, even where the middle of its box misses it (a curved lung lobe, the colon)."""
+    other = tuple(a for a in range(3) if a != axis)
+    area = mask.sum(axis=other)[span[0]:span[1]]
+    return span[0] + int(np.argmax(area)) if area.size and area.max() > 0 else (span[0] + span[1] - 1) // 2
+
+
 def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[dict]:
-    """Per plane: ``{"plane", "index", "of", "window", "contour", "png", "width_mm", "height_mm"}``.
+    """Per plane: ``{"plane", "index", "of", "window", "contour", "png", "width_mm", "height_mm"}``,
+    the slice through the largest cross-section of the mask (else the middle of the box).
 
     Pixels are voxels (no resampling, so overlays stay crisp; the page gives each image its
     physical aspect). The box outline is drawn one pixel *outside* the region, so it never
@@ -83,7 +92,8 @@ def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[d
     views = []
     for axis, plane in enumerate(PLANES):
         n = volumes.hu.shape[axis]
-        index = box_center(volumes.hu.shape, box, plane) if box else n // 2
+        index = _through(mask, axis, box_ranges(volumes.hu.shape, box)[axis] if box else (0, n)) \
+            if mask is not None else (box_center(volumes.hu.shape, box, plane) if box else n // 2)
         pixels = to_rgb(apply_window(plane_slice(volumes.hu, plane, index), window))
         if mask is not None:
             pixels = draw_contour(pixels, plane_slice(mask, plane, index) != 0)
