@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from tumorcot.flows.build import run_build
 from tumorcot.store.private import default_state_dir
 from tumorcot.store.shards import read_log, read_manifest, read_records
-from tumorcot.store.validate import validate_dataset
+from tumorcot.ops.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -415,7 +415,7 @@ def test_report_renders_its_plots_in_the_browser(built, browser, tmp_path):
     for task, n in counts.items():
         assert f"{task}\t{n}\t{100 * n / total:.1f} %" in text
     assert "No CT content (image_sha256) and no patient appears in two splits." in text
-    assert "9 records and 0 steps judged by rad-a; error rate 33.3 %" in text
+    assert "9 record(s) and 0 step(s) judged by rad-a; error rate 33.3 %" in text
 
 
 # ---- leakage -------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ answer's attribute, are not claims. Reasons read ``<where>: [<code>] <detail>``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tumorcot.conversation import answer_text, question_text
@@ -362,16 +363,17 @@ def check_texts(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: 
     return list(dict.fromkeys(reasons))
 
 
-def claim_set(text: str, kg: KnowledgeGraph) -> set[tuple]:
-    """The clinical claims a text makes, as comparable tuples (a question rewording keeps them)."""
-    out = set()
+def claim_set(text: str, kg: KnowledgeGraph) -> Counter:
+    """The clinical claims a text makes, counted, as comparable tuples (a question rewording keeps
+    exactly these: "the ill-defined lesion" in "... well-defined or ill-defined?" adds one)."""
+    out: Counter = Counter()
     for hit in lexicon_for(kg).scan(STEP_NUMBER.sub("", text)):
         if hit.kind == "number":
-            out.add(("number", round(hit.value, 3), hit.unit))
+            out[("number", round(hit.value, 3), hit.unit)] += 1
         elif hit.kind == "term":
-            out.add((hit.term.kind, hit.term.keys, hit.negated))
+            out[(hit.term.kind, hit.term.keys, hit.negated)] += 1
         elif hit.kind == "tnm":
-            out |= {("tnm", p.lower()) for p in hit.parts}
+            out.update(("tnm", p.lower()) for p in hit.parts)
         else:
-            out.add((hit.kind, hit.text.lower()))
+            out[(hit.kind, hit.text.lower())] += 1
     return out
