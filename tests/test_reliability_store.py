@@ -17,7 +17,7 @@ from tumorcot.flows.build import run_build
 from tumorcot.imaging.phantom import write_phantom_cases
 from tumorcot.store.private import default_state_dir
 from tumorcot.store.shards import read_manifest, read_records
-from tumorcot.store.validate import validate_dataset
+from tumorcot.ops.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 runner = CliRunner()
