@@ -128,6 +128,8 @@ def test_question_rewording_must_keep_exactly_the_claims():
     assert claim_set(original, KG) != claim_set("What is the attenuation of the ill-defined tumour L3 in the "
                                                 "pancreas?", KG)
     assert claim_set(original, KG) != claim_set("What is the attenuation of the tumour L3 in the duodenum?", KG)
+    margin = "Is the boundary of the 18 mm lesion in the upper pole of the left kidney well-defined or ill-defined?"
+    assert claim_set(margin, KG) != claim_set(margin.replace("18 mm lesion", "18 mm ill-defined lesion"), KG)
 
 
 def test_lexicon_is_generated_from_the_kg_and_label_tables():

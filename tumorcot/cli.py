@@ -280,7 +280,7 @@ def demo(
 @app.command()
 def validate(dataset: Path = typer.Argument(..., help="Dataset folder written by tumorcot build/demo.")):
     """Re-check every shard's checksum, row count and schema, and every row; exit 1 on any problem."""
-    from tumorcot.store.validate import validate_dataset
+    from tumorcot.ops.validate import validate_dataset
 
     problems, counts = validate_dataset(dataset)
     for problem in problems:

@@ -20,7 +20,7 @@ Checks, per record (reasons read ``<where>: [<code>] <detail>``; an empty list m
 from __future__ import annotations
 
 from tumorcot.agents.claims import check_texts
-from tumorcot.agents.lexicon import lexicon_for
+from tumorcot.agents.lexicon import LESION_ID, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import features_for
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
@@ -61,6 +61,7 @@ def _check_nodes_agree(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, 
     lexicon = lexicon_for(kg)
     for step in record.steps:
         lesions = {table[f].subject.split(":", 1)[1] for f in step.fact_ids if table[f].subject.startswith("lesion:")}
+        lesions |= set(LESION_ID.findall(step.text)) & {l.id for l in facts.lesions}  # named, maybe not cited
         organ = step.organ or record.organ
         if any(f.startswith("pathology.") for f in step.fact_ids) and organ != labels_organ:
             reasons.append(f"step {step.index}: [label-scope] cites pathology labels of the {labels_organ} "

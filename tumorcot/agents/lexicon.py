@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.vocabulary import ATTRIBUTE_VALUES, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
 
 # Spoken forms of organs that no label name contains (the label table is the source of names).
 ORGAN_ALIASES = {
@@ -38,7 +38,7 @@ ORGAN_ALIASES = {
     "adrenal": ("adrenal_gland",), "kidneys": ("kidney",),
     "vena cava": ("inferior_vena_cava", "superior_vena_cava"), "ivc": ("inferior_vena_cava",),
     "portal vein": ("portal_vein_and_splenic_vein",), "splenic vein": ("portal_vein_and_splenic_vein",),
-    "gall bladder": ("gallbladder",), "soft tissue": ("outside_organs", "unknown_organ"),
+    "gall bladder": ("gallbladder",), "soft tissue": NO_HOST,
     "vertebra": ("vertebrae",), "spine": ("vertebrae",), "ribs": ("rib",), "lymph node": ("lymph_node",),
 }
 # Fallback synonyms for feature nodes while the KG gives none (KG ``synonyms`` are added to these).
@@ -306,6 +306,7 @@ QUANTITY_WORDS = {
     "3d": "max_diameter_3d", "greatest": "max_diameter_3d", "maximum": "max_diameter_3d",
 }
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_CLAUSE_END = re.compile(r"[.;!?)](?:\s|$)|\n")  # a quantity word does not reach past a sentence
 
 
 def scan_numbers(text: str) -> list[Hit]:
@@ -329,6 +330,7 @@ def scan_numbers(text: str) -> list[Hit]:
             signed = True
             value = -abs(value) if direction.group(1).lower() in ("below", "lower than", "less than", "under") else abs(value)
         start = matches[i - 1].end() if i else 0
+        start = max([start] + [b.end() for b in _CLAUSE_END.finditer(text, start, m.start())])
         words = [w.lower() for w in _WORD.findall(text[start:m.start()])]
         hint = next((QUANTITY_WORDS[w] for w in reversed(words) if w in QUANTITY_WORDS), None)
         if unit is None and _COUNT_NOUN.match(text[m.end():]):

@@ -262,7 +262,7 @@ class LLMGenerator:
     async def _reword(self, case: _Case, records: list[CoTRecord]) -> list[CoTRecord]:
         if not records:
             return records
-        p = roles.questions_prompt({r.record_id: r.question for r in records})
+        p = roles.questions_prompt({r.record_id: r.question for r in records}, case.facts.case_id)
         out, _ = await case.call("questions", p, roles.QuestionSet)
         if out is None:
             return records

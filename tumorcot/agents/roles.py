@@ -231,8 +231,8 @@ def pathology_step(organ: str, steps: list[Step], summary: OrganSummary, box, ta
     return step, conclusion.text
 
 
-def questions_prompt(questions: dict[str, str]) -> Prompt:
-    return prompt("questions", questions=[{"id": k, "text": v} for k, v in questions.items()])
+def questions_prompt(questions: dict[str, str], case_id: str = "") -> Prompt:
+    return prompt("questions", case_id=case_id, questions=[{"id": k, "text": v} for k, v in questions.items()])
 
 
 def reference_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> OrganChain:

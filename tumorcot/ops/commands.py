@@ -128,6 +128,50 @@ def register(app: typer.Typer, console: Console, quiet_prefect) -> None:
                       f"{summary['assembly']} update)")
 
     @app.command()
+    def publish(
+        dataset: Path = typer.Argument(..., help="Dataset folder to upload (everything in it, nothing else)."),
+        repo_id: str = typer.Option(..., "--repo-id", help="Hugging Face dataset repo, e.g. my-org/my-tumorcot."),
+        private: bool = typer.Option(False, "--private", help="Create the repo private."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Scan and list the files; upload nothing."),
+        manifest: Path = typer.Option(None, "--manifest", "-m", help="Also check the raw ids of this case manifest."),
+    ):
+        """Upload a dataset to the Hugging Face Hub after scanning every file for raw ids, input paths,
+        report text, DICOM identifying tags and key-like strings; nothing is uploaded if any is found.
+
+        Exit codes: 0 uploaded (or, with --dry-run, safe to upload); 1 not a dataset, something
+        private found, or the upload failed."""
+        from tumorcot.ops.publish import KEY_PATTERNS, scan_dataset, upload
+
+        try:
+            scan = scan_dataset(dataset, manifest)
+        except TumorcotError as exc:
+            console.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1)
+        for note in scan.notes:
+            console.print(f"[yellow]note[/yellow] {escape(note)}", soft_wrap=True)
+        for finding in scan.findings:
+            console.print(f"[red]private[/red] {escape(finding)}", soft_wrap=True)
+        if scan.findings:
+            console.print(f"[red]not published[/red]: {len(scan.findings)} finding(s) in {escape(str(dataset))}; "
+                          "move private state out of the dataset folder (tumorcot keeps it in DIR.private)")
+            raise typer.Exit(1)
+        size = sum((dataset / f).stat().st_size for f in scan.files)
+        if dry_run:
+            for f in scan.files:
+                typer.echo(f"would upload {f}")
+        console.print(f"{len(scan.files)} files, {size / 1e6:.1f} MB, checked against {scan.needles} private "
+                      f"values and {len(KEY_PATTERNS)} key patterns: nothing private found")
+        if dry_run:
+            console.print(f"dry run: nothing uploaded to {escape(repo_id)}")
+            return
+        try:
+            url = upload(dataset, repo_id, scan.files, private=private)
+        except Exception as exc:  # network, auth: one line, not a traceback
+            console.print(f"[red]upload failed[/red] {type(exc).__name__}: {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1)
+        console.print(f"uploaded {len(scan.files)} files to {escape(repo_id)}: {escape(url)}")
+
+    @app.command()
     def audit(
         dataset: Path = typer.Argument(..., help="Dataset folder."),
         record: str = typer.Option(None, "--record", help="Show the full lineage of this record id."),

@@ -96,7 +96,7 @@ def register(app: typer.Typer, console: Console) -> None:
     def report(
         dataset: Path = typer.Argument(..., help="Dataset folder."),
         out: Path = typer.Argument(..., help="HTML file to write (plots embedded)."),
-        as_json: bool = typer.Option(False, "--json", help="Also print the report's numbers as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report's numbers as JSON (instead of the summary)."),
     ):
         """QC report: task mix vs TumorCoT's, lesion size/volume per organ, attenuation and contrast phase,
         answer positions, splits, rejections by reason, review error rates, and a leakage audit
@@ -110,6 +110,7 @@ def register(app: typer.Typer, console: Console) -> None:
             raise typer.Exit(1)
         if as_json:
             typer.echo(json.dumps({k: v for k, v in q.items() if k != "lesions"}, indent=1))
+            raise typer.Exit(1 if q["leakage"] else 0)
         mix = ", ".join(f"{r['task']} {100 * r['share']:.0f} %" for r in q["task_mix"])
         console.print(f"wrote {escape(str(out))}: {q['records']} records, {q['cases']} cases, "
                       f"{len(q['lesions'])} lesions; task mix {mix}")

@@ -52,7 +52,8 @@ def lesion_size(lesions: list[dict]) -> bytes:
             _empty(ax, "no lesions")
             continue
         ax.boxplot([[les[key] for les in by_organ[o]] for o in organs])
-        ax.set_xticks(range(1, len(organs) + 1), [f"{o}\n(n={len(by_organ[o])})" for o in organs], fontsize=7)
+        ax.set_xticks(range(1, len(organs) + 1), [f"{o} (n={len(by_organ[o])})" for o in organs], fontsize=7,
+                      rotation=30, ha="right")
         ax.set_ylabel(label)
         if key == "volume_ml":
             ax.set_yscale("log")
@@ -124,7 +125,7 @@ def rejections(rows: list[dict], top: int = 12) -> bytes:
         ax.barh(range(len(rows)), [r["count"] for r in rows][::-1], color="#c76")
         ax.set_yticks(range(len(rows)), [f"{r['agent']}: {r['reason'][:70]}" for r in rows][::-1], fontsize=7)
         ax.set_xlabel("rejections")
-    ax.set_title("Rejections by reason (calibrator, judge, review quarantine)")
+    ax.set_title("Rejections by reason in the generation log (calibrator, judge, review quarantine)")
     return _png(fig)
 
 

@@ -46,4 +46,6 @@ class CaseOutcome(BaseModel):
     records: int = 0
     rejected: int = 0
     llm_calls: int = 0
+    measured: bool = Field(False, description="the CT was decoded and measured in this run (False: the stored "
+                                              "facts were reused, or the case was unchanged)")
     elapsed_s: float = Field(0.0, description="wall seconds the case took in its task (0 when not processed)")

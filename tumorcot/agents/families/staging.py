@@ -70,11 +70,11 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
             cm, slice_mm = greatest_dimension_cm(lesion), facts.ct.spacing_mm[2]
             condition = "" if given is not None else "If the leading impression is confirmed as malignant, "
             text = (f"{condition}the AJCC eighth-edition size rule for the {name} gives {size_t} for a greatest "
-                    f"dimension of {fmt(cm)} cm ({lesion_name(lesion)}, measured on {fmt(slice_mm)} mm slices)")
+                    f"dimension of {fmt(cm)} cm ({lesion_name(lesion, facts)}, measured on {fmt(slice_mm)} mm slices)")
             if borderline(kg, key, lesion, slice_mm):
                 text += "; the size lies within one slice thickness of a cut-off, so the category is borderline"
             parts.append(text + ".")
-            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion), "case.slice_mm"]
+            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion, facts), "case.slice_mm"]
             kg_ids.append(f"staging:{key}:T")
             answer.append(f"{size_t} by size{' (conditional)' if condition else ''}")
         if check is not None:
