@@ -1,7 +1,16 @@
-"""Operations benchmark: unchanged rebuild, single-patient regeneration, orchestration overhead,
-memory flatness. Offline generator on small phantom cases; prints ratios, asserts nothing.
+"""Operations benchmark: rebuild after a knowledge-graph release and after a ``--splits`` change
+on real-size CT, unchanged rebuild, single-patient regeneration, orchestration overhead, memory
+flatness. Offline generator; prints ratios with the load average, asserts nothing.
 
-    python benchmarks/bench_ops.py [N]        (default N = 1000 manifest rows)
+    python benchmarks/bench_ops.py [N] [--ct-cases K]   (default N = 1000 rows, K = 2 real-size CTs)
+
+Two keys (``tumorcot.store.keys``), on K cases of a synthetic 512x512x300 int16 CT (written as
+``bench_measure.py`` writes it, with its 117-label organ mask and 6 lesions): first build, then
+the same build after a knowledge-graph release (the KG data file changed: records regenerated
+from the stored facts), then after a ``--splits`` change (shards rewritten, nothing
+regenerated). CT decodes are counted by wrapping ``tumorcot.pipeline.load_ct``. It runs in a
+child process on a copy of the package, so that the release edits the copy's KG file and never
+the repository's.
 
 The N rows reuse 8 phantom file sets (scale 4: 40x40x20 voxels) under N distinct patient ids,
 so per-case work is small (tens of ms) and the ratios are pessimistic for real CT.
@@ -62,11 +71,13 @@ def plain_loop(manifest: Path, out: Path) -> None:
     from datetime import datetime, timezone
 
     from tumorcot.case_manifest import read_case_manifest
-    from tumorcot.flows.build import pipeline_versions, process_cases, run_record_path, write_shards
-    from tumorcot.flows.incremental import current_result
+    from tumorcot.flows.build import run_record_path, write_shards
+    from tumorcot.flows.cases import process_cases
+    from tumorcot.flows.versions import pipeline_versions
     from tumorcot.privacy import load_or_create_salt
     from tumorcot.store.atomic import atomic_write_json
     from tumorcot.store.cases import CaseStore
+    from tumorcot.store.keys import current_result
     from tumorcot.store.lock import dataset_lock
 
     out.mkdir(parents=True, exist_ok=True)
@@ -99,9 +110,83 @@ def peak_rss_kb(manifest: Path, out: Path) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
-def main(n: int) -> None:
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"[load avg {one:.2f} / {five:.2f}]"
+
+
+def two_keys_child(folder: Path, cases: int) -> None:
+    """(in the child, on the package copy) first build, KG release, splits change; prints ratios."""
+    import json
+
+    import tumorcot.pipeline as pipeline
+    from tumorcot.flows.build import run_build
+    from tumorcot.knowledge_graph import graph
+    from tumorcot.schemas import GenerationOptions
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_measure import write_case
+    from ops_helpers import write_rows
+
+    decodes = []
+    real_load_ct = pipeline.load_ct
+
+    def counted_load_ct(*args, **kw):
+        decodes.append(1)
+        return real_load_ct(*args, **kw)
+
+    pipeline.load_ct = counted_load_ct
+    os.environ["PREFECT_HOME"] = str(folder / "prefect-home")
+    paths = write_case(folder, (512, 512, 300))
+    rows = [{"patient_id": f"ct-{i}", "study_id": "1", "ct": paths["ct"], "organ_mask": paths["organs"],
+             "lesion_mask": paths["lesions"], "lesion_labels": "1:tumor;2:cyst", "source": "synthetic-bench"}
+            for i in range(cases)]
+    manifest = write_rows(folder / "ct.csv", rows)
+    run_build(write_rows(folder / "warm.csv", rows[:1]), folder / "warm-ds")   # API server, imports, page cache
+    decodes.clear()
+    first_s, first = timed(run_build, manifest, folder / "ds", concurrency=2)
+    first_decodes = len(decodes)
+    kg_file = Path(graph.__file__).parent / "data" / graph.DATA_FILE
+    if ROOT in kg_file.parents:
+        raise RuntimeError(f"refusing to edit the repository's KG file {kg_file}: run on the package copy")
+    data = json.loads(kg_file.read_text())
+    data["sources"]["bench_release"] = "bench_ops: a knowledge-graph release (one more source)"
+    kg_file.write_text(json.dumps(data, indent=1))
+    graph.load_kg.cache_clear()
+    decodes.clear()
+    kg_s, kg = timed(run_build, manifest, folder / "ds", concurrency=2)
+    print(f"KG release on {cases} real-size CTs (512x512x300): first build {first_s:.1f} s ({first_decodes} CT "
+          f"decodes, {first['records']} records), rebuild {kg_s:.2f} s ({kg['ok']} cases regenerated, "
+          f"{len(decodes)} CT decodes, {kg['measured']} measured) -> ratio {kg_s / first_s:.3f} "
+          f"(target <= 0.10) {load()}", flush=True)
+    decodes.clear()
+    split_s, split = timed(run_build, manifest, folder / "ds", concurrency=2,
+                           options=GenerationOptions(split_ratios=(0, 0, 1)))
+    print(f"--splits change on {cases} real-size CTs: {split_s:.2f} s ({split['unchanged']} unchanged, "
+          f"{split['ok']} regenerated, {len(decodes)} CT decodes, shards {split['assembly']}) -> ratio "
+          f"{split_s / first_s:.3f} of the first build (target <= 0.05) {load()}", flush=True)
+
+
+def two_keys(cases: int) -> None:
+    """Run ``two_keys_child`` in a child process on a copy of the package."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        shutil.copytree(ROOT / "tumorcot", tmp / "pkg" / "tumorcot", ignore=shutil.ignore_patterns("__pycache__"))
+        env = dict(os.environ, PYTHONPATH=str(tmp / "pkg"))
+        done = subprocess.run([sys.executable, __file__, "--two-keys-child", str(tmp), str(cases)], env=env)
+        if done.returncode:
+            raise RuntimeError("the two-keys benchmark child failed")
+
+
+def main(n: int, ct_cases: int) -> None:
     from tumorcot.flows.build import run_build
     from tumorcot.ops.regenerate import regenerate
+
+    if ct_cases:
+        two_keys(ct_cases)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -111,22 +196,30 @@ def main(n: int) -> None:
         first_s, first = timed(run_build, manifest, tmp / "ds", concurrency=2)
         again_s, again = timed(run_build, manifest, tmp / "ds", concurrency=2)
         print(f"cases {n}: first build {first_s:.1f} s ({first['records']} records), unchanged rebuild "
-              f"{again_s:.2f} s ({again['assembly']}) -> ratio {again_s / first_s:.3f} (target <= 0.05)")
+              f"{again_s:.2f} s ({again['assembly']}) -> ratio {again_s / first_s:.3f} (target <= 0.05) {load()}")
         regen_s, regen = timed(regenerate, tmp / "ds", "bench-00042", reason="benchmark")
         print(f"regenerate 1 patient of {n}: {regen_s:.2f} s ({regen['assembly']}) -> ratio "
-              f"{regen_s / first_s:.4f} of the full build (target <= 0.02)")
+              f"{regen_s / first_s:.4f} of the full build (target <= 0.02) {load()}")
         serial_s, _ = timed(run_build, manifest, tmp / "serial", concurrency=1)
         loop_s, _ = timed(plain_loop, manifest, tmp / "loop")
         print(f"orchestration at {n} cases: flow (1 worker) {serial_s:.1f} s vs plain loop {loop_s:.1f} s -> "
-              f"overhead {100 * (serial_s - loop_s) / loop_s:.1f} % (target <= 5 %)")
+              f"overhead {100 * (serial_s - loop_s) / loop_s:.1f} % (target <= 5 %) {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         small, large = max(1, n // 10), n
         rss_small = peak_rss_kb(many_rows(tmp / "s", small), tmp / "ds-small")
         rss_large = peak_rss_kb(many_rows(tmp / "l", large), tmp / "ds-large")
         print(f"peak RSS: {small} cases {rss_small / 1024:.0f} MB, {large} cases {rss_large / 1024:.0f} MB -> "
-              f"ratio {rss_large / rss_small:.3f} (target <= 1.1)")
+              f"ratio {rss_large / rss_small:.3f} (target <= 1.1) {load()}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    if sys.argv[1:2] == ["--two-keys-child"]:
+        sys.path.insert(0, str(Path(sys.argv[2]) / "pkg"))   # the copy, before the repository
+        two_keys_child(Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        args = [a for a in sys.argv[1:] if not a.startswith("--")]
+        k = int(sys.argv[sys.argv.index("--ct-cases") + 1]) if "--ct-cases" in sys.argv else 2
+        if "--ct-cases" in sys.argv:
+            args.remove(str(k))
+        main(int(args[0]) if args else 1000, k)

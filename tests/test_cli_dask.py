@@ -17,7 +17,7 @@ from ops_helpers import records_by_id
 
 from tumorcot.flows.build import run_build
 from tumorcot.imaging.phantom import write_phantom_cases
-from tumorcot.store.validate import validate_dataset
+from tumorcot.ops.validate import validate_dataset
 
 SALT = "dask-cli-salt"
 BIN = Path(sys.executable).parent

@@ -2,8 +2,9 @@
 
 The killed build updates an existing dataset (one case changed, one removed, one added), the
 hardest case for shard replacement. Kill points: fixed delays after start, the moment the first
-case result lands, and deterministic pauses (``TUMORCOT_TEST_PAUSE_BEFORE``) between the record
-shards and the log, before the manifest, and before the clean-up of unlisted files.
+case result lands, and deterministic pauses (``tests/crash_build.py``, through ``run_build``'s
+``pause``) between the record shards and the log, before the manifest, and before the clean-up of
+unlisted files.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tumorcot.flows.build import run_build
 from tumorcot.imaging.phantom import write_phantom_cases
 from tumorcot.ops.regenerate import regenerate
 from tumorcot.store.update import MARKER
-from tumorcot.store.validate import validate_dataset
+from tumorcot.ops.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 SALT = "crash-test-salt"
@@ -58,11 +59,13 @@ def _start_build(manifest: Path, out: Path, tmp_path: Path, pause: str | None) -
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if PREFECT_API_URL.value():   # reuse the session's API server instead of starting another
         env["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    if pause:
-        env["TUMORCOT_TEST_PAUSE_BEFORE"] = pause
-    return subprocess.Popen([sys.executable, "-m", "tumorcot.cli", "build", "-m", str(manifest), "-o", str(out),
-                             "--concurrency", "1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    if pause:   # a build that stops at the pause point (run_build's pause parameter)
+        command = [sys.executable, str(REPO / "tests" / "crash_build.py"), str(manifest), str(out), pause]
+    else:
+        command = [sys.executable, "-m", "tumorcot.cli", "build", "-m", str(manifest), "-o", str(out),
+                   "--concurrency", "1"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 def _wait_for(condition, process: subprocess.Popen, timeout_s: float = 120.0) -> None:

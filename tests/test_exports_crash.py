@@ -31,12 +31,11 @@ def start_paused_build(manifest: Path, out: Path, tmp_path: Path) -> subprocess.
     from prefect.settings import PREFECT_API_URL
 
     env = dict(os.environ, TUMORCOT_SALT=SALT, PREFECT_HOME=str(tmp_path / "prefect-home"),
-               TUMORCOT_TEST_PAUSE_BEFORE="summaries",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if PREFECT_API_URL.value():
         env["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    return subprocess.Popen([sys.executable, "-m", "tumorcot.cli", "build", "-m", str(manifest), "-o", str(out),
-                             "--concurrency", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, str(REPO / "tests" / "crash_build.py"), str(manifest), str(out),
+                             "summaries"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
 

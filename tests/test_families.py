@@ -14,7 +14,8 @@ from tumorcot.agents.calibrator import calibrate, check_record
 from tumorcot.agents.offline import OfflineGenerator
 from tumorcot.case_manifest import read_case_manifest
 from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import extract_facts, input_hashes
+from tumorcot.pipeline import extract_facts
+from tumorcot.store.keys import input_hashes
 from tumorcot.schemas import CaseInput, GenerationOptions, PathologyLabels
 
 SALT = b"t" * 32
@@ -266,7 +267,7 @@ def test_split_ratios_decide_the_split_per_patient(phantom_facts):
     assert len({next(iter(s)) for s in by_patient.values()}) == 3   # 32 patients reach all three splits
 
 
-def test_build_keeps_each_patient_in_one_split_and_options_are_part_of_the_build_key(tmp_path, prefect_server):
+def test_build_keeps_each_patient_in_one_split_splits_rewrite_shards_options_regenerate(tmp_path, prefect_server):
     from ops_helpers import read_rows, write_rows
 
     from tumorcot.flows.build import run_build
@@ -290,9 +291,16 @@ def test_build_keeps_each_patient_in_one_split_and_options_are_part_of_the_build
     assert all(len(s) == 2 for s in studies.values())
     assert read_manifest(tmp_path / "ds")["versions"]["options"]["split_ratios"] == [0.4, 0.3, 0.3]
     assert run_build(manifest, tmp_path / "ds", options=options)["unchanged"] == 12
-    changed = run_build(manifest, tmp_path / "ds", options=GenerationOptions(split_ratios=(1, 0, 0)))
-    assert changed["ok"] == 12
-    assert {r["split"] for r in read_records(tmp_path / "ds").to_pylist()} == {"train"}
+    before = {r["record_id"]: r for r in records}
+    resplit = run_build(manifest, tmp_path / "ds", options=GenerationOptions(split_ratios=(1, 0, 0)))
+    # the split is assigned when shards are written: nothing regenerated, shards rewritten
+    assert resplit["unchanged"] == 12 and resplit["measured"] == 0 and resplit["assembly"] == "full"
+    after = read_records(tmp_path / "ds").to_pylist()
+    assert {r["split"] for r in after} == {"train"}
+    assert {r["record_id"]: dict(r, split=None) for r in after} == {k: dict(r, split=None) for k, r in before.items()}
+    # a generation option regenerates the records from the stored facts: no CT measured again
+    regenerated = run_build(manifest, tmp_path / "ds", options=GenerationOptions(split_ratios=(1, 0, 0), mc_share=1.0))
+    assert regenerated["ok"] == 12 and regenerated["measured"] == 0
 
 
 def test_multiple_choice_options_are_stated_once_in_records_and_exports(phantom_facts):

@@ -27,7 +27,7 @@ def phantom(tmp_path_factory):
 def test_llm_build_writes_validated_shards_and_reruns_with_zero_requests(phantom, prefect_server, monkeypatch):
     from tumorcot.flows.build import run_build
     from tumorcot.store.shards import read_log, read_records
-    from tumorcot.store.validate import validate_dataset
+    from tumorcot.ops.validate import validate_dataset
 
     manifest, out, facts = phantom
     with ScriptedLLMServer(Oracle(facts, load_kg())) as srv:

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from tumorcot.cli import app
 from tumorcot.flows.build import run_build
 from tumorcot.imaging.phantom import write_phantom_cases
-from tumorcot.ops.audit import agent_stats, failures_report, reason_kind, record_lineage, rejection_reasons, run_report
+from tumorcot.ops.audit import failures_report, record_lineage, run_report
+from tumorcot.store.log_stats import agent_stats, reason_kind, rejection_reasons
 from tumorcot.ops.regenerate import regenerate
 from tumorcot.schemas import AgentTurn
 from tumorcot.store.shards import read_records

@@ -14,7 +14,7 @@ from tumorcot.flows.regenerate import regenerate_patient
 from tumorcot.flows.runners import make_task_runner
 from tumorcot.imaging.phantom import write_phantom_cases
 from tumorcot.ops.serve import make_deployment
-from tumorcot.store.validate import validate_dataset
+from tumorcot.ops.validate import validate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

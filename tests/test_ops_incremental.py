@@ -16,7 +16,7 @@ from tumorcot.imaging.phantom import write_phantom_cases
 from tumorcot.ops.regenerate import patient_pseudonym, regenerate
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.shards import read_log, read_manifest, read_records
-from tumorcot.store.validate import validate_dataset
+from tumorcot.ops.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

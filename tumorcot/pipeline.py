@@ -5,7 +5,6 @@ The flow calls these functions from its tasks; tests call them directly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from datetime import datetime, timezone
@@ -14,7 +13,7 @@ import SimpleITK as sitk
 
 from tumorcot.agents.calibrator import calibrate
 from tumorcot.errors import CaseInputError
-from tumorcot.imaging.io import content_sha256, load_ct, load_mask
+from tumorcot.imaging.io import load_ct, load_mask
 from tumorcot.imaging.plausibility import check_lesions, check_organs
 from tumorcot.imaging.structures import case_masks
 from tumorcot.imaging.measure import measure_lesions, measure_organs
@@ -24,24 +23,7 @@ from tumorcot.knowledge_graph.staging import given_t_checks
 from tumorcot.privacy import case_id_for, pseudonymise
 from tumorcot.scope import lesion_labels_by_id, resolve_case_pathology
 from tumorcot.schemas import AgentTurn, CaseFacts, CaseInput, CoTRecord, CTInfo, GenerationOptions
-from tumorcot.schemas.case import FILE_FIELDS
-
-
-def input_hashes(case: CaseInput) -> dict[str, str]:
-    """Content hashes of a case's input files and of its manifest fields."""
-    hashes = {}
-    for field, path in case.files().items():
-        if not path.exists():
-            raise CaseInputError(f"{field} file not found: {path}", case=case.label)
-        hashes[field] = content_sha256(path)
-    hashes["fields"] = fields_sha256(case)
-    return hashes
-
-
-def fields_sha256(case: CaseInput) -> str:
-    """Hash of a case's manifest fields other than its file paths (the files are hashed by content)."""
-    fields = case.model_dump(mode="json", exclude={"row", "predicted_masks", *FILE_FIELDS})
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+from tumorcot.store.keys import input_hashes
 
 
 def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = None, *,

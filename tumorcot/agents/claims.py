@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from tumorcot.conversation import answer_text, question_text
 from tumorcot.agents.lexicon import Hit, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import lesion_features
+from tumorcot.knowledge_graph.features import features_for
 from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, organ_family, side_of
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 
@@ -194,7 +194,8 @@ class Binder:
         facts = list(scope.facts.values())
         if lesion is None:
             return facts
-        return [f for f in facts if f.subject in (f"lesion:{lesion}", "pathology") or f.subject.startswith("organ:")]
+        return [f for f in facts if f.subject in (f"lesion:{lesion}", "pathology", f"pathology:{lesion}")
+                or f.subject.startswith(("organ:", "case"))]
 
     def _number(self, hit: Hit, scope: Scope, lesion: str | None) -> tuple[str, str] | None:
         def close(value: float, target: float) -> bool:
@@ -261,10 +262,10 @@ class Binder:
             les = self.by_lesion.get(lid)
             if les is None:
                 continue
-            feats = lesion_features(les, len(self.facts.lesions_in(les.organ)))
+            feats = features_for(self.facts, les)
             true |= set(feats)
-            for node, names in feats.items():
-                if any(f"lesion:{lid}.{n}" in scope.facts for n in names) or \
+            for node, ids in feats.items():
+                if any(f in scope.facts for f in ids) or \
                         f"organ:{les.organ}.lesion_count" in scope.facts and node in ("feature:solitary", "feature:multiple"):
                     cited.add(node)
         for f in scope.facts.values():

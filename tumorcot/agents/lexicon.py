@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.vocabulary import ATTRIBUTE_VALUES, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
 
 # Spoken forms of organs that no label name contains (the label table is the source of names).
 ORGAN_ALIASES = {
@@ -38,7 +38,7 @@ ORGAN_ALIASES = {
     "adrenal": ("adrenal_gland",), "kidneys": ("kidney",),
     "vena cava": ("inferior_vena_cava", "superior_vena_cava"), "ivc": ("inferior_vena_cava",),
     "portal vein": ("portal_vein_and_splenic_vein",), "splenic vein": ("portal_vein_and_splenic_vein",),
-    "gall bladder": ("gallbladder",), "soft tissue": ("outside_organs", "unknown_organ"),
+    "gall bladder": ("gallbladder",), "soft tissue": NO_HOST,
     "vertebra": ("vertebrae",), "spine": ("vertebrae",), "ribs": ("rib",), "lymph node": ("lymph_node",),
 }
 # Fallback synonyms for feature nodes while the KG gives none (KG ``synonyms`` are added to these).

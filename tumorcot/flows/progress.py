@@ -1,30 +1,21 @@
-"""The progress display of the process that runs a flow (the CLI's bar), kept out of the flow.
+"""``InProcess``: an object of the calling process (the CLI's progress display, a crash test's
+pause) passed to a flow explicitly, as a parameter, that never travels.
 
-Not a flow parameter (parameters must serialise to JSON) and not a global of ``flows/build.py``:
-with a Dask task runner Prefect ships the flow run's context, flow function included, to the
-workers; cloudpickle copies that function by value with the module globals it names, so a
-progress object (a rich console with its locks) held there would travel too and fail to pickle.
-Functions of this module are pickled by reference, so the display stays in this process.
+With a Dask task runner Prefect ships the flow run's context, its parameters included, to the
+workers; a progress display (a rich console with its locks) would fail to pickle there. An
+``InProcess`` pickles to an empty one, so the workers see ``value`` None and the display stays
+where it was made; the Prefect API records only the parameter's type.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
-_ACTIVE: list = []
+class InProcess:
+    def __init__(self, value=None):
+        self.value = value
 
+    def __reduce__(self):
+        return InProcess, ()
 
-@contextmanager
-def showing(progress):
-    """Make ``progress`` (``start(total)``, ``advance(outcome)``) the current display; None: no-op."""
-    if progress is not None:
-        _ACTIVE.append(progress)
-    try:
-        yield
-    finally:
-        if progress is not None:
-            _ACTIVE.remove(progress)
-
-
-def current():
-    return _ACTIVE[-1] if _ACTIVE else None
+    def __repr__(self) -> str:
+        return f"InProcess({type(self.value).__name__})"

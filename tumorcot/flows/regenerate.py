@@ -17,7 +17,9 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from tumorcot.agents.scheduler import close_schedulers
 from tumorcot.errors import RegenerationError
-from tumorcot.flows.build import pipeline_versions, process_case, run_artifacts
+from tumorcot.flows.artifacts import run_artifacts
+from tumorcot.flows.cases import process_case
+from tumorcot.flows.versions import pipeline_versions
 from tumorcot.privacy import load_or_create_salt
 from tumorcot.schemas import AgentTurn, CaseOutcome
 from tumorcot.store.atomic import atomic_write_json
@@ -26,6 +28,7 @@ from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.private import state_dir
 from tumorcot.store.shards import read_manifest
+from tumorcot.exports.summaries import publish_summaries
 from tumorcot.store.update import case_entry, update_dataset
 
 
@@ -90,6 +93,7 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
         cases = [case_entry(store, c["case_id"]) if c["case_id"] in ids else c for c in previous["cases"]]
         manifest, mode = update_dataset(dataset, cases, run_id=run_id, versions=versions,
                                         failures=previous.get("failures", []))
+        publish_summaries(dataset, manifest, only_if_stale=mode == "unchanged")
         summary = {
             "run_id": run_id, "kind": "regenerate", "dataset": str(dataset), "reason": reason,
             "patient_pseudo_id": patient_pseudo_id, "ok": len(outcomes), "unchanged": 0, "failed": 0,

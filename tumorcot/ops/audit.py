@@ -11,8 +11,7 @@ Everything returned is plain JSON-ready data; ``audit_tables`` renders it.
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -20,27 +19,8 @@ import pyarrow.compute as pc
 from tumorcot.errors import TumorcotError
 from tumorcot.review.ingest import review_summary
 from tumorcot.review.verdicts import stored_review
+from tumorcot.store.log_stats import agent_stats, rejection_reasons
 from tumorcot.store.shards import read_log, read_manifest, read_records
-
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
-_WHERE = re.compile(r"^(step #|question|answer|conclusion|think|turn #)[^:]*:\s*")
-
-
-_CODE = re.compile(r"\[([a-z][a-z-]*)\]")
-
-
-def reason_kind(reason: str) -> str:
-    """A rejection reason without its particulars: "step 3: says '12 mm' ..." -> "says '…' ...";
-    a claim-check reason is its code: "step 0: [number-quantity] '21.4 mL' ..." -> "number-quantity"."""
-    code = _CODE.search(reason)
-    if code:
-        return code.group(1)
-    text = _NUMBER.sub("#", _QUOTED.sub("'…'", reason.strip()))
-    text = _WHERE.sub("", text)
-    text = re.sub(r"\b(fact|node) \S+", r"\1 …", text)
-    return text[:100]
-
 
 def load_runs(dataset_dir: Path) -> list[dict]:
     runs = []
@@ -51,44 +31,6 @@ def load_runs(dataset_dir: Path) -> list[dict]:
 
 def _log_rows(dataset_dir: Path) -> list[dict]:
     return read_log(dataset_dir).to_pylist() if (dataset_dir / "manifest.json").exists() else []
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def agent_stats(rows: list[dict]) -> list[dict]:
-    """Per agent: turns, verdicts, retries, cache hits, tokens, latency (mean, p95)."""
-    by_agent: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_agent[row["agent"]].append(row)
-    out = []
-    for agent, turns in sorted(by_agent.items()):
-        latencies = [t["latency_ms"] for t in turns if not t["cached"]]
-        verdicts = Counter(t["verdict"] for t in turns)
-        out.append({
-            "agent": agent, "turns": len(turns), "accepted": verdicts["accepted"],
-            "rejected": verdicts["rejected"], "failed": verdicts["failed"] + sum(1 for t in turns if t["error"]),
-            "retries": sum(1 for t in turns if t["attempt"] > 1), "cached": sum(1 for t in turns if t["cached"]),
-            "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
-            "completion_tokens": sum(t["completion_tokens"] for t in turns),
-            "latency_ms_mean": round(sum(latencies) / len(latencies), 2) if latencies else 0.0,
-            "latency_ms_p95": round(_percentile(latencies, 0.95), 2),
-        })
-    return out
-
-
-def rejection_reasons(rows: list[dict]) -> list[dict]:
-    """Rejections of record-level turns (calibrator, LLM judge) counted by kind of reason."""
-    counts: Counter = Counter()
-    for row in rows:
-        if row["verdict"] == "rejected" and row["record_id"] is not None:
-            for reason in row["reasons"] or ["(no reason given)"]:
-                counts[(row["agent"], reason_kind(reason))] += 1
-    return [{"agent": a, "reason": r, "count": n} for (a, r), n in counts.most_common()]
 
 
 def run_report(dataset_dir: Path) -> dict:

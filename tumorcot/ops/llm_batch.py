@@ -36,7 +36,8 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
     from tumorcot.agents.llm import LLMGenerator
     from tumorcot.case_manifest import read_case_manifest
     from tumorcot.knowledge_graph import load_kg
-    from tumorcot.pipeline import extract_facts, input_hashes
+    from tumorcot.pipeline import extract_facts
+    from tumorcot.store.keys import input_hashes
     from tumorcot.privacy import load_or_create_salt, scrub_ids
     from tumorcot.flows.settings import resolve_settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tumorcot.ops.audit import rejection_reasons
+from tumorcot.store.log_stats import rejection_reasons
 from tumorcot.review.ingest import review_summary
 from tumorcot.review.leakage import dataset_leaks, describe_leak
 from tumorcot.store.shards import read_manifest

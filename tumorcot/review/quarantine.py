@@ -22,6 +22,7 @@ from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_arrow, atomic_write_json
 from tumorcot.store.cases import CaseStore, read_table
 from tumorcot.store.shards import read_manifest
+from tumorcot.exports.summaries import publish_summaries
 from tumorcot.store.update import case_entry, update_dataset
 
 Scope = Literal["record", "case"]
@@ -97,6 +98,7 @@ def apply_quarantine(dataset_dir: Path, entries: list[dict], run_id: str) -> dic
              for c in previous["cases"] if c["case_id"] not in dropped_cases]
     manifest, mode = update_dataset(dataset_dir, cases, run_id=run_id, versions=previous.get("versions", {}),
                                     failures=previous.get("failures", []))
+    publish_summaries(dataset_dir, manifest, only_if_stale=mode == "unchanged")
     run = {"run_id": run_id, "kind": "quarantine", "dataset": str(dataset_dir),
            "reason": f"review: {len(entries)} item(s) judged wrong quarantined", "ok": 0, "unchanged": 0,
            "failed": 0, "records": manifest["record_count"], "assembly": mode, "rejected": removed,

@@ -40,10 +40,13 @@ class CaseOutcome(BaseModel):
     run_id: str
     case_label: str
     case_id: str | None = None
-    status: Literal["ok", "failed", "unchanged"]
+    status: Literal["ok", "failed", "unchanged", "missing"] = Field(description="missing: a published case "
+                                                                   "whose inputs are gone, kept as published")
     error_type: str | None = None
     reason: str | None = None
     records: int = 0
     rejected: int = 0
     llm_calls: int = 0
+    measured: bool = Field(False, description="the CT was decoded and measured in this run (False: the stored "
+                                              "facts were reused, or the case was unchanged)")
     elapsed_s: float = Field(0.0, description="wall seconds the case took in its task (0 when not processed)")

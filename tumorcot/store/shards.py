@@ -22,11 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tumorcot import __version__
 from tumorcot.errors import NotADatasetError
+from tumorcot.privacy import assign_split
 from tumorcot.schemas import AgentTurn, CoTRecord
+from tumorcot.schemas.options import resolve_options
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
 from tumorcot.store.cases import CaseStore, read_table
@@ -80,13 +83,33 @@ def write_stream(dataset_dir: Path, folder: str, stem: str, schema: pa.Schema, t
         raise
 
 
-def write_record_streams(dataset_dir: Path, tables) -> list[dict]:
+def split_ratios(versions: dict) -> tuple[float, float, float]:
+    """The run's train/validation/test shares (its generation options')."""
+    return resolve_options(versions.get("options")).split_ratios
+
+
+def with_splits(table: pa.Table, ratios) -> pa.Table:
+    """``table``'s records with their split assigned from the patient pseudonym (``assign_split``):
+    the one place a record gets its split, so a change of ratios rewrites shards, not records."""
+    if table.num_rows == 0:
+        return table
+    named = tuple(zip(SPLITS, ratios))
+    patients = pc.unique(table["patient_pseudo_id"]).to_pylist()
+    if len(patients) == 1:   # a case's records: one patient
+        splits = pa.array([assign_split(patients[0], named)] * table.num_rows, pa.string())
+    else:
+        by_patient = {p: assign_split(p, named) for p in patients}
+        splits = pa.array([by_patient[p] for p in table["patient_pseudo_id"].to_pylist()], pa.string())
+    return table.set_column(table.schema.get_field_index("split"), "split", splits)
+
+
+def write_record_streams(dataset_dir: Path, tables, ratios) -> list[dict]:
     """The three record streams (``data/{split}-i-of-n``) from per-case tables in order."""
     schema = arrow_schema(CoTRecord)
     writers = {split: PartWriter(dataset_dir, "data", split, schema) for split in SPLITS}
     try:
         for table in tables:
-            for split, part in one_split(table, SPLITS):
+            for split, part in one_split(with_splits(table, ratios), SPLITS):
                 writers[split].write(part)
         return [dict(e, kind="records", split=split) for split in SPLITS for e in writers[split].close()]
     except BaseException:
@@ -129,7 +152,8 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
     pause = pause or (lambda point: None)
     store = CaseStore(dataset_dir)
     case_ids = sorted(case_ids)
-    files = write_record_streams(dataset_dir, case_tables(store, case_ids, "records", arrow_schema(CoTRecord)))
+    files = write_record_streams(dataset_dir, case_tables(store, case_ids, "records", arrow_schema(CoTRecord)),
+                                 split_ratios(versions))
     pause("log")
     files += [dict(e, kind="log") for e in write_stream(
         dataset_dir, "logs", "log", arrow_schema(AgentTurn), case_tables(store, case_ids, "log", arrow_schema(AgentTurn)))]

@@ -6,8 +6,8 @@ organ without lesions) among the subtasks that can be negative, the patients per
 synthetic share and the task families present.
 
 Counting runs over record batches of a few columns (``STATS_COLUMNS``), so memory stays flat in
-the dataset's size. ``refresh_summaries`` writes, after the manifest, ``README.md`` (dataset
-card), ``croissant.json`` and last ``stats.json``, stamped with the manifest's ``run_id`` and
+the dataset's size. ``tumorcot.exports.summaries.publish_summaries`` (called by the writer after
+the update) writes ``README.md`` (dataset card), ``croissant.json`` and last ``stats.json``, stamped with the manifest's ``run_id`` and
 ``created``: a writer killed between the manifest and ``stats.json`` leaves a stale or missing
 stamp, which the next update (even an unchanged one) detects from ``stats.json`` alone and
 repairs. A current stamp costs one small file read, no shard read.
@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tumorcot.schemas.records import Task
-from tumorcot.store.atomic import atomic_write_json
 
 STATS_FORMAT = "tumorcot-stats/1"
 FAMILIES = typing.get_args(Task)
@@ -186,18 +185,3 @@ def load_or_compute_stats(dataset_dir: Path) -> tuple[dict, bool]:
         return read_stats(dataset_dir), True
     return {**stats_from_shards(dataset_dir, manifest), "manifest": stamp(manifest)}, False
 
-
-def refresh_summaries(dataset_dir: Path, manifest: dict, *, only_if_stale: bool = False) -> bool:
-    """Write card, Croissant metadata and ``stats.json`` (last, as the stamp); True if written.
-
-    Called by the dataset writer while it holds the lock, after the manifest is final."""
-    if only_if_stale and stats_current(dataset_dir, manifest):
-        return False
-    from tumorcot.exports.card import write_card
-    from tumorcot.exports.croissant import write_croissant
-
-    stats = {**stats_from_shards(dataset_dir, manifest), "manifest": stamp(manifest)}
-    write_card(dataset_dir, manifest, stats)
-    write_croissant(dataset_dir, manifest, stats)
-    atomic_write_json(dataset_dir / "stats.json", stats)
-    return True

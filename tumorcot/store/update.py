@@ -1,6 +1,6 @@
 """Incremental, crash-safe dataset updates on top of ``assemble_dataset``.
 
-The dataset manifest lists, per case, its *state*: the build key (input hashes + versions) and
+The dataset manifest lists, per case, its *state*: the records key (``tumorcot.store.keys``) and
 the run that wrote its per-case results. An update compares those states with the previous
 manifest and
 
@@ -11,7 +11,8 @@ manifest and
   minus the affected cases plus their new per-case rows; every other shard keeps its file;
 - ``full``: every shard is reassembled from the per-case results, streaming. Also chosen when
   the changed cases bring more than a shard's worth of records (``MAX_ROWS_PER_SHARD``): an
-  incremental update holds its new rows in memory, a full one never holds more than a buffer.
+  incremental update holds its new rows in memory, a full one never holds more than a buffer,
+  and when the split ratios changed (every record may change split; no record is regenerated).
 
 ``STATE/assembling`` (in the private state folder) is written before the first shard and removed after the manifest and
 the clean-up: if it is found, the previous writer was killed mid-way, the shards on disk may
@@ -19,15 +20,14 @@ mix two generations, and the next update is ``full``. Row order equals a full as
 (stable sort by ``case_id``), so every mode yields the same rows in the same order; after an
 in-place update a stream's parts may be cut at other rows than a full assembly would cut them.
 
-After the marker is gone, ``stats.json``, the dataset card and ``croissant.json`` are rewritten
-(``tumorcot.store.stats.refresh_summaries``); an ``unchanged`` update rewrites them only when
-``stats.json`` does not carry the manifest's stamp (its writer was killed before it).
+After the marker is gone the caller publishes ``stats.json``, the dataset card and
+``croissant.json`` (``tumorcot.exports.summaries.publish_summaries``); after an ``unchanged``
+update only when ``stats.json`` does not carry the manifest's stamp (its writer was killed
+before it).
 """
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,8 +40,7 @@ from tumorcot.store.cases import CaseStore
 from tumorcot.store.private import state_dir
 from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPLITS, _remove_unlisted,
                                    assemble_dataset, carried_sections, case_tables, dataset_manifest,
-                                   facts_tables, read_manifest, schema_version)
-from tumorcot.store.stats import refresh_summaries
+                                   facts_tables, read_manifest, schema_version, split_ratios, with_splits)
 from tumorcot.store.streams import replace_cases
 
 MARKER = "assembling"   # in the state folder
@@ -59,13 +58,6 @@ def case_entry(store: CaseStore, case_id: str, done: dict | None = None) -> dict
 def full_versions(versions: dict) -> dict:
     return {**versions, "record_schema": schema_version(arrow_schema(CoTRecord)),
             "log_schema": schema_version(arrow_schema(AgentTurn))}
-
-
-def test_pause(point: str, dataset_dir: Path) -> None:
-    """Crash-test hook: with ``TUMORCOT_TEST_PAUSE_BEFORE=point``, announce and sleep here."""
-    if os.environ.get("TUMORCOT_TEST_PAUSE_BEFORE") == point:
-        (state_dir(dataset_dir) / f"paused-{point}").write_text(str(os.getpid()))
-        time.sleep(float(os.environ.get("TUMORCOT_TEST_PAUSE_S", "600")))
 
 
 def _files_intact(dataset_dir: Path, manifest: dict) -> bool:
@@ -90,6 +82,8 @@ def plan_update(dataset_dir: Path, cases: list[dict], failures: list[dict], vers
     new_versions, old_versions = full_versions(versions), previous.get("versions", {})
     if any(new_versions[k] != old_versions.get(k) for k in ("record_schema", "log_schema")):
         return "full", set(), previous
+    if split_ratios(new_versions) != split_ratios(old_versions):   # every record may move: re-split
+        return "full", set(), previous
     new = {c["case_id"]: c for c in cases}
     affected = set(old) ^ set(new)
     affected |= {cid for cid in set(old) & set(new)
@@ -102,26 +96,27 @@ def plan_update(dataset_dir: Path, cases: list[dict], failures: list[dict], vers
 
 
 def update_dataset(dataset_dir: Path, cases: list[dict], *, run_id: str, versions: dict,
-                   failures: list[dict]) -> tuple[dict, str]:
-    """Bring shards and manifest in line with ``cases`` (``case_entry`` dicts); (manifest, mode)."""
+                   failures: list[dict], pause=None) -> tuple[dict, str]:
+    """Bring shards and manifest in line with ``cases`` (``case_entry`` dicts); (manifest, mode).
+
+    ``pause(point)`` is called before the log, the manifest, the clean-up and the marker's removal
+    (crash tests stop the writer there); the caller publishes the summaries afterwards
+    (``tumorcot.exports.summaries.publish_summaries``; with ``only_if_stale`` when ``unchanged``)."""
+    pause = pause or (lambda point: None)
     cases = sorted(cases, key=lambda c: c["case_id"])
     mode, affected, previous = plan_update(dataset_dir, cases, failures, versions)
     if mode == "unchanged":
-        refresh_summaries(dataset_dir, previous, only_if_stale=True)   # a writer killed before stats.json
         return previous, mode
     marker = state_dir(dataset_dir) / MARKER
     atomic_write_json(marker, {"run_id": run_id})
     if mode == "full":
         manifest = assemble_dataset(dataset_dir, [c["case_id"] for c in cases], run_id=run_id,
-                                    versions=versions, cases=cases, failures=failures,
-                                    pause=lambda point: test_pause(point, dataset_dir))
+                                    versions=versions, cases=cases, failures=failures, pause=pause)
     else:
         manifest = _incremental(dataset_dir, previous, cases, affected, run_id=run_id,
-                                versions=versions, failures=failures)
-    test_pause("unmark", dataset_dir)
+                                versions=versions, failures=failures, pause=pause)
+    pause("unmark")
     marker.unlink()
-    test_pause("summaries", dataset_dir)
-    refresh_summaries(dataset_dir, manifest)
     return manifest, mode
 
 
@@ -131,7 +126,7 @@ def _fresh(tables, schema: pa.Schema) -> pa.Table:
 
 
 def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected: set[str], *,
-                 run_id: str, versions: dict, failures: list[dict]) -> dict:
+                 run_id: str, versions: dict, failures: list[dict], pause) -> dict:
     """Replace the affected cases' rows shard by shard; ``plan_update`` bounds the new rows."""
     store = CaseStore(dataset_dir)
     present = {c["case_id"] for c in cases}
@@ -140,13 +135,14 @@ def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected:
     by_kind: dict[tuple[str, str | None], list[dict]] = {}
     for entry in previous["files"]:
         by_kind.setdefault((entry["kind"], entry.get("split")), []).append(entry)
-    new_records = _fresh(case_tables(store, refreshed, "records", record_schema), record_schema)
+    new_records = with_splits(_fresh(case_tables(store, refreshed, "records", record_schema), record_schema),
+                              split_ratios(versions))
     files = []
     for split in SPLITS:
         incoming = new_records.filter(pc.equal(new_records["split"], split))
         files += [dict(e, kind="records", split=split) for e in replace_cases(
             dataset_dir, "data", split, record_schema, by_kind.get(("records", split), []), affected, incoming)]
-    test_pause("log", dataset_dir)
+    pause("log")
     log = _fresh(case_tables(store, refreshed, "log", log_schema), log_schema)
     files += [dict(e, kind="log") for e in replace_cases(
         dataset_dir, "logs", "log", log_schema, by_kind.get(("log", None), []), affected, log, allow_empty=True)]
@@ -156,8 +152,8 @@ def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected:
         allow_empty=True)]
     manifest = dataset_manifest(run_id=run_id, versions=versions, files=files, cases=cases, failures=failures,
                                 carried=carried_sections(dataset_dir))
-    test_pause("manifest", dataset_dir)
+    pause("manifest")
     atomic_write_json(dataset_dir / "manifest.json", manifest)
-    test_pause("cleanup", dataset_dir)
+    pause("cleanup")
     _remove_unlisted(dataset_dir, {f["path"] for f in files})
     return manifest

@@ -1,0 +1,95 @@
+"""Facts once, records many, through the CLI: after a first ``tumorcot build``,
+
+- a knowledge-graph release regenerates every record from the stored facts without decoding (or
+  even reading) a CT: the inputs are overwritten with garbage of the same size and mtime, which
+  any decode or hash would notice; the run counts 0 measured CTs and the records carry the new
+  KG version;
+- a ``--splits`` change regenerates nothing: every case is unchanged, the shards are rewritten
+  with the new split, the records are otherwise identical.
+
+The new KG release is a copy of the package whose KG data file differs (its version is the
+file's hash), run through the same CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ops_helpers import read_rows
+
+from tumorcot.imaging.phantom import write_phantom_cases
+from tumorcot.knowledge_graph import load_kg
+from tumorcot.store.shards import read_manifest, read_records
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def cli(args: list[str], tmp_path: Path, package_root: Path = REPO) -> dict:
+    """Run ``tumorcot ARGS`` with ``package_root`` first on the path; the run record it wrote."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ, TUMORCOT_SALT="two-keys", PREFECT_HOME=str(tmp_path / "prefect-home"),
+               PYTHONPATH=os.pathsep.join([str(package_root), os.environ.get("PYTHONPATH", "")]))
+    if PREFECT_API_URL.value():
+        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    done = subprocess.run([sys.executable, "-m", "tumorcot.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = Path(args[args.index("-o") + 1])
+    latest = max((out / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(latest.read_text())
+
+
+def kg_release(tmp_path: Path) -> Path:
+    """A copy of the package whose knowledge graph file has one more (harmless) source."""
+    root = tmp_path / "release"
+    shutil.copytree(REPO / "tumorcot", root / "tumorcot", ignore=shutil.ignore_patterns("__pycache__"))
+    path = next((root / "tumorcot" / "knowledge_graph" / "data").glob("*.json"))
+    data = json.loads(path.read_text())
+    data["sources"]["release_note"] = "tumorcot test: a knowledge-graph release with one more source"
+    path.write_text(json.dumps(data, indent=1))
+    return root
+
+
+def garble_keeping_signature(path: Path) -> None:
+    """Same size and modification time, other bytes: a decode fails, a hash differs."""
+    info = path.stat()
+    path.write_bytes(b"\x5a" * info.st_size)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_kg_release_decodes_no_ct_and_splits_change_regenerates_nothing(tmp_path):
+    manifest = write_phantom_cases(tmp_path / "cases", 3, seed=11, scale=4)
+    out = tmp_path / "ds"
+    first = cli(["build", "-m", str(manifest), "-o", str(out), "--concurrency", "1"], tmp_path)
+    assert first["ok"] == 3 and first["measured"] == 3 and first["failed"] == 0
+    before = {r["record_id"]: r for r in read_records(out).to_pylist()}
+    assert {r["kg_version"] for r in before.values()} == {load_kg().version}
+
+    for row in read_rows(manifest):
+        for field in ("ct", "organ_mask", "lesion_mask"):
+            if row.get(field):
+                garble_keeping_signature(manifest.parent / row[field])
+
+    release = kg_release(tmp_path)
+    rebuilt = cli(["build", "-m", str(manifest), "-o", str(out), "--concurrency", "1"], tmp_path, release)
+    assert rebuilt["failed"] == 0 and rebuilt["ok"] == 3 and rebuilt["measured"] == 0
+    after = {r["record_id"]: r for r in read_records(out).to_pylist()}
+    new_kg = {r["kg_version"] for r in after.values()}
+    assert len(new_kg) == 1 and new_kg != {load_kg().version}
+    assert read_manifest(out)["versions"]["kg"] in new_kg
+
+    resplit = cli(["build", "-m", str(manifest), "-o", str(out), "--concurrency", "1", "--splits", "0,0,1"],
+                  tmp_path, release)
+    assert resplit["unchanged"] == 3 and resplit["ok"] == 0 and resplit["measured"] == 0
+    assert resplit["assembly"] == "full"   # every shard rewritten with the new split
+    moved = {r["record_id"]: r for r in read_records(out).to_pylist()}
+    assert {r["split"] for r in moved.values()} == {"test"}
+    assert {k: dict(r, split=None) for k, r in moved.items()} == {k: dict(r, split=None) for k, r in after.items()}
