@@ -184,6 +184,9 @@ class Binder:
             return self._subregion(hit, scope, lesion)
         if term.kind == "feature":
             return self._feature(hit, scope, lesion)
+        if term.kind == "phase":
+            ok = any(f.name == "contrast_phase" and f.value in term.keys for f in scope.facts.values())
+            return None if ok else ("phase", f"says '{hit.text}' but cites no contrast-phase fact that says so")
         if term.kind == "kind":
             kinds = {self.by_lesion[l].kind for l in ([lesion] if lesion else scope.lesions()) if l in self.by_lesion}
             ok = any(k.split(":")[1] == kind for k in term.keys for kind in kinds)
