@@ -57,6 +57,9 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")   # local Dask clusters: no INFO chatter
+    from tumorcot.ops.preflight import startup_timeout   # Prefect's own 20 s fails on a loaded machine
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(startup_timeout()))
 
 
 EXIT_ERROR = 1          # nothing was built: bad manifest, paths or options, no Prefect API, dataset locked

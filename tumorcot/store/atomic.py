@@ -74,14 +74,16 @@ def fsync_file(path: str | Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: Path, *, sync_dir: bool = True, suffix: str = ".tmp") -> Iterator[str]:
+def atomic_path(path: Path, *, sync_dir: bool = True, suffix: str = ".tmp", fsync: bool = True) -> Iterator[str]:
     """The one atomic writer: yields a temporary path next to ``path`` for the caller (or a
     subprocess) to write; on success it is fsynced and renamed over ``path``, on any error
-    removed. Every other writer here is a use of it."""
+    removed. Every other writer here is a use of it. ``fsync=False`` (with ``sync_dir=False``)
+    only renames: for files that can be re-made and whose writer checks them later (export media)."""
     tmp = temporary_path(path, suffix)
     try:
         yield tmp
-        fsync_file(tmp)
+        if fsync:
+            fsync_file(tmp)
         commit(tmp, path, sync_dir)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -95,8 +97,8 @@ def atomic_open(path: Path, mode: str = "w", *, sync_dir: bool = True, **kwargs)
         yield fh
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    with atomic_open(path, "wb", sync_dir=sync_dir) as fh:
+def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True, fsync: bool = True) -> None:
+    with atomic_path(path, sync_dir=sync_dir, fsync=fsync) as tmp, open(tmp, "wb") as fh:
         fh.write(data)
 
 
