@@ -23,7 +23,6 @@ from tumorcot.errors import ManifestError, PrefectUnavailableError, TumorcotErro
 
 STARTUP_ENV = "TUMORCOT_PREFECT_STARTUP_S"
 DEFAULT_STARTUP_S = 180
-PATH_FIELDS = ("ct", "organ_mask", "lesion_mask", "liver_segments")
 
 
 @dataclass
@@ -45,8 +44,7 @@ def manifest_check(manifest: Path, result: Preflight) -> None:
         if isinstance(entry, ManifestError):
             result.row_problems.append(str(entry))
             continue
-        missing = [f"{name} not found: {getattr(entry, name)}" for name in PATH_FIELDS
-                   if getattr(entry, name) is not None and not Path(getattr(entry, name)).exists()]
+        missing = [f"{name} not found: {path}" for name, path in entry.files().items() if not Path(path).exists()]
         if missing:
             result.row_problems.append(f"[{entry.label}] " + "; ".join(missing))
         else:
