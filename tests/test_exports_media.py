@@ -434,3 +434,65 @@ def test_changed_ct_stops_the_export_naming_its_case_or_is_skipped(built, tmp_pa
         assert case not in cases and len(cases) == 4
     finally:
         shutil.copy(saved, row.ct)
+
+
+# ---- torch Dataset ------------------------------------------------------------------------------
+
+def test_torch_dataset_gives_the_exported_pixels_with_a_mask_channel(built, export):
+    from tumorcot.exports.torch_dataset import TumorCoTDataset
+
+    _, ds = built
+    out, _ = export("sharegpt", "slice")
+    exported = {item["id"]: item for item in read_items(out)}
+    inputs = case_inputs(ds)
+    calls = []
+
+    def transform(item: dict) -> dict:
+        calls.append(item["record"]["record_id"])
+        return {**item, "seen": True}
+
+    datasets = [TumorCoTDataset(ds, split, images="slice", mask=True, transform=transform)
+                for split in ("train", "validation", "test")]
+    checked_mask = 0
+    for item in (dataset[i] for dataset in datasets for i in range(len(dataset))):
+        assert item["seen"] and calls[-1] == item["record"]["record_id"]
+        expected = exported[item["record"]["record_id"]]
+        png = np.asarray(Image.open(expected["images"][0]))
+        assert item["image"].dtype == torch_uint8() and tuple(item["image"].shape) == (2, *png.shape)
+        assert np.array_equal(item["image"][0].numpy(), png)
+        assert len(item["crops"]) == len(expected["images"]) - 1
+        for crop, path in zip(item["crops"], expected["images"][1:]):
+            assert np.array_equal(crop[0].numpy(), np.asarray(Image.open(path)))
+        row, facts = inputs[item["record"]["case_id"]]
+        key = item["media"]["key"]
+        if key["z"] == expected["meta"]["media"]["key"]["z"] and expected["meta"]["media"]["key"]["target"] \
+                .startswith("organ:") and row.organ_mask and not facts.synthetic:
+            label = facts.organ(expected["meta"]["media"]["key"]["target"].split(":")[1]).label_id
+            ct = read_ct(Path(row.ct))
+            labels = sitk.Resample(sitk.ReadImage(str(row.organ_mask)), ct, sitk.Transform(),
+                                   sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            inside = np.argwhere(item["image"][1].numpy())
+            assert len(inside)
+            for r, c in inside[:: max(1, len(inside) // 200)]:
+                assert labels[voxel_of(ct, (key["z"], int(r), int(c)))] == label
+            checked_mask += 1
+    assert checked_mask > 0
+
+
+@pytest.mark.parametrize("mode, shape", [("video", (None, 1, None, None)), ("volume", (1, 32, 256, 256))])
+def test_torch_dataset_stacks_and_volumes(built, mode, shape):
+    from tumorcot.exports.torch_dataset import TumorCoTDataset
+
+    _, ds = built
+    dataset = next(d for d in (TumorCoTDataset(ds, split, images=mode) for split in ("train", "validation", "test"))
+                   if len(d))
+    item = dataset[len(dataset) - 1]
+    assert all(want is None or got == want for got, want in zip(item["image"].shape, shape))
+    assert len(item["image"].shape) == len(shape)
+    if mode == "video":
+        assert item["image"].shape[0] == len(item["media"]["key"]["z"])
+
+
+def torch_uint8():
+    import torch
+    return torch.uint8

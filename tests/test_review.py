@@ -204,8 +204,21 @@ def test_pack_stratified_by_task_and_organ_covers_every_task(built, tmp_path):
     tasks = {r["task"] for r in records_of(ds)}
     result = cli("review", "pack", ds, out, "--sample", "30", "--stratify", "task,organ", "--seed", "0")
     assert result.exit_code == 0, result.output
-    shown = re.findall(r'<h2>\d+\. (\w+) / ', out.read_text())
+    html = out.read_text()
+    shown = re.findall(r'<h2>\d+\. (\w+) / ', html)
     assert len(shown) == 30 and set(shown) == tasks
+    # a lesion's axial view is the slice its diameters were measured on (facts read independently)
+    facts = {r["case_id"]: json.loads(r["facts_json"])
+             for r in pads.dataset(ds / "facts", format="parquet").to_table().to_pylist()}
+    by_id = {r["record_id"]: r for r in records_of(ds)}
+    checked = 0
+    for section in html.split('<section class="record"')[1:]:
+        record = by_id[re.search(r'data-record-id="([^"]+)"', section).group(1)]
+        if record["lesion_id"]:
+            lesion = next(x for x in facts[record["case_id"]]["lesions"] if x["id"] == record["lesion_id"])
+            assert f"axial slice k={lesion['axial_slice']} (measured)" in section
+            checked += 1
+    assert checked > 0
 
 
 def test_pack_errors_are_clear(built, tmp_path):

@@ -57,6 +57,9 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")   # local Dask clusters: no INFO chatter
+    from tumorcot.ops.preflight import startup_timeout   # Prefect's own 20 s fails on a loaded machine
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(startup_timeout()))
 
 
 EXIT_ERROR = 1          # nothing was built: bad manifest, paths or options, no Prefect API, dataset locked
@@ -112,7 +115,7 @@ def _fail(message: str, code: int = EXIT_ERROR):
 
 def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generator: str | None = None,
            task_runner: str = "threads", dask_address: str | None = None, options: dict | None = None,
-           segmentation: dict | None = None, llm_concurrency: int = 16) -> dict:
+           segmentation: dict | None = None, llm_concurrency: int = 16, allow_removal: bool = False) -> dict:
     """Check everything that can be checked, start (or reach) Prefect, then run the build."""
     _quiet_prefect()
     from tumorcot.errors import TumorcotError
@@ -124,7 +127,8 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
     except ValueError as exc:   # pydantic: a stored value the new options make invalid
         _fail(f"options: {exc}")
     check = build_problems(manifest, out, generator=settings.generator, task_runner=task_runner,
-                           dask_address=dask_address, segmentation=settings.segmentation)
+                           dask_address=dask_address, segmentation=settings.segmentation,
+                           allow_removal=allow_removal)
     for problem in check.row_problems:
         console.print(f"[yellow]row problem[/yellow] {escape(problem)}", soft_wrap=True)
     for problem in check.errors:
@@ -142,7 +146,8 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
         api_s = time.perf_counter() - started   # the temporary server's start-up, shown in the summary
         summary = run_build(manifest, out, concurrency=concurrency, force=force, progress=progress,
                             generator=generator, task_runner=task_runner, dask_address=dask_address,
-                            options=options, segmentation=segmentation, llm_concurrency=llm_concurrency)
+                            options=options, segmentation=segmentation, llm_concurrency=llm_concurrency,
+                            allow_removal=allow_removal)
         return {**summary, "api_startup_s": round(api_s, 2)}
     except TumorcotError as exc:
         progress.stop()
@@ -154,9 +159,10 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
 def _exit_for(summary: dict, allow_failures: bool) -> None:
     if summary["ok"] + summary["unchanged"] == 0:
         raise typer.Exit(EXIT_ERROR if not summary["failed"] else EXIT_CASES_FAILED)
-    if summary["failed"] and not allow_failures:
-        console.print(f"[red]{summary['failed']} case(s) failed[/red] (listed above); the dataset holds the others. "
-                      f"Exit code {EXIT_CASES_FAILED}; --allow-failures accepts this.")
+    problems = summary["failed"] + summary.get("missing", 0)
+    if problems and not allow_failures:
+        console.print(f"[red]{problems} case(s) failed or missing[/red] (listed above); the dataset holds the "
+                      f"others. Exit code {EXIT_CASES_FAILED}; --allow-failures accepts this.")
         raise typer.Exit(EXIT_CASES_FAILED)
 
 
@@ -173,12 +179,13 @@ def _print_summary(summary: dict) -> None:
         row = [counts[(task, subtask, sp)] for sp in ("train", "validation", "test")]
         table.add_row(task, subtask, *map(str, row), str(sum(row)))
     console.print(table)
-    console.print(f"cases ok {summary['ok']}, unchanged {summary['unchanged']}, failed {summary['failed']}; "
+    missing = f", missing {summary['missing']} (kept)" if summary.get("missing") else ""
+    console.print(f"cases ok {summary['ok']}, unchanged {summary['unchanged']}, failed {summary['failed']}{missing}; "
                   f"{summary.get('measured', 0)} CTs measured (the others' facts reused); "
                   f"{summary['records']} records; {summary['rejected']} rejected by the calibrator")
     for o in summary["outcomes"]:
-        if o["status"] == "failed":
-            console.print(f"[red]failed[/red] {escape(o['case_label'])} ({o['case_id'] or '-'}): "
+        if o["status"] in ("failed", "missing"):
+            console.print(f"[red]{o['status']}[/red] {escape(o['case_label'])} ({o['case_id'] or '-'}): "
                           f"{o['error_type']}: {escape(o['reason'] or '')}")
     _print_llm_stage(summary)
     manifest = read_manifest(out)
@@ -212,8 +219,11 @@ def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created or updated incrementally)."),
     concurrency: int = typer.Option(2, help="Cases processed at once."),
     force: bool = typer.Option(False, help="Reprocess every case even when its inputs are unchanged."),
-    allow_failures: bool = typer.Option(False, help=f"Exit 0 even when some cases failed (default: exit "
-                                        f"{EXIT_CASES_FAILED})."),
+    allow_failures: bool = typer.Option(False, help=f"Exit 0 even when some cases failed or are missing "
+                                        f"(default: exit {EXIT_CASES_FAILED})."),
+    allow_removal: bool = typer.Option(False, help="Let this build remove the published cases its manifest no "
+                                       "longer lists even when they are most of the dataset, and the cases whose "
+                                       "input files are missing (default: refuse; keep them, reported missing)."),
     generator: str = typer.Option(None, help="'offline' (KG-grounded templates) or 'llm' (multi-agent engine on "
                                   "OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)." + STORED + "offline."),
     llm_concurrency: int = typer.Option(16, min=1, help="LLM requests in flight at once for the whole build "
@@ -247,10 +257,11 @@ def build(
     line per problem). A rebuild keeps the generator and options the dataset was built with unless given here.
 
     Exit codes: 0 every case built; 1 nothing built (bad manifest, paths or options, no Prefect
-    API, dataset locked); 2 bad command-line usage; 3 the dataset was written but some cases failed
-    (--allow-failures: 0)."""
+    API, dataset locked, the manifest would remove most published cases); 2 bad command-line usage;
+    3 the dataset was written but some cases failed, or are missing their inputs (their published
+    records are kept) (--allow-failures: 0)."""
     summary = _build(manifest, out, concurrency, force, generator=generator, llm_concurrency=llm_concurrency,
-                     task_runner=task_runner, dask_address=dask_address,
+                     task_runner=task_runner, dask_address=dask_address, allow_removal=allow_removal,
                      options=_options(splits, negative_share, mc_share, interleave),
                      segmentation=_segmentation(segmentation, seg_device, seg_fast, seg_subtasks, gpus))
     _print_summary(summary)

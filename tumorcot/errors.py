@@ -16,6 +16,7 @@
     ├── ShardIntegrityError       a shard or the dataset manifest does not match its checksum or
     │                             schema (raised by ``tumorcot validate``)
     ├── DatasetLockedError        another writer holds the dataset's lock
+    ├── RemovalRefusedError       a build would remove most of the published cases (--allow-removal)
     ├── RegenerationError         ``tumorcot regenerate`` cannot run: unknown patient, no stored
     │                             case row, or the patient's case failed again (dataset unchanged)
     ├── NotADatasetError          a command that reads a dataset was given a folder without one
@@ -80,6 +81,10 @@ class CalibrationError(TumorcotError):
 
 class ShardIntegrityError(TumorcotError):
     """A shard or the dataset manifest does not match its checksum, row count or schema."""
+
+
+class RemovalRefusedError(TumorcotError):
+    """A manifest would remove more than the allowed share of a dataset's published cases."""
 
 
 class DatasetLockedError(TumorcotError):

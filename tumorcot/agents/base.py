@@ -45,41 +45,58 @@ def lesion_where(lesion: LesionFacts) -> str:
     if not lesion.sub_location:
         return f"in the {organ}"
     caveat = " (geometric approximation)" if lesion.sub_location_method == "geometric-approximation" else ""
-    article = "" if lesion.sub_location.startswith("segment") else "the "
-    return f"in {article}{lesion.sub_location} of the {organ}{caveat}"
+    place = "interpolar region" if lesion.sub_location == "interpolar" else lesion.sub_location
+    article = "" if place.startswith("segment") else "the "
+    return f"in {article}{place} of the {organ}{caveat}"
 
 
-def lesion_phrase(lesion: LesionFacts, *, with_size: bool = True) -> tuple[str, str]:
+def _twin(lesion: LesionFacts, facts: CaseFacts | None, with_size: bool) -> tuple[str, list[str]]:
+    """What tells a lesion from another of its organ with the same name: its axial slice, else
+    'the larger' / 'the smaller' (suffix, fact names)."""
+    if facts is None:
+        return "", []
+    twins = [o for o in facts.lesions_in(lesion.organ) if o is not lesion and o.sub_location == lesion.sub_location
+             and (not with_size or mm(o.long_axis_mm) == mm(lesion.long_axis_mm))]
+    if not twins:
+        return "", []
+    if all(o.axial_slice != lesion.axial_slice for o in twins):
+        return f" centred on axial slice {lesion.axial_slice}", ["axial_slice"]
+    if all(o.volume_ml < lesion.volume_ml for o in twins):
+        return " (the larger one)", ["volume_ml"]
+    if all(o.volume_ml > lesion.volume_ml for o in twins):
+        return " (the smaller one)", ["volume_ml"]
+    return "", []
+
+
+def lesion_phrase(lesion: LesionFacts, facts: CaseFacts | None = None, *, with_size: bool = True) -> tuple[str, str]:
     """('44 mm lesion', 'in segment V of the liver') as questions and texts name a lesion: by size
     (its longest axial diameter, fact ``long_axis_mm``) and place, never by an internal id and
-    never by a noun that gives an answer away ("cyst", "tumour"). ``with_size=False`` where the
-    question asks for the size."""
+    never by a noun that gives an answer away ("cyst", "tumour"); with ``facts``, told from a
+    same-named lesion of the organ by its slice or volume. ``with_size=False`` where the question
+    asks for the size."""
     noun = f"{mm(lesion.long_axis_mm)} mm lesion" if with_size else "lesion"
-    return noun, lesion_where(lesion)
+    return noun, lesion_where(lesion) + _twin(lesion, facts, with_size)[0]
+
+
+def lesion_name(lesion: LesionFacts, facts: CaseFacts | None = None) -> str:
+    """'the 44 mm lesion in segment V of the liver'."""
+    noun, where = lesion_phrase(lesion, facts)
+    return f"the {noun} {where}"
+
+
+def name_fact_ids(lesion: LesionFacts, facts: CaseFacts | None = None, *, with_size: bool = True) -> list[str]:
+    """The facts a lesion's name states (organ, size, sub-location, what tells it from a twin)."""
+    names = ["organ"] + (["long_axis_mm"] if with_size else []) + (["sub_location"] if lesion.sub_location else [])
+    names += _twin(lesion, facts, with_size)[1]
+    return [f"lesion:{lesion.id}.{n}" for n in names]
 
 
 def place_only(facts: CaseFacts, lesion: LesionFacts) -> tuple[str, list[str]]:
     """('in the head of the pancreas', fact ids) naming a lesion by place alone -- where its size
     must not appear (the size question; the box question, whose '3D' would read as a diameter) --
-    with its axial slice when another lesion of the organ shares the place."""
-    where = lesion_where(lesion)
-    ids = name_fact_ids(lesion, with_size=False)
-    if any(o is not lesion and o.sub_location == lesion.sub_location for o in facts.lesions_in(lesion.organ)):
-        where += f" centred on axial slice {lesion.axial_slice}"
-        ids.append(f"lesion:{lesion.id}.axial_slice")
-    return where, ids
-
-
-def lesion_name(lesion: LesionFacts) -> str:
-    """'the 44 mm lesion in segment V of the liver'."""
-    noun, where = lesion_phrase(lesion)
-    return f"the {noun} {where}"
-
-
-def name_fact_ids(lesion: LesionFacts, *, with_size: bool = True) -> list[str]:
-    """The facts a lesion's name states (organ, size, sub-location)."""
-    names = ["organ"] + (["long_axis_mm"] if with_size else []) + (["sub_location"] if lesion.sub_location else [])
-    return [f"lesion:{lesion.id}.{n}" for n in names]
+    told from another lesion of the organ at the same place by its slice or volume."""
+    noun, where = lesion_phrase(lesion, facts, with_size=False)
+    return where, name_fact_ids(lesion, facts, with_size=False)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tumorcot.agents.base import fmt, lesion_name, name_fact_ids
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import case_phase, features_for
+from tumorcot.knowledge_graph.features import case_phase, features_for, lesion_organ_key
 from tumorcot.knowledge_graph.staging import greatest_dimension_cm
 from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
@@ -30,7 +30,7 @@ def phase_clause(facts: CaseFacts) -> tuple[str, list[str]]:
 
 
 def _finding_text(facts: CaseFacts, lesion: LesionFacts) -> str:
-    name = lesion_name(lesion)
+    name = lesion_name(lesion, facts)
     parts = [f"{name[0].upper()}{name[1:]}: {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm on axial slice "
              f"{lesion.axial_slice}, greatest dimension {fmt(greatest_dimension_cm(lesion))} cm, volume "
              f"{fmt(lesion.volume_ml)} mL, mean {fmt(lesion.mean_hu)} HU"]
@@ -46,7 +46,7 @@ def _finding_text(facts: CaseFacts, lesion: LesionFacts) -> str:
             parts.append(f"contact with the {display_name(vessel)} over {fmt(deg)} degrees")
     text = ", ".join(parts) + "."
     if lesion.truncated:
-        text += " It touches the edge of the field of view, so its size and volume are lower bounds."
+        text += " It touches the edge of the field of view, so these measurements are lower bounds."
     return text
 
 
@@ -91,7 +91,7 @@ def report_context(facts: CaseFacts, lesions: list[LesionFacts], *, stage: bool 
     for lesion in lesions:
         labels, _ = given_labels_for(facts, lesion)
         if labels is not None and labels.summary(stage=stage):
-            where = f" ({lesion_name(lesion)})" if len(lesions) > 1 else ""
+            where = f" ({lesion_name(lesion, facts)})" if len(lesions) > 1 else ""
             lines.append(f"{labels.summary(stage=stage)}{where}")
     return "Pathology report: " + "; ".join(lines) + ". " if lines else ""
 
@@ -100,13 +100,13 @@ def _why_indeterminate(facts: CaseFacts) -> str:
     phase = case_phase(facts)
     if phase is None:
         return "the contrast phase is not determined and no clinical risk context is given"
-    return f"a single {phase.replace('_', '-')} phase without clinical risk context does not separate them"
+    return f"the {phase.replace('_', '-')} phase alone, without clinical risk context, does not separate them"
 
 
 def _lesion_steps(chain: _Chain, facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> int:
     """A lesion's finding and its impression step; returns the impression's index."""
     organ = chain.organ
-    organ_key, organ_facts, n = kg.organ_key(organ), facts.organ(organ), len(facts.lesions_in(organ))
+    organ_key, organ_facts, n = lesion_organ_key(kg, lesion), facts.organ(organ), len(facts.lesions_in(organ))
     features = features_for(facts, lesion)
     sub = kg.subregion_node(organ_key, lesion.sub_location) if lesion.sub_location and organ_key else None
     fact_ids = _lesion_fact_ids(facts, lesion) + [f for ids in features.values() for f in ids]
@@ -114,10 +114,10 @@ def _lesion_steps(chain: _Chain, facts: CaseFacts, lesion: LesionFacts, kg: Know
         fact_ids.append(f"organ:{organ}.lesion_count")
     f = chain.add("finding", _finding_text(facts, lesion), fact_ids,
                   [*features, *([sub] if sub else [])], lesion.bbox.normalized)
-    name = lesion_name(lesion)
+    name = lesion_name(lesion, facts)
     if organ_key is None:
         return chain.add("impression", f"{name[0].upper()}{name[1:]} lies in an organ the knowledge graph does not "
-                         "cover: no impression is licensed.", name_fact_ids(lesion), ["pathology:indeterminate"],
+                         "cover: no impression is licensed.", name_fact_ids(lesion, facts), ["pathology:indeterminate"],
                          lesion.bbox.normalized, [f])
     assessment = kg.assess(organ_key, set(features))
     others = list(assessment.differential[:MAX_DIFFERENTIAL])
@@ -130,7 +130,7 @@ def _lesion_steps(chain: _Chain, facts: CaseFacts, lesion: LesionFacts, kg: Know
         if others:
             text += f"; differential: {', '.join(m.label for m in others)} ({_why_indeterminate(facts)})"
     ids = [assessment.leading.node_id, *(m.node_id for m in others)]
-    return chain.add("impression", text + ".", name_fact_ids(lesion), ids, lesion.bbox.normalized, [f])
+    return chain.add("impression", text + ".", name_fact_ids(lesion, facts), ids, lesion.bbox.normalized, [f])
 
 
 def _pathology_step(chain: _Chain, facts: CaseFacts, kg: KnowledgeGraph, lesions: list[LesionFacts],
@@ -151,7 +151,7 @@ def _pathology_step(chain: _Chain, facts: CaseFacts, kg: KnowledgeGraph, lesions
             hists = [h for h in (kg.match_histology(v) for v in (labels.diagnosis, labels.histology) if v) if h]
             named = next((v for v in (labels.diagnosis, labels.histology) if v), None)
             fields = [k for k in ("behavior", "diagnosis", "histology") if getattr(labels, k)]
-            ids += [f"{subject}.{k}" for k in fields] + name_fact_ids(lesion)
+            ids += [f"{subject}.{k}" for k in fields] + name_fact_ids(lesion, facts)
             kg_ids += hists + ([f"pathology:{labels.behavior}"] if labels.behavior else [])
             what = named or labels.behavior or "the report"
             if hists and any(h in reachable for h in hists):
@@ -160,7 +160,7 @@ def _pathology_step(chain: _Chain, facts: CaseFacts, kg: KnowledgeGraph, lesions
                 verdict = "was not predicted by the imaging impressions; the report takes precedence"
             else:
                 verdict = "is not a class the knowledge graph can compare with the imaging impressions"
-            parts.append(f"For {lesion_name(lesion)}, the pathology report's {what} {verdict}.")
+            parts.append(f"For {lesion_name(lesion, facts)}, the pathology report's {what} {verdict}.")
         return chain.add("pathology", " ".join(parts), ids, kg_ids or ["pathology:indeterminate"], box, impressions)
     top = [chain.steps[i].kg_node_ids[0] for i in impressions]
     cats = sorted({kg.pathology_of(n) if n.startswith("impression:") else n for n in top})

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from tumorcot.conversation import answer_text, question_text
 from tumorcot.agents.lexicon import Hit, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import lesion_features
+from tumorcot.knowledge_graph.features import features_for
 from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, organ_family, side_of
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 
@@ -124,10 +124,9 @@ class Binder:
     def _label_spans(self, text: str, scope: Scope) -> list[tuple[int, int]]:
         """Spans of text equal to a cited, in-scope label text (a given diagnosis or histology)."""
         spans = []
-        if not self.labels_in_scope(scope):
-            return spans
         for f in scope.facts.values():
-            if f.subject == "pathology" and f.name in ("diagnosis", "histology") and isinstance(f.value, str):
+            in_scope = f.subject.startswith("pathology:") or f.subject == "pathology" and self.labels_in_scope(scope)
+            if in_scope and f.name in ("diagnosis", "histology") and isinstance(f.value, str):
                 for m in re.finditer(re.escape(f.value), text, re.I):
                     spans.append(m.span())
         return spans
@@ -182,7 +181,8 @@ class Binder:
         facts = list(scope.facts.values())
         if lesion is None:
             return facts
-        return [f for f in facts if f.subject in (f"lesion:{lesion}", "pathology") or f.subject.startswith("organ:")]
+        return [f for f in facts if f.subject in (f"lesion:{lesion}", "pathology", f"pathology:{lesion}")
+                or f.subject.startswith(("organ:", "case"))]
 
     def _number(self, hit: Hit, scope: Scope, lesion: str | None) -> tuple[str, str] | None:
         def close(value: float, target: float) -> bool:
@@ -215,16 +215,16 @@ class Binder:
             f" for {lesion}" if lesion else "")
 
     def _tnm(self, hit: Hit, scope: Scope) -> tuple[str, str] | None:
-        given = self.facts.pathology
         bad = []
         for part in hit.parts:
             m = re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", part)
             prefix, letter, cat = m.group(1) or "", m.group(2), m.group(3)
-            label = getattr(given, letter.lower(), None) if given else None
-            if label and f"pathology.{letter.lower()}" in scope.facts and self.labels_in_scope(scope):
-                lm = re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", label)
-                if lm.group(3).lower() == cat.lower() and (not prefix or prefix.lower() == (lm.group(1) or "").lower()):
-                    continue
+            # cited label facts: case-level ones in scope, or a lesion's own (pathology:L2.t)
+            labels = [str(f.value) for f in scope.facts.values() if f.name == letter.lower() and (
+                f.subject.startswith("pathology:") or f.subject == "pathology" and self.labels_in_scope(scope))]
+            if any((lm := re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", label)) and lm.group(3).lower() == cat.lower()
+                   and (not prefix or prefix.lower() == (lm.group(1) or "").lower()) for label in labels):
+                continue
             if letter == "T" and not prefix and part in self.size_t and any(n.startswith("staging:") for n in scope.nodes):
                 continue
             bad.append(f"{letter} category '{part}'")
@@ -250,10 +250,10 @@ class Binder:
             les = self.by_lesion.get(lid)
             if les is None:
                 continue
-            feats = lesion_features(les, len(self.facts.lesions_in(les.organ)))
+            feats = features_for(self.facts, les)
             true |= set(feats)
-            for node, names in feats.items():
-                if any(f"lesion:{lid}.{n}" in scope.facts for n in names) or \
+            for node, ids in feats.items():
+                if any(f in scope.facts for f in ids) or \
                         f"organ:{les.organ}.lesion_count" in scope.facts and node in ("feature:solitary", "feature:multiple"):
                     cited.add(node)
         for f in scope.facts.values():
@@ -285,7 +285,7 @@ class Binder:
 
     def _node(self, hit: Hit, scope: Scope) -> tuple[str, str] | None:
         term = hit.term
-        labelled = any(f.startswith("pathology.") for f in scope.facts)
+        labelled = any(f.startswith(("pathology.", "pathology:")) for f in scope.facts)
         if scope.stage == "pathology" and not labelled and any(k.startswith("histology:") for k in term.keys):
             return "histology", f"states histology '{hit.text}' without a pathology label"
         if set(term.keys) & scope.nodes:
@@ -293,8 +293,10 @@ class Binder:
         if term.kind == "category":
             implied = {self.kg.pathology_of(n) for n in scope.nodes if n.startswith("impression:")}
             behavior = scope.facts.get("pathology.behavior")
+            own = {f"pathology:{f.value}" for f in scope.facts.values() if f.subject.startswith("pathology:")
+                   and f.name == "behavior"}
             if set(term.keys) & implied or behavior is not None and self.labels_in_scope(scope) and \
-                    f"pathology:{behavior.value}" in term.keys:
+                    f"pathology:{behavior.value}" in term.keys or set(term.keys) & own:
                 return None
         return term.kind, f"names {term.kind} '{hit.text}' but cites no node of it"
 

@@ -1,6 +1,9 @@
-"""The dataset card ``DIR/README.md`` (Hugging Face format), rebuilt from manifest and stats.
+"""The dataset card ``DIR/README.md`` (Hugging Face format) and ``DIR/LICENSE.md``, rebuilt from
+manifest and stats.
 
-The YAML front matter's ``configs`` lists each split's shards (``data/{split}-*.parquet``), so
+The front matter is ``huggingface_hub.DatasetCardData`` (licence ``other`` with ``license_name``
+and ``license_link`` to ``LICENSE.md``, which says whose terms apply); the body ends with a
+BibTeX citation of this build (``citation``, also Croissant's ``citeAs``). Its ``configs`` lists each split's shards (``data/{split}-*.parquet``), so
 ``datasets.load_dataset(DIR)`` finds the splits by itself; only splits that hold records are
 listed (a pattern matching no file is an error for ``datasets``). The body says how the records
 were made and what they contain; it carries pseudonymous and aggregate content only.
@@ -16,6 +19,7 @@ from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_bytes
 
 LICENSE = "other"
+LICENSE_FILE = "LICENSE.md"
 LICENSE_NOTE = ("The records are derived from the source CT volumes and their labels: they inherit the terms "
                 "of those sources (see each record's `source`). Set the licence here before publishing.")
 TASK_CATEGORIES = ("visual-question-answering", "image-text-to-text")
@@ -66,18 +70,34 @@ def record_splits(manifest: dict) -> list[str]:
     return list(dict.fromkeys(f["split"] for f in manifest.get("files", []) if f["kind"] == "records"))
 
 
+def card_data(manifest: dict, stats: dict):
+    from huggingface_hub import DatasetCardData
+
+    splits = record_splits(manifest)   # an empty data_files list is invalid: no records, no config
+    configs = [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}]
+    return DatasetCardData(
+        license=LICENSE, license_name="source-ct-terms", license_link=LICENSE_FILE,
+        pretty_name="tumorcot CT chain-of-thought VQA", task_categories=list(TASK_CATEGORIES), language=["en"],
+        tags=[*TAGS, *(["synthetic"] if stats["synthetic"]["records"] else [])],
+        size_categories=[_size_category(stats["records"])], configs=configs if splits else None)
+
+
 def front_matter(manifest: dict, stats: dict) -> str:
-    q = json.dumps   # a JSON string is a valid YAML scalar
-    lines = ["---", f"license: {LICENSE}", "license_name: source-ct-terms", f"pretty_name: {q('tumorcot CT chain-of-thought VQA')}",
-             "task_categories:", *[f"- {c}" for c in TASK_CATEGORIES], "language:", "- en", "tags:",
-             *[f"- {t}" for t in TAGS], *(["- synthetic"] if stats["synthetic"]["records"] else []),
-             "size_categories:", f"- {_size_category(stats['records'])}"]
-    splits = record_splits(manifest)
-    if splits:   # an empty data_files list is invalid: a dataset without records lists no config
-        lines += ["configs:", "- config_name: default", "  data_files:"]
-    for split in splits:
-        lines += [f"  - split: {split}", f"    path: {q(f'data/{split}-*.parquet')}"]
-    return "\n".join(lines + ["---", ""])
+    return f"---\n{card_data(manifest, stats).to_yaml()}\n---\n"
+
+
+def citation(name: str, manifest: dict) -> str:
+    """BibTeX of this build of the dataset."""
+    created = manifest.get("created") or ""
+    key = "".join(c if c.isalnum() else "_" for c in name)
+    return "\n".join([
+        f"@misc{{{key}_{created[:4] or 'tumorcot'},",
+        f"  title = {{{{{name}}}: CT chain-of-thought VQA records built with tumorcot}},",
+        f"  year = {{{created[:4]}}},",
+        f"  note = {{tumorcot {manifest.get('package_version')}, build run {manifest.get('run_id')}, knowledge graph "
+        f"{manifest.get('versions', {}).get('kg')}; derived from the source CT collections named in each record's "
+        "source field, whose own citations apply},",
+        "}"])
 
 
 def _table(header: tuple[str, ...], rows) -> list[str]:
@@ -174,8 +194,20 @@ def dataset_card(dataset_dir: Path, manifest: dict, stats: dict) -> str:
         "(`tumorcot.exports.torch_dataset.TumorCoTDataset`) add the CT itself.", "",
     ]
     sections = body + _counts_sections(stats) + _quality_sections(stats) + _build_section(manifest) + _schema_section()
-    return front_matter(manifest, stats) + "\n" + "\n".join(sections)
+    sections += ["## Citation", "", "```bibtex", citation(name, manifest), "```", "",
+                 "Please also cite the collections the CT volumes come from (see `source`).", ""]
+    from huggingface_hub import DatasetCard
+
+    return DatasetCard(front_matter(manifest, stats) + "\n" + "\n".join(sections)).content
+
+
+def licence_text(manifest: dict) -> str:
+    return "\n".join(["# Licence", "", LICENSE_NOTE, "",
+                      "These records contain no image data: each names its CT by content hash only. The terms "
+                      "of the source CT collections, and of their labels, apply to any use of the records "
+                      "together with those images.", ""])
 
 
 def write_card(dataset_dir: Path, manifest: dict, stats: dict) -> None:
+    atomic_write_bytes(Path(dataset_dir) / LICENSE_FILE, licence_text(manifest).encode())
     atomic_write_bytes(Path(dataset_dir) / "README.md", dataset_card(dataset_dir, manifest, stats).encode())

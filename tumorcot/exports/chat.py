@@ -10,9 +10,11 @@ user/assistant. Turns keep their ``kind`` and, where present, ``focus_organ``, `
 task labels (and ``media``: window, slice index, orientation). With ``--images ct`` the image
 is the record's CT (see ``tumorcot.exports.images``).
 
-Output: ``OUT`` ending in ``.jsonl`` is one file holding every selected split (each line says
-its split); any other ``OUT`` is a folder with ``{split}.jsonl`` per split, plus, for ShareGPT,
-the ``dataset_info.json`` that registers those files with LLaMA-Factory. Files are written to a
+Output: ``OUT`` ending in ``.json`` or ``.jsonl`` is one file holding every selected split (each
+item says its split): ``.json`` a JSON array (what LLaVA's training script reads), ``.jsonl`` one
+item per line; any other ``OUT`` is a folder with one file per split, ``{split}.json`` (array) for
+LLaVA, ``{split}.jsonl`` for ShareGPT and ms-swift, plus, for ShareGPT, the ``dataset_info.json``
+that registers those files with LLaMA-Factory. Files are written to a
 temporary name and renamed at the end, so a failed export leaves no partial file.
 """
 
@@ -35,6 +37,8 @@ from tumorcot.store.atomic import atomic_open, atomic_write_json
 from tumorcot.store.shards import SPLITS, read_manifest
 
 FORMATS = ("llava", "sharegpt", "swift")
+ARRAY_FORMATS = ("llava",)          # a folder export writes {split}.json arrays for these
+FILE_SUFFIXES = (".json", ".jsonl")  # an OUT ending so is one file
 META_FIELDS = ("case_id", "patient_pseudo_id", "split", "task", "subtask", "organ", "lesion_id", "form",
                "options", "answer_index", "negative", "image_sha256", "generator", "synthetic")
 TURN_META = ("kind", "focus_organ", "roi_box", "crop_ref")
@@ -171,8 +175,9 @@ def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | N
     case_images = CaseImages(dataset_dir, image_root=image_root, link_dir=link_dir)
     make = MAKERS[fmt]
     progress = progress or _Progress()
-    single = out.suffix == ".jsonl"
-    targets = {s: out if single else out / f"{s}.jsonl" for s in splits}
+    single = out.suffix in FILE_SUFFIXES
+    array = out.suffix == ".json" if single else fmt in ARRAY_FORMATS
+    targets = {s: out if single else out / f"{s}{'.json' if array else '.jsonl'}" for s in splits}
     summary = {"files": {}, "written": 0, "skipped": 0, "skipped_cases": set()}
     plan, failed = None, {}
     if images in IMAGE_MODES:
@@ -208,13 +213,13 @@ def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | N
                 summary["skipped_cases"].add(record.case_id)
                 continue
             summary["written"] += 1
-            yield json.dumps(make(record, media_of(record)), ensure_ascii=False) + "\n"
+            yield json.dumps(make(record, media_of(record)), ensure_ascii=False)
 
     if single:
-        _write_lines(out, (line for s in splits for line in lines(s)), summary)
+        _write_items(out, (line for s in splits for line in lines(s)), summary, array)
     else:
         for split in splits:
-            _write_lines(targets[split], lines(split), summary)
+            _write_items(targets[split], lines(split), summary, array)
         if fmt == "sharegpt" and splits:
             column = {"video": "videos", "none": None}.get(images, "images")
             atomic_write_json(out / "dataset_info.json", _llama_factory_info(targets, column))
@@ -222,11 +227,16 @@ def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | N
     return summary
 
 
-def _write_lines(path: Path, lines: Iterator[str], summary: dict) -> None:
-    """Stream ``lines`` to a temporary file next to ``path``, then rename it into place."""
+def _write_items(path: Path, items: Iterator[str], summary: dict, array: bool) -> None:
+    """Stream JSON ``items`` to a temporary file next to ``path`` (one per line, or as one JSON
+    array with one item per line), then rename it into place."""
     count = 0
     with atomic_open(path, encoding="utf-8") as fh:
-        for line in lines:
-            fh.write(line)
+        if array:
+            fh.write("[")
+        for item in items:
+            fh.write(("," if array and count else "") + ("\n" if array else "") + item + ("" if array else "\n"))
             count += 1
+        if array:
+            fh.write("\n]\n")
     summary["files"][str(path)] = count

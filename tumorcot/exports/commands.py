@@ -15,8 +15,8 @@ from rich.table import Table
 from tumorcot.errors import TumorcotError
 
 EXPORT_HELP = "\n\n".join([
-    "Export records as chat JSONL for training, with the path of each record's CT.",
-    "--format llava: one object per line with id, image (the CT path), conversations (from human or gpt, "
+    "Export records as chat JSON / JSONL for training, with the path of each record's CT.",
+    "--format llava: objects with id, image (the CT path), conversations (from human or gpt, "
     "value), roi, focus and meta. --format sharegpt: LLaMA-Factory's sharegpt layout with messages (role "
     "user or assistant, content) and images (the CT path); a folder OUT also gets the dataset_info.json "
     "that registers the files.",
@@ -30,9 +30,10 @@ EXPORT_HELP = "\n\n".join([
     "modes every attend turn gets its crop file (its own token; crop_ref is the crop's path); --overlay draws "
     "the lesion / organ contour and box. Each CT is decoded once, in --workers processes; files that are "
     "already current are not rewritten. Media go to --media-dir (default OUT/media, or OUT_media beside a "
-    ".jsonl file) under pseudonymous names.",
-    "OUT ending in .jsonl is one file holding every selected split; any other OUT is a folder with one "
-    "SPLIT.jsonl per split. The first user turn starts with the <image> token; turns keep kind, "
+    ".json/.jsonl file) under pseudonymous names.",
+    "OUT ending in .json or .jsonl is one file holding every selected split: .json a JSON array (the list "
+    "LLaVA's training script loads), .jsonl one object per line. Any other OUT is a folder with one file per "
+    "split: SPLIT.json arrays for llava, SPLIT.jsonl for sharegpt and swift. The first user turn starts with the <image> token; turns keep kind, "
     "focus_organ, roi_box and crop_ref where present. CT paths come from the dataset's private case rows "
     "(STATE/cases/CASE/input.json in the private state folder).",
 ])
@@ -132,7 +133,8 @@ def register(app: typer.Typer, console: Console) -> None:
     @app.command(help=EXPORT_HELP)
     def export(
         dataset: Path = typer.Argument(..., help="Dataset folder written by tumorcot build."),
-        out: Path = typer.Argument(..., help="OUT.jsonl (one file) or a folder (OUT/{split}.jsonl)."),
+        out: Path = typer.Argument(..., help="OUT.json (JSON array) or OUT.jsonl (one file), or a folder "
+                                   "(one file per split)."),
         fmt: str = typer.Option(..., "--format", "-f", help="'llava', 'sharegpt' (LLaMA-Factory) or 'swift' (ms-swift)."),
         images: str = typer.Option("ct", "--images", help="ct, slice, video, volume or none (see above)."),
         overlay: bool = typer.Option(False, "--overlay", help="slice/video: draw the lesion or organ contour and box."),

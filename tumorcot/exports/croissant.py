@@ -7,6 +7,8 @@ Layout of the description:
 - ``recordSet``: ``splits`` (a ``cr:Split`` enumeration) and one record set per split,
   ``records_{split}``, whose fields follow the Arrow schema of ``CoTRecord``, each extracted from
   the Parquet column of the same name. A record set per split, because a field has one source.
+- ``citeAs`` (the card's BibTeX), ``version`` (semantic, from the build time: later builds are
+  greater), and the responsible-AI fields of Croissant RAI 1.0 (``rai:*``, ``rai_fields``).
 
 Type mapping: string -> ``sc:Text``, integer -> ``sc:Integer``, floating -> ``sc:Float``,
 boolean -> ``sc:Boolean``. Nested data are described, not flattened to JSON text: a list of
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tumorcot.exports.card import LICENSE_NOTE, TAGS, record_splits
+from tumorcot.exports.card import LICENSE_NOTE, TAGS, citation, record_splits
 from tumorcot.schemas import BOX_CONVENTION, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json
@@ -124,6 +126,49 @@ def _splits_record_set(splits: list[str]) -> dict:
     }
 
 
+def dataset_version(manifest: dict) -> str:
+    """MAJOR.MINOR.PATCH from the build time ``YYYY-MM-DDTHH:MM:SS``: YYYY.MMDD.HHMMSS (no leading zeros)."""
+    digits = "".join(c for c in (manifest.get("created") or "")[:19] if c.isdigit())
+    if len(digits) < 14:
+        return "0.0.0"
+    return f"{int(digits[:4])}.{int(digits[4:8])}.{int(digits[8:14])}"
+
+
+def rai_fields(manifest: dict, stats: dict) -> dict:
+    """Croissant RAI: how the records came to be, what they hold and what they must not be used for."""
+    versions = manifest.get("versions", {})
+    segmentation = (versions.get("segmentation") or {}).get("backend", "precomputed")
+    synthetic = stats["synthetic"]
+    return {
+        "rai:dataCollection": "Not collected: generated from CT volumes with organ and lesion masks and optional "
+                              "labels supplied by the dataset builder (each record's source names the collection).",
+        "rai:dataCollectionType": ["Secondary Data Analysis", "Machine-generated"],
+        "rai:dataPreprocessingProtocol": "CT loaded in HU (NIfTI or DICOM), masks resampled onto the CT grid in "
+                                         "physical space (nearest neighbour), organs and lesions measured: volumes, "
+                                         "RECIST-style axial diameters, attenuation, boxes, sub-locations.",
+        "rai:dataAnnotationProtocol": "Questions, reasoning steps and answers are rendered from the measured facts "
+                                      "and a versioned knowledge graph citing clinical guidelines; a deterministic "
+                                      "calibrator rejects any record whose statements do not match its cited facts "
+                                      "and graph nodes. N, M and histology only come from given labels.",
+        "rai:machineAnnotationTools": [f"tumorcot {manifest.get('package_version')}",
+                                       f"generator {versions.get('generator')}", f"segmentation {segmentation}"],
+        "rai:dataBiases": f"The case mix, scanners and populations are those of the source collections. "
+                          f"{synthetic['records']} of {stats['records']} records are from synthetic phantoms. "
+                          "Size-based T categories follow AJCC 8 size rules only.",
+        "rai:dataLimitations": "Machine-generated text from automatic measurements; not reviewed by radiologists "
+                               "unless a review pack was ingested. Not for clinical decision making.",
+        "rai:personalSensitiveInformation": "Health data, pseudonymised: patient and study ids are salted HMACs; "
+                                            "no DICOM identifying tags, file paths or report text; images are not "
+                                            "included (content hash only).",
+        "rai:dataUseCases": "Training and evaluating multimodal models that reason over 3D CT "
+                            "(findings -> impression -> pathology).",
+        "rai:dataSocialImpact": "May help build CT reasoning models; errors in generated text could mislead if "
+                                "the records are used outside research.",
+        "rai:dataReleaseMaintenancePlan": "Rebuilt incrementally by tumorcot; each build carries a run id and the "
+                                          "versions of its knowledge graph, prompts and pipeline (manifest.json).",
+    }
+
+
 def croissant(dataset_dir: Path, manifest: dict, stats: dict) -> dict:
     name = Path(dataset_dir).resolve().name
     splits = record_splits(manifest)
@@ -142,6 +187,9 @@ def croissant(dataset_dir: Path, manifest: dict, stats: dict) -> dict:
         "url": "README.md",
         "creator": {"@type": "sc:Organization", "name": "tumorcot"},
         "datePublished": manifest.get("created"),
+        "version": dataset_version(manifest),
+        "citeAs": citation(name, manifest),
+        **rai_fields(manifest, stats),
         "keywords": list(TAGS),
         "isAccessibleForFree": True,
         "distribution": [{

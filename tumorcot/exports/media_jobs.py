@@ -30,6 +30,17 @@ def default_workers(jobs: int) -> int:
     return max(1, min(jobs, os.cpu_count() or 1))
 
 
+def case_job(images: CaseImages, case_id: str, items: list[Item], folder: Path,
+             facts: CaseFacts | None = None) -> CaseJob:
+    """A render job for one case: its CT and masks from the private case row, facts from the store."""
+    facts = facts or images.store.facts(case_id)
+    row = images.store.recall_input(case_id)
+    return CaseJob(case_id=case_id, ct=str(images.source(case_id)), image_sha256=facts.ct.content_sha256,
+                   facts_json=facts.model_dump_json(), items=items, folder=str(folder),
+                   organ_mask=str(row.organ_mask) if row and row.organ_mask else None,
+                   lesion_mask=str(row.lesion_mask) if row and row.lesion_mask else None)
+
+
 class MediaPlan:
     def __init__(self, images: CaseImages, media_dir: Path, mode: str, *, overlay: bool = False,
                  path_of=None):
@@ -53,16 +64,8 @@ class MediaPlan:
             items[item.name] = item
 
     def jobs(self) -> list[CaseJob]:
-        jobs = []
-        for case_id, items in self._items.items():
-            row = self.images.store.recall_input(case_id)
-            jobs.append(CaseJob(
-                case_id=case_id, ct=str(self.images.source(case_id)), image_sha256=self.facts(case_id).ct.content_sha256,
-                facts_json=self.facts(case_id).model_dump_json(), items=list(items.values()),
-                folder=str(self.media_dir / case_id),
-                organ_mask=str(row.organ_mask) if row and row.organ_mask else None,
-                lesion_mask=str(row.lesion_mask) if row and row.lesion_mask else None))
-        return jobs
+        return [case_job(self.images, case_id, list(items.values()), self.media_dir / case_id, self.facts(case_id))
+                for case_id, items in self._items.items()]
 
     def render(self, progress, workers: int | None = None) -> dict[str, CaseResult]:
         """Render every planned case; ``progress.start(total, what)`` then ``advance(items)`` per case."""

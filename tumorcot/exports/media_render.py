@@ -181,30 +181,50 @@ class CaseRenderer:
             pixels = pixels[y0:y1, x0:x1]
         return pixels
 
-    def render(self, item: Item) -> tuple[dict[str, bytes], dict]:
-        """``({relative file name: bytes}, info)`` of one item."""
+    def arrays(self, item: Item, *, with_mask: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None, dict]:
+        """``(pixels, masks, info)`` of one item: pixels are one ``[H, W]`` (``[H, W, 3]`` with an
+        overlay) uint8 array for a slice, one per frame for a video, one float16 ``VOLUME_SHAPE``
+        array for a volume; ``masks`` (``with_mask``) the target's mask on the same pixels, bool
+        (all False for a target without one)."""
         (z0, z1), (y0, y1), (x0, x1) = self.ranges(item)
         info: dict = {"shape_zyx": list(self.volume.shape)}
         if item.crop is not None:
             info["crop_zyx"] = [[z0, z1], [y0, y1], [x0, x1]]
+        target_mask = None
+        if with_mask:
+            target_mask = self.contour_mask(item.target)
+            target_mask = np.zeros(self.volume.shape, bool) if target_mask is None else target_mask
         if item.kind == "volume":
             sub = self.volume[z0:z1, y0:y1, x0:x1]
-            array = resize_volume(normalise_hu(sub), VOLUME_SHAPE).astype(np.float16)
-            buffer = io.BytesIO()
-            np.save(buffer, array, allow_pickle=False)
             info.update(source_shape_zyx=list(sub.shape))
-            return {item.name: buffer.getvalue()}, info
+            masks = None if target_mask is None else \
+                [resize_volume(target_mask[z0:z1, y0:y1, x0:x1], VOLUME_SHAPE) >= 0.5]
+            return [resize_volume(normalise_hu(sub), VOLUME_SHAPE).astype(np.float16)], masks, info
         info["window"] = WINDOWS[item.window].as_meta()
         factor = upscale_factor(y1 - y0, x1 - x0) if item.crop is not None else upscale_factor(*self.volume.shape[1:])
         info["pixel_repeat"] = factor
         if item.kind == "slice":
-            z = min(max(self.key_z(item.target), z0), z1 - 1)
-            info["z"] = z
-            return {item.name: encode_png(enlarge(self._frame(item, z), factor))}, info
-        zs = video_frames(z0, z1, self.volume.shape[0])
-        info["z"] = zs
-        return {f"{item.name}/{n:02d}.png": encode_png(enlarge(self._frame(item, z), factor))
-                for n, z in enumerate(zs)}, info
+            zs = [min(max(self.key_z(item.target), z0), z1 - 1)]
+            info["z"] = zs[0]
+        else:
+            zs = video_frames(z0, z1, self.volume.shape[0])
+            info["z"] = zs
+        frames = [enlarge(self._frame(item, z), factor) for z in zs]
+        if target_mask is None:
+            return frames, None, info
+        rows, cols = (slice(y0, y1), slice(x0, x1)) if item.crop is not None else (slice(None), slice(None))
+        return frames, [enlarge(target_mask[z][rows, cols], factor) for z in zs], info
+
+    def render(self, item: Item) -> tuple[dict[str, bytes], dict]:
+        """``({relative file name: bytes}, info)`` of one item."""
+        arrays, _, info = self.arrays(item)
+        if item.kind == "volume":
+            buffer = io.BytesIO()
+            np.save(buffer, arrays[0], allow_pickle=False)
+            return {item.name: buffer.getvalue()}, info
+        if item.kind == "slice":
+            return {item.name: encode_png(arrays[0])}, info
+        return {f"{item.name}/{n:02d}.png": encode_png(frame) for n, frame in enumerate(arrays)}, info
 
 
 def _files_exist(folder: Path, item: Item, info: dict) -> bool:

@@ -26,15 +26,16 @@ from prefect.utilities.annotations import quote
 
 from tumorcot.agents.scheduler import close_schedulers
 from tumorcot.case_manifest import read_case_manifest
-from tumorcot.errors import ManifestError
+from tumorcot.errors import ManifestError, RemovalRefusedError
 from tumorcot.exports.summaries import publish_summaries
 from tumorcot.flows.artifacts import publish_artifacts
-from tumorcot.flows.cases import PROBE_CASES, auto_batch_size, llm_batches, process_cases, process_cases_llm
+from tumorcot.flows.cases import (PROBE_CASES, auto_batch_size, llm_batches, missing_outcome, process_cases,
+                                  process_cases_llm)
 from tumorcot.flows.progress import InProcess
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit
 from tumorcot.flows.settings import explicit, resolve_settings
 from tumorcot.flows.versions import pipeline_versions
-from tumorcot.privacy import load_or_create_salt
+from tumorcot.privacy import case_id_for, load_or_create_salt
 from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
@@ -42,6 +43,7 @@ from tumorcot.store.keys import current_result
 from tumorcot.store.lock import dataset_lock
 from tumorcot.store.memory import use_system_allocator
 from tumorcot.store.private import bind, state_dir
+from tumorcot.store.removal import inputs_missing, removal_problem
 from tumorcot.store.update import case_entry, update_dataset
 
 
@@ -52,7 +54,7 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
     stats); ``known`` maps case ids to ``done.json`` already read; ``pause`` see ``update_dataset``."""
     store = CaseStore(dataset_dir)
     known = known or {}
-    kept = [o for o in outcomes if o.status in ("ok", "unchanged")]
+    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing")]
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
                 for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
@@ -71,7 +73,8 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
 def build_dataset(manifest: Path, out: Path, generator: str | None = None, force: bool = False,
                   batch_size: int = 0, options: dict | None = None, segmentation: dict | None = None,
                   llm_concurrency: int = 16, workers: int = 2, state_dir_path: str | None = None,
-                  progress: InProcess | None = None, pause: InProcess | None = None) -> dict:
+                  progress: InProcess | None = None, pause: InProcess | None = None,
+                  allow_removal: bool = False) -> dict:
     """Build (or incrementally update) the dataset in ``out`` from the case manifest.
 
     Cases go to tasks in batches of ``batch_size``; with 0 the first ``PROBE_CASES`` go one per
@@ -89,7 +92,11 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
 
     ``progress`` holds the caller's display (``start(total)``, ``advance(outcome)``), told about
     every case; ``pause`` a callable ``pause(point)`` run at the shard update's crash points (crash
-    tests). Both are ``InProcess``: passed explicitly, they never travel to a Dask worker."""
+    tests). Both are ``InProcess``: passed explicitly, they never travel to a Dask worker.
+
+    Without ``allow_removal`` a manifest that would remove most published cases is refused
+    (``RemovalRefusedError``, nothing written), and a published case whose input files are
+    missing keeps its records and is reported ``missing`` (``store/removal.py``)."""
     flow_started = time.time()
     bind(out, state_dir_path)
     settings = resolve_settings(out, generator, options, segmentation)
@@ -110,6 +117,9 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
                                 error_type="ManifestError", reason=str(e))
                     for e in entries if isinstance(e, ManifestError)]
         cases = [e for e in entries if not isinstance(e, ManifestError)]
+        problem = removal_problem(out, cases, salt, allow_removal=allow_removal)
+        if problem:
+            raise RemovalRefusedError(problem)
         if progress is not None:
             progress.start(len(cases))
         if plan.backend == "totalsegmentator" and plan.device == "gpu":
@@ -117,6 +127,13 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
         versions = pipeline_versions(generator, options, segmentation)   # once per run
         store, known, pending = CaseStore(out), {}, []
         for case in cases:   # unchanged cases are recognised here, without a task each
+            missing = [] if allow_removal else inputs_missing(case)
+            previous = store.done(case_id_for(case.patient_id, case.study_id, salt)) if missing else None
+            if previous is not None:   # an unmounted share must not unpublish the case
+                outcome = missing_outcome(case, salt, run_id, missing, previous)
+                known[outcome.case_id] = previous
+                outcomes.append(outcome)
+                continue
             current = None if force else current_result(case, store, salt, versions)
             if current is None:
                 pending.append(case)
@@ -168,6 +185,7 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             "ok": sum(o.status == "ok" for o in outcomes),
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
+            "missing": sum(o.status == "missing" for o in outcomes),
             "measured": sum(o.measured for o in outcomes),
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
             "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
@@ -191,7 +209,7 @@ def run_build(manifest: Path, out: Path, *, generator: str | None = None, concur
               force: bool = False, progress=None, task_runner: str = "threads",
               dask_address: str | None = None, options: GenerationOptions | dict | None = None,
               segmentation: SegmentationPlan | dict | None = None, llm_concurrency: int = 16,
-              pause=None) -> dict:
+              pause=None, allow_removal: bool = False) -> dict:
     """Run ``build_dataset`` with ``concurrency`` case workers (threads, or a Dask cluster); the run
     summary with every case's outcome (``runs/<run_id>.json``), plus ``startup_s``: the seconds
     from this call to the flow's first line (Prefect's engine and, without ``PREFECT_API_URL``,
@@ -213,7 +231,7 @@ def run_build(manifest: Path, out: Path, *, generator: str | None = None, concur
     result = configured(Path(manifest).absolute(), Path(out).absolute(), generator=generator, force=force,
                         options=explicit(options) or None, segmentation=explicit(segmentation) or None,
                         llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)),
-                        progress=InProcess(progress), pause=InProcess(pause))
+                        progress=InProcess(progress), pause=InProcess(pause), allow_removal=allow_removal)
     summary = json.loads(Path(result["run_record"]).read_text())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"

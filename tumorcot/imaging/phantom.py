@@ -5,7 +5,9 @@ y posterior, z superior): body ellipse with subcutaneous fat (-100 HU) and a mus
 mesenteric fat (-60 HU), vertebra L1 (31, 400 HU), aorta (52, 160 HU) left-anterior of the spine,
 IVC (63, 120 HU) right-anterior, liver (5, 100 HU) on the right, spleen (1, 95 HU) on the left,
 kidneys (2 right / 3 left, 150 HU), pancreas (7, 90 HU) as a capsule from head (right) to tail
-(left), stomach (6, 30 HU); Gaussian noise (sigma ``NOISE_HU``). Lesions are balls centred on
+(left), stomach (6, 30 HU), a portal-vein segment in the liver hilum (64, 170 HU): these are the
+portal venous values; ``phase`` selects others (``PHASE_HU``; kidneys with a medulla 8 mm inside
+the surface, darker in the arterial phase); Gaussian noise (sigma ``NOISE_HU``). Lesions are balls centred on
 voxel centres, placed inside their organ (distance to the organ surface >= radius + 2 mm) in a
 named region (liver lobe, pancreas head/body/tail, kidney pole); the organ mask keeps the host
 label under a lesion. Cases with ``flip_xy`` store the arrays with direction diag(-1, -1, 1)
@@ -26,10 +28,24 @@ from tumorcot.store.atomic import atomic_open
 from tumorcot.vocabulary import label_id
 
 NOISE_HU = 10.0
-ORGAN_HU = {"liver": 100, "spleen": 95, "kidney_right": 150, "kidney_left": 150,
-            "pancreas": 90, "stomach": 30}
+# HU of the enhancing structures per contrast phase (portal venous: the module docstring's); kidneys
+# as (cortex, medulla). Typical values: unenhanced blood ~40 HU; arterial aorta ~300 HU with the
+# portal vein ~110 HU and corticomedullary differentiation; delayed: vessels equilibrated.
+PHASE_HU = {
+    "portal_venous": {"aorta": 160, "inferior_vena_cava": 120, "portal_vein_and_splenic_vein": 170,
+                      "liver": 100, "spleen": 95, "pancreas": 90, "kidney": (150, 150)},
+    "non_contrast": {"aorta": 42, "inferior_vena_cava": 40, "portal_vein_and_splenic_vein": 40,
+                     "liver": 55, "spleen": 45, "pancreas": 40, "kidney": (30, 30)},
+    "arterial": {"aorta": 300, "inferior_vena_cava": 70, "portal_vein_and_splenic_vein": 110,
+                 "liver": 70, "spleen": 120, "pancreas": 110, "kidney": (220, 90)},
+    "delayed": {"aorta": 115, "inferior_vena_cava": 110, "portal_vein_and_splenic_vein": 110,
+                "liver": 85, "spleen": 80, "pancreas": 70, "kidney": (120, 120)},
+}
+PORTAL_VEIN_MM = ((-40.0, 5.0, 10.0), (-70.0, 0.0, 30.0), 6.0)   # a segment in the liver hilum
+KIDNEY_MEDULLA_INSET_MM = 8.0
 LABEL = {name: label_id(name) for name in ("spleen", "kidney_right", "kidney_left", "liver", "stomach", "pancreas",
-                                           "vertebrae_L1", "aorta", "inferior_vena_cava")}
+                                           "vertebrae_L1", "aorta", "inferior_vena_cava",
+                                           "portal_vein_and_splenic_vein")}
 AORTA_XY_MM, AORTA_RADIUS_MM = (18.0, 40.0), 12.0
 PANCREAS_AXIS_MM = ((-20.0, 0.0, -10.0), (80.0, 20.0, 10.0))
 PANCREAS_RADIUS_MM = 14.0
@@ -55,6 +71,9 @@ class PhantomLesion:
     attenuation: str
     kind: str
     touches_aorta: bool = False
+    shape: str | None = None  # expected descriptors where the plan fixes them ("variety")
+    margin: str | None = None
+    content: str | None = None
 
 
 @dataclass
@@ -104,7 +123,16 @@ class _Grid:
         return tuple(out)
 
 
-def _anatomy(grid: _Grid):
+def organ_hu_of(phase: str) -> dict[str, float]:
+    """HU of every drawn structure in a contrast phase (kidneys: cortex)."""
+    if phase not in PHASE_HU:
+        raise ValueError(f"unknown phantom phase {phase!r} (known: {', '.join(PHASE_HU)})")
+    p = PHASE_HU[phase]
+    return {"stomach": 30, **{k: v for k, v in p.items() if k != "kidney"},
+            "kidney_right": p["kidney"][0], "kidney_left": p["kidney"][0], "vertebrae_L1": 400}
+
+
+def _anatomy(grid: _Grid, phase: str = "portal_venous"):
     hu = np.full(grid.zyx, -1000.0, dtype=np.float32)
     labels = np.zeros(grid.zyx, dtype=np.uint8)
     body = grid.cylinder(0.0, 10.0, 140.0, 110.0)
@@ -121,12 +149,18 @@ def _anatomy(grid: _Grid):
         "vertebrae_L1": grid.cylinder(0.0, 70.0, 18.0),
         "aorta": grid.cylinder(*AORTA_XY_MM, AORTA_RADIUS_MM),
         "inferior_vena_cava": grid.cylinder(-22.0, 38.0, 11.0),
+        "portal_vein_and_splenic_vein": grid.capsule(*PORTAL_VEIN_MM),
     }
-    organ_hu = {**ORGAN_HU, "vertebrae_L1": 400, "aorta": 160, "inferior_vena_cava": 120}
+    organ_hu = organ_hu_of(phase)
     for name, region in organs.items():
         inside = region & body
         labels[inside] = LABEL[name]
         hu[inside] = organ_hu[name]
+    medulla_hu = PHASE_HU[phase]["kidney"][1]
+    for name, (centre, radii) in {"kidney_right": ((-60.0, 65.0, -30.0), (25.0, 28.0, 45.0)),
+                                  "kidney_left": ((60.0, 65.0, -25.0), (25.0, 28.0, 45.0))}.items():
+        inner = grid.ellipsoid(centre, tuple(r - KIDNEY_MEDULLA_INSET_MM for r in radii))
+        hu[inner & (labels == LABEL[name])] = medulla_hu
     return hu, labels
 
 
@@ -168,7 +202,7 @@ def _place(grid, labels, organ, band, radius, rng, taken):
 
 def _plan(kind_of_case: str, rng) -> list[tuple[str, str, float, str]]:
     """(organ, region, radius_mm, attenuation) of each lesion to draw."""
-    if kind_of_case == "none":
+    if kind_of_case in ("none", "variety"):
         return []
     if kind_of_case == "aorta_contact":
         return [("pancreas", "aorta", 14.0, "hypodense"), ("liver", "right lobe", 10.0, "hypodense")]
@@ -188,17 +222,21 @@ def make_phantom(
     *,
     plan: str = "random",
     flip_xy: bool = False,
+    phase: str = "portal_venous",
     shape: tuple[int, int, int] = (160, 160, 80),
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 3.0),
 ):
     """``(ct, organs, lesions, truth)``: int16 HU image, uint8 organ and lesion masks, truth.
 
     ``plan``: "random" (1-3 lesions in liver / pancreas / kidneys / spleen), "aorta_contact"
-    (a pancreas-body lesion touching the aorta plus a distant liver lesion) or "none".
+    (a pancreas-body lesion touching the aorta plus a distant liver lesion), "variety" (one lesion
+    per shape, margin, content and attenuation value: ``tumorcot.imaging.phantom_variety``) or
+    "none". ``phase``: contrast phase of the enhancing structures (``PHASE_HU``).
     """
     rng = np.random.default_rng(seed)
     grid = _Grid(shape, spacing_mm)
-    hu, labels = _anatomy(grid)
+    hu, labels = _anatomy(grid, phase)
+    organ_hu = organ_hu_of(phase)
     lesion_mask = np.zeros(grid.zyx, dtype=np.uint8)
     truth = PhantomTruth(flip_xy=flip_xy)
     taken: list = []
@@ -212,7 +250,7 @@ def make_phantom(
             continue
         ball = grid.ellipsoid(centre, (radius, radius, radius)) & (labels != LABEL["aorta"])
         kind = "cyst" if attenuation == "cystic" else "tumor"
-        value = {"hypodense": ORGAN_HU[organ] - 45, "hyperdense": ORGAN_HU[organ] + 25,
+        value = {"hypodense": organ_hu[organ] - 45, "hyperdense": organ_hu[organ] + 25,
                  "cystic": 8}[attenuation]
         hu[ball] = value
         labels[ball] = LABEL[organ]
@@ -223,6 +261,10 @@ def make_phantom(
             radius_mm=radius, hu=value, kind=kind, touches_aorta=touches,
             attenuation="hypodense" if attenuation == "cystic" else attenuation,
         ))
+    if plan == "variety":
+        from tumorcot.imaging.phantom_variety import draw_variety
+
+        draw_variety(grid, hu, labels, lesion_mask, rng, organ_hu, truth)
     hu += rng.normal(0.0, NOISE_HU, size=hu.shape).astype(np.float32)
     arrays = (np.round(hu).astype(np.int16), labels, lesion_mask)
     images = [_to_image(a, grid, flip_xy) for a in arrays]

@@ -2,8 +2,9 @@
 
 Evidence (``CaseFacts.phase_evidence``, HU, rounded to 0.1): ``aorta``, ``portal_vein`` (the
 TotalSegmentator label ``portal_vein_and_splenic_vein``), ``kidney_cortex`` and
-``kidney_medulla`` (both kidneys pooled: cortex = voxels within ``KIDNEY_CORTEX_MM`` of the kidney
-surface, medulla = deeper than ``KIDNEY_MEDULLA_MM``), ``urinary_bladder``; each the median of
+``kidney_medulla`` (both kidneys pooled: cortex = the voxels a ``KIDNEY_CORTEX_MM`` box erosion
+removes, i.e. within about that distance of the surface; medulla = what a ``KIDNEY_MEDULLA_MM``
+box erosion keeps), ``urinary_bladder``; each the median of
 the structure eroded as an organ reference (``tumorcot.imaging.regions``), lesion voxels
 excluded; a structure absent from the organ mask (or too small) gives no entry.
 
@@ -25,11 +26,12 @@ Rule, first match (thresholds and sources in ``tumorcot.vocabulary.THRESHOLDS``)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import ndimage
 
 from tumorcot.imaging.geometry import bbox_slices
-from tumorcot.imaging.regions import MIN_REGION_VOXELS, organ_reference
+from tumorcot.imaging.regions import MIN_REGION_VOXELS, erode, organ_reference, robust
 from tumorcot.schemas.facts import OrganFacts
 from tumorcot.vocabulary import KIDNEYS, threshold
 
@@ -44,6 +46,11 @@ CALCIUM_HU = t("calcified_hu")
 BLOOD_POOLS = {"aorta": "aorta", "portal_vein": "portal_vein_and_splenic_vein"}
 
 
+def _box(mm: float, spacing) -> tuple[int, int, int]:
+    """Per numpy axis ``(k, j, i)``: voxels covering ``mm`` (at least one)."""
+    return tuple(max(1, math.ceil(mm / float(s) - 1e-6)) for s in spacing[::-1])
+
+
 def _kidney_layers(kidneys: list[OrganFacts], ct_view, organ_view, lesion_view, spacing):
     cortex, medulla = [], []
     for kidney in kidneys:
@@ -51,15 +58,14 @@ def _kidney_layers(kidneys: list[OrganFacts], ct_view, organ_view, lesion_view, 
         inside = organ_view[region] == kidney.label_id
         if lesion_view is not None:
             inside &= lesion_view[region] == 0
-        depth = ndimage.distance_transform_edt(np.pad(inside, 1), sampling=spacing[::-1])[1:-1, 1:-1, 1:-1]
         hu = ct_view[region]
-        cortex.append(hu[inside & (depth <= KIDNEY_CORTEX_MM)])
-        medulla.append(hu[depth > KIDNEY_MEDULLA_MM])
+        cortex.append(hu[inside & ~erode(inside, _box(KIDNEY_CORTEX_MM, spacing))])
+        medulla.append(hu[erode(inside, _box(KIDNEY_MEDULLA_MM, spacing))])
     out = {}
     for name, parts in (("kidney_cortex", cortex), ("kidney_medulla", medulla)):
         values = np.concatenate(parts) if parts else np.empty(0)
         if values.size >= MIN_REGION_VOXELS:
-            out[name] = round(float(np.median(values)), 1)
+            out[name] = round(robust(values).median, 1)
     return out
 
 
@@ -74,10 +80,10 @@ def phase_evidence(ct_view: np.ndarray, organ_view: np.ndarray, lesion_view: np.
         if organ is None:
             continue
         if key == "urinary_bladder":  # hollow: no organ reference, but its content tells excretion
-            values = ct_view[bbox_slices(organ.bbox.voxel_min, organ.bbox.voxel_max)][
-                organ_view[bbox_slices(organ.bbox.voxel_min, organ.bbox.voxel_max)] == organ.label_id]
+            box = bbox_slices(organ.bbox.voxel_min, organ.bbox.voxel_max)
+            values = ct_view[box][organ_view[box] == organ.label_id]
             if values.size >= MIN_REGION_VOXELS:
-                evidence[key] = round(float(np.median(values)), 1)
+                evidence[key] = round(robust(values).median, 1)
             continue
         ref = organ_reference(name, organ.label_id, organ.bbox.voxel_min, organ.bbox.voxel_max,
                               ct_view, organ_view, lesion_view, spacing)

@@ -13,9 +13,11 @@ Content, from the core (lesion eroded by ~2 mm; all lesion voxels when fewer tha
 Margin:
   inside = the core; outside = the shell between one voxel and ``2 x radius`` voxels outside the
   lesion, its part inside the host organ when that holds at least ``MIN_REGION_VOXELS`` voxels
-  (the lesion is compared with its organ), else all of it. contrast = |median inside - median outside|; noise = mean robust SD
-  (IQR / 1.349) of inside and outside. contrast <= ``MARGIN_MIN_CONTRAST_HU`` or contrast / noise
-  < ``MARGIN_MIN_CNR`` -> "not assessable". Otherwise the gradient magnitude of the crop
+  (the lesion is compared with its organ), else all of it. noise = mean robust SD (IQR / 1.349)
+  of inside and outside; contrast = |median inside - median outside|, both taken on the plateaus
+  at least 3 sigma from the edge where the lesion and the region are large enough (a blurred edge
+  does not lower the contrast it is normalised by). contrast <= ``MARGIN_MIN_CONTRAST_HU`` or
+  contrast / noise < ``MARGIN_MIN_CNR`` -> "not assessable". Otherwise the gradient magnitude of the crop
   (Gaussian derivative, sigma = the largest voxel spacing) is taken as a root mean
   square over the edge band (the lesion's boundary voxels next to the outside region and that
   region's first layer next to the lesion), with the
@@ -42,6 +44,10 @@ FLUID_HU, FLUID_MAX_IQR_HU = (t("fluid_hu_low"), t("fluid_hu_high")), t("fluid_m
 MARGIN_MIN_CONTRAST_HU, MARGIN_MIN_CNR = t("isodense_hu"), t("margin_min_cnr")
 NOISE_DISTANCE_SIGMAS, WELL_DEFINED_SHARPNESS = t("noise_distance_sigmas"), t("well_defined_sharpness")
 
+
+MARGIN_SLICES = 16
+"""Margins of taller lesions are measured on this many central slices (around the largest axial
+section): the cost of the margin follows the lesion's cross-section, not its height."""
 
 CHI2_3_MEDIAN_OVER_MEAN = 0.7887
 """Median / mean of a chi-square distribution with 3 degrees of freedom (2.366 / 3)."""
@@ -92,29 +98,61 @@ def content_of(core_hu: np.ndarray, calcium_hu: float | None = None) -> dict:
             "core_iqr_hu": round(stats.iqr, 2), "calcified_fraction": round(calcified, 4)}
 
 
-def _surroundings(crop: LesionCrop, host_label: int | None) -> tuple[np.ndarray, np.ndarray]:
+class MarginView:
+    """The arrays margin rules look at: the crop itself, or for a lesion taller than
+    ``MARGIN_SLICES`` slices a slab of that many central slices (around its largest axial
+    section) plus the padding its morphology needs; ``evaluate`` marks the slices statistics use."""
+
+    def __init__(self, crop: LesionCrop):
+        self.crop = crop
+        k_lesion = np.flatnonzero(crop.lesion.any(axis=(1, 2)))
+        k0, k1 = int(k_lesion[0]), int(k_lesion[-1])
+        if k1 - k0 + 1 > MARGIN_SLICES:
+            widest = k0 + int(np.argmax(crop.lesion[k0:k1 + 1].sum(axis=(1, 2))))
+            k0 = min(max(widest - MARGIN_SLICES // 2, k0), k1 + 1 - MARGIN_SLICES)
+            k1 = k0 + MARGIN_SLICES - 1
+            pad = max(2 * crop.radius[0], crop.far[0]) + 2
+            lo, hi = max(k0 - pad, 0), min(k1 + pad, crop.lesion.shape[0] - 1)
+        else:
+            lo, hi = 0, crop.lesion.shape[0] - 1
+        rows = slice(lo, hi + 1)
+        self.hu, self.lesion = crop.hu[rows], crop.lesion[rows]
+        self.organs = crop.organs[rows] if crop.organs is not None else None
+        self.evaluate = np.zeros(self.lesion.shape, dtype=bool)
+        self.evaluate[k0 - lo:k1 - lo + 1] = True
+        self.far_dilated = dilate(self.lesion, crop.far)
+        self.far_eroded = erode(self.lesion, crop.far)
+        self.near = dilate(self.lesion, (1, 1, 1))
+
+
+def _surroundings(view: MarginView, host_label: int | None) -> tuple[np.ndarray, np.ndarray]:
     """``(outside shell, region)``: the shell voxels used as the outside, and the region they come
     from (the host organ, or everything but the lesion)."""
-    near = dilate(crop.lesion, tuple(1 for _ in crop.radius))
-    shell = dilate(crop.lesion, tuple(2 * r for r in crop.radius)) & ~near
-    if host_label is not None and crop.organs is not None:
-        host = crop.organs == host_label
-        host &= ~crop.lesion
+    shell = dilate(view.lesion, tuple(2 * r for r in view.crop.radius)) & ~view.near & view.evaluate
+    if host_label is not None and view.organs is not None:
+        host = view.organs == host_label
+        host &= ~view.lesion
         if np.count_nonzero(shell & host) >= MIN_REGION_VOXELS:
             return shell & host, host
-    return shell, ~crop.lesion
+    return shell, ~view.lesion
 
 
 def _gradient_square(hu: np.ndarray, spacing_kji, sigma_mm: float) -> np.ndarray:
     """Squared gradient magnitude (HU/mm)^2 of a Gaussian (sigma in mm) smoothed ``[k, j, i]``
-    array; derivatives in voxel units divided by the spacing."""
+    array; derivatives in voxel units divided by the spacing. Seven 1-D passes: the smoothing
+    along k is shared by the j and i derivatives."""
     sigmas = [sigma_mm / float(s) for s in spacing_kji]
-    total = np.zeros(hu.shape, dtype=np.float64)
-    for axis, step in enumerate(spacing_kji):
-        order = [0, 0, 0]
-        order[axis] = 1
-        derivative = ndimage.gaussian_filter(hu, sigmas, order=order, mode="nearest") / float(step)
-        total += np.square(derivative, dtype=np.float64)
+
+    def g(a, axis, order=0):
+        return ndimage.gaussian_filter1d(a, sigmas[axis], axis=axis, order=order, mode="nearest")
+
+    smooth_k = g(hu, 0)
+    d_i = g(g(smooth_k, 1), 2, 1) / float(spacing_kji[2])
+    total = np.square(d_i)
+    d_j = g(g(smooth_k, 2), 1, 1) / float(spacing_kji[1])
+    total += np.square(d_j)
+    d_k = g(g(g(hu, 2), 1), 0, 1) / float(spacing_kji[0])
+    total += np.square(d_k)
     return total
 
 
@@ -128,35 +166,46 @@ def _white_noise_gain(spacing_kji: tuple[float, float, float], sigma_mm: float) 
     return float(_gradient_square(impulse, spacing_kji, sigma_mm).sum())
 
 
-def _noise_floor(crop: LesionCrop, square: np.ndarray, region: np.ndarray, noise_sd: float) -> float:
+def _noise_floor(view: MarginView, square: np.ndarray, region: np.ndarray, noise_sd: float) -> float:
     """Mean squared gradient that noise alone produces: the smaller of (a) the white-noise value
     for the measured noise SD (an upper bound: CT noise is spatially correlated) and (b) the
     median squared gradient at least 3 sigma from the lesion's edge, outside in the region and
     deep in the lesion, / ``CHI2_3_MEDIAN_OVER_MEAN`` (an upper bound where other edges are near)."""
+    crop = view.crop
     spacing = tuple(float(s) for s in crop.ct_image.GetSpacing()[::-1])
     floors = [noise_sd**2 * _white_noise_gain(spacing, crop.sigma_mm)]
-    far = (region & ~dilate(crop.lesion, crop.far)) | erode(crop.lesion, crop.far)
+    far = ((region & ~view.far_dilated) | view.far_eroded) & view.evaluate
     if np.count_nonzero(far) >= MIN_REGION_VOXELS:
-        floors.append(float(np.median(square[far])) / CHI2_3_MEDIAN_OVER_MEAN)
+        floors.append(robust(square[far]).median / CHI2_3_MEDIAN_OVER_MEAN)
     return min(floors)
 
 
 def margin_of(crop: LesionCrop, host_label: int | None) -> dict:
-    inside = robust(crop.core_hu)
-    outside_mask, region = _surroundings(crop, host_label)
-    outside = robust(crop.hu[outside_mask].astype(np.float64))
+    view = MarginView(crop)
+    core = erode(view.lesion, crop.radius) & view.evaluate
+    if np.count_nonzero(core) < MIN_REGION_VOXELS:
+        core = view.lesion & view.evaluate
+    inside = robust(view.hu[core])
+    outside_mask, region = _surroundings(view, host_label)
+    outside = robust(view.hu[outside_mask])
     if outside is None:
         return {"margin": "not assessable", "edge_contrast_hu": None, "edge_sharpness": None,
                 "boundary_gradient_hu_per_mm": None}
-    contrast = abs(inside.median - outside.median)
     noise = max((inside.sigma + outside.sigma) / 2.0, 1e-6)
+    # the plateaus on either side of the edge: >= 3 sigma away where the lesion / region allow
+    deep_in = view.far_eroded & view.evaluate
+    far_out = region & ~view.far_dilated & view.evaluate
+    if np.count_nonzero(deep_in) >= MIN_REGION_VOXELS:
+        inside = robust(view.hu[deep_in])
+    if np.count_nonzero(far_out) >= MIN_REGION_VOXELS:
+        outside = robust(view.hu[far_out])
+    contrast = abs(inside.median - outside.median)
     result = {"edge_contrast_hu": round(contrast, 2)}
     sigma = crop.sigma_mm
-    square = _gradient_square(crop.hu.astype(np.float32), crop.ct_image.GetSpacing()[::-1], sigma)
-    one = (1, 1, 1)
-    band = (crop.lesion & ~erode(crop.lesion, one) & dilate(region, one)
-            | dilate(crop.lesion, one) & region)  # the edge between the lesion and the region
-    floor = _noise_floor(crop, square, region, noise)
+    square = _gradient_square(view.hu.astype(np.float32), crop.ct_image.GetSpacing()[::-1], sigma)
+    band = (view.lesion & ~erode(view.lesion, (1, 1, 1)) & dilate(region, (1, 1, 1))
+            | view.near & region) & view.evaluate  # the edge between the lesion and the region
+    floor = _noise_floor(view, square, region, noise)
     edge = math.sqrt(max(float(square[band].mean()) - floor, 0.0))
     result["boundary_gradient_hu_per_mm"] = round(edge, 2)
     if contrast <= MARGIN_MIN_CONTRAST_HU or contrast / noise < MARGIN_MIN_CNR:

@@ -34,6 +34,7 @@ class Preflight:
 
 def manifest_check(manifest: Path, result: Preflight) -> None:
     from tumorcot.case_manifest import read_case_manifest
+    from tumorcot.store.removal import inputs_missing
 
     try:
         entries = read_case_manifest(manifest)
@@ -44,7 +45,7 @@ def manifest_check(manifest: Path, result: Preflight) -> None:
         if isinstance(entry, ManifestError):
             result.row_problems.append(str(entry))
             continue
-        missing = [f"{name} not found: {path}" for name, path in entry.files().items() if not Path(path).exists()]
+        missing = [f"{name} not found: {getattr(entry, name)}" for name in inputs_missing(entry)]
         if missing:
             result.row_problems.append(f"[{entry.label}] " + "; ".join(missing))
         else:
@@ -100,10 +101,24 @@ def segmentation_check(plan, result: Preflight) -> None:
         result.errors.append(str(exc))
 
 
+def removal_check(manifest: Path, out: Path, allow_removal: bool, result: Preflight) -> None:
+    from tumorcot.case_manifest import read_case_manifest
+    from tumorcot.privacy import load_or_create_salt
+    from tumorcot.store.removal import removal_problem
+
+    if result.errors or not Path(out).is_dir():
+        return
+    cases = [e for e in read_case_manifest(manifest) if not isinstance(e, ManifestError)]
+    problem = removal_problem(out, cases, load_or_create_salt(out, create=False), allow_removal=allow_removal)
+    if problem:
+        result.errors.append(problem)
+
+
 def build_problems(manifest: Path, out: Path, *, generator: str, task_runner: str = "threads",
-                   dask_address: str | None = None, segmentation=None) -> Preflight:
+                   dask_address: str | None = None, segmentation=None, allow_removal: bool = False) -> Preflight:
     result = Preflight()
     manifest_check(Path(manifest), result)
+    removal_check(Path(manifest), Path(out), allow_removal, result)
     output_check(Path(out), result)
     generator_check(generator, result)
     runner_check(task_runner, dask_address, result)

@@ -20,7 +20,8 @@ from tumorcot.exports.images import CaseImages
 from tumorcot.imaging.io import load_ct, load_mask
 from tumorcot.render import (PLANES, apply_window, box_rect, canonical_array, canonical_spacing, draw_box,
                              draw_contour, encode_png, pixel_spacing, plane_slice, to_rgb, window_for)
-from tumorcot.render.planes import box_center, box_ranges
+from tumorcot.imaging.geometry import lps_axes
+from tumorcot.render.planes import box_center, box_ranges, canonical_index
 from tumorcot.schemas import CaseFacts
 
 
@@ -32,6 +33,8 @@ class CaseVolumes:
     spacing_zyx: tuple[float, float, float]
     organs: np.ndarray | None
     lesions: np.ndarray | None
+    z_of_k: list[int] | None = None
+    """Canonical z of each CT slice index k (facts name slices by k), when k is the axial axis."""
 
 
 def load_case_volumes(images: CaseImages, case_id: str) -> CaseVolumes:
@@ -46,8 +49,10 @@ def load_case_volumes(images: CaseImages, case_id: str) -> CaseVolumes:
             masks[field] = canonical_array(load_mask(Path(path), ct, case=case_id, what=field)) if path else None
     except TumorcotError as exc:
         raise ReviewError(f"cannot show the CT: {type(exc).__name__}", case=case_id) from None
+    z_of_k = [canonical_index(ct, (0, 0, k))[0] for k in range(ct.GetSize()[2])] \
+        if lps_axes(ct)[2][0] == 2 else None
     return CaseVolumes(hu=canonical_array(ct), spacing_zyx=canonical_spacing(ct),
-                       organs=masks["organ_mask"], lesions=masks["lesion_mask"])
+                       organs=masks["organ_mask"], lesions=masks["lesion_mask"], z_of_k=z_of_k)
 
 
 def record_region(record: dict, facts: CaseFacts) -> tuple[list[float] | None, str | None]:
@@ -81,7 +86,8 @@ def _through(mask: np.ndarray, axis: int, span: tuple[int, int]) -> int:
 
 def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[dict]:
     """Per plane: ``{"plane", "index", "of", "window", "contour", "png", "width_mm", "height_mm"}``,
-    the slice through the largest cross-section of the mask (else the middle of the box).
+    the slice through the largest cross-section of the mask (else the middle of the box); for a
+    lesion's axial view, the slice its diameters were measured on (``axial_slice``).
 
     Pixels are voxels (no resampling, so overlays stay crisp; the page gives each image its
     physical aspect). The box outline is drawn one pixel *outside* the region, so it never
@@ -94,6 +100,10 @@ def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[d
         n = volumes.hu.shape[axis]
         index = _through(mask, axis, box_ranges(volumes.hu.shape, box)[axis] if box else (0, n)) \
             if mask is not None else (box_center(volumes.hu.shape, box, plane) if box else n // 2)
+        label = f"{index + 1}/{n}"
+        if plane == "axial" and kind == "lesion" and volumes.z_of_k is not None:
+            k = next(x for x in facts.lesions if x.id == record["lesion_id"]).axial_slice
+            index, label = volumes.z_of_k[k], f"slice k={k} (measured)"   # the slice the facts name
         pixels = to_rgb(apply_window(plane_slice(volumes.hu, plane, index), window))
         if mask is not None:
             pixels = draw_contour(pixels, plane_slice(mask, plane, index) != 0)
@@ -101,7 +111,7 @@ def record_views(volumes: CaseVolumes, record: dict, facts: CaseFacts) -> list[d
             r0, c0, r1, c1 = box_rect(volumes.hu.shape, box, plane)
             pixels = draw_box(pixels, (r0 - 1, c0 - 1, r1 + 1, c1 + 1))
         row_mm, col_mm = pixel_spacing(volumes.spacing_zyx, plane)
-        views.append({"plane": plane, "index": int(index), "of": int(n), "window": window.name,
+        views.append({"plane": plane, "index": int(index), "of": int(n), "label": label, "window": window.name,
                       "contour": kind if mask is not None else None, "png": encode_png(pixels),
                       "width_mm": round(pixels.shape[1] * col_mm, 1), "height_mm": round(pixels.shape[0] * row_mm, 1)})
     return views

@@ -40,7 +40,8 @@ class CaseOutcome(BaseModel):
     run_id: str
     case_label: str
     case_id: str | None = None
-    status: Literal["ok", "failed", "unchanged"]
+    status: Literal["ok", "failed", "unchanged", "missing"] = Field(description="missing: a published case "
+                                                                   "whose inputs are gone, kept as published")
     error_type: str | None = None
     reason: str | None = None
     records: int = 0

@@ -8,7 +8,7 @@ multiple-choice record is the option text; its conclusion is the full sentence.
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, name_fact_ids, place_only
+from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, lesion_where, name_fact_ids, place_only
 from tumorcot.agents.chains import phase_clause
 from tumorcot.agents.families.choice import (count_pool, distractors,
                                              sub_location_pool)
@@ -62,10 +62,10 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
     (``lesion_phrase``), except where that would give the answer away: the size question names
     it by place (and axial slice when another lesion shares the place), the sub-location question
     by size and organ."""
-    noun, where = lesion_phrase(lesion)
+    noun, where = lesion_phrase(lesion, make.facts)
     organ_name = display_name(lesion.organ)
     name = f"the {noun} {where}"
-    name_ids = [n.split(".", 1)[1] for n in name_fact_ids(lesion)]
+    name_ids = [n.split(".", 1)[1] for n in name_fact_ids(lesion, make.facts)]
 
     def attribute(subtask, sentence, fact_names, kg_ids=(), closed=None, **ctx):
         ctx = {"lesion": noun, "where": where, **ctx}
@@ -96,11 +96,16 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
     if lesion.sub_location:
         key = make.kg.organ_key(lesion.organ)
         sub = make.kg.subregion_node(key, lesion.sub_location) if key else None
-        how = " (geometric approximation)" if lesion.sub_location_method == "geometric-approximation" else ""
-        article = "" if lesion.sub_location.startswith("segment") else "the "
-        out.append(attribute("sub_location", f"The {noun} in the {organ_name} lies in {article}{lesion.sub_location}{how}.",
-                             ["organ", "long_axis_mm", "sub_location"], [sub] if sub else [],
-                             closed=(lesion.sub_location, sub_location_pool(lesion.sub_location)), where=f"in the {organ_name}"))
+        same_size = [o for o in make.facts.lesions_in(lesion.organ) if o is not lesion and
+                     round(o.long_axis_mm) == round(lesion.long_axis_mm)]
+        sub_noun, extra = noun, []
+        if same_size and all(o.axial_slice != lesion.axial_slice for o in same_size):
+            sub_noun, extra = f"{noun} centred on axial slice {lesion.axial_slice}", ["axial_slice"]
+        place = lesion_where(lesion).removeprefix("in ").replace(f" of the {organ_name}", "")
+        out.append(attribute("sub_location", f"The {sub_noun} in the {organ_name} lies in {place}.",
+                             ["organ", "long_axis_mm", "sub_location", *extra], [sub] if sub else [],
+                             closed=(lesion.sub_location, sub_location_pool(lesion.sub_location)),
+                             lesion=sub_noun, where=f"in the {organ_name}"))
     return out
 
 

@@ -1,7 +1,9 @@
 """Localization: organ and lesion 3D boxes, answered as six normalised numbers.
 
 The answer is ``[x0, y0, z0, x1, y1, z1]`` in the volume's field of view with LPS axes
-(``tumorcot.schemas.facts.BOX_CONVENTION``); every number cites the box fact it states.
+(``tumorcot.schemas.facts.BOX_CONVENTION``); every number cites the box fact it states. Organs
+and lesions touching the edge of the field of view (``truncated``) get no box record: their
+complete extent is unknown.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def localization_records(make: RecordFactory) -> list[CoTRecord]:
     kg = make.kg
     out = []
     for organ in make.facts.organs:
-        if organ_family(organ.name) not in LOCALIZATION_FAMILIES:
-            continue
+        if organ_family(organ.name) not in LOCALIZATION_FAMILIES or organ.truncated:
+            continue  # a truncated organ's box is of its visible part only: no complete box claimed
         name = display_name(organ.name)
         q, tpl = make.question("organ_box", organ.name, organ=name)
         box = list(organ.bbox.normalized)
@@ -41,6 +43,8 @@ def localization_records(make: RecordFactory) -> list[CoTRecord]:
                              template=tpl, answer=format_box(box), organ=organ.name, roi_box=box,
                              steps=[step], think=step.text))
     for lesion in make.facts.lesions:
+        if lesion.truncated:
+            continue
         where, name_ids = place_only(make.facts, lesion)
         q, tpl = make.question("lesion_box", lesion.id, lesion="lesion", where=where)
         box = list(lesion.bbox.normalized)

@@ -17,7 +17,7 @@ from tumorcot.schemas import CoTRecord
 def pathology_records(make: RecordFactory) -> list[CoTRecord]:
     out = []
     for lesion in make.facts.lesions:
-        noun, where = lesion_phrase(lesion)
+        noun, where = lesion_phrase(lesion, make.facts)
         steps = lesion_chain(make.facts, lesion, make.kg)
         impression, pathology = steps[1], steps[-1]
         given, _ = given_labels_for(make.facts, lesion)

@@ -69,12 +69,13 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
         if size_t is not None:
             cm, slice_mm = greatest_dimension_cm(lesion), facts.ct.spacing_mm[2]
             condition = "" if given is not None else "If the leading impression is confirmed as malignant, "
-            text = (f"{condition}the AJCC eighth-edition size rule for the {name} gives {size_t} for a greatest "
-                    f"dimension of {fmt(cm)} cm ({lesion_name(lesion)}, measured on {fmt(slice_mm)} mm slices)")
+            subject = kg.label(f"staging:{key}:T").split(" T category for ", 1)[-1]
+            text = (f"{condition}the AJCC eighth-edition size rule for {subject} gives {size_t} for a greatest "
+                    f"dimension of {fmt(cm)} cm ({lesion_name(lesion, facts)}, measured on {fmt(slice_mm)} mm slices)")
             if borderline(kg, key, lesion, slice_mm):
                 text += "; the size lies within one slice thickness of a cut-off, so the category is borderline"
             parts.append(text + ".")
-            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion), "case.slice_mm"]
+            fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion, facts), "case.slice_mm"]
             kg_ids.append(f"staging:{key}:T")
             answer.append(f"{size_t} by size{' (conditional)' if condition else ''}")
         if check is not None:
@@ -83,9 +84,10 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
                          if f"tcheck:{lesion.id}.{n}" in facts.fact_table()]
             answer.append({True: f"report {check.given_t} agrees", False: f"report {check.given_t} disagrees (flagged)",
                            None: f"report {check.given_t} not decided by size"}[check.agrees])
-        if given is not None:  # the report's T/N/M stand in the question: the staging step refers to them
-            _, subject = given_labels_for(facts, lesion)
-            fact_ids += [f"{subject}.{k}" for k in ("t", "n", "m") if getattr(given, k)]
+        if given is not None:  # the report stands in the question: the staging step refers to it
+            _, label_subject = given_labels_for(facts, lesion)
+            fact_ids += [f"{label_subject}.{k}" for k in ("diagnosis", "histology", "behavior", "t", "n", "m")
+                         if getattr(given, k)]
         parts.append("N and M are not staged from imaging measurements.")
         answer.append("N and M not assessed")
         steps.append(Step(index=len(steps), stage="pathology", organ=organ, text=" ".join(parts),
