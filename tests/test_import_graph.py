@@ -66,7 +66,7 @@ def imports_of(path: Path, source: str | None = None, *, module_level: bool = Fa
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
     found = set()
-    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source, str(path))
     for node in (tree.body if module_level else ast.walk(tree)):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "tumorcot"}
