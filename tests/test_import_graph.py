@@ -63,7 +63,7 @@ def imports_of(path: Path, source: str | None = None) -> set[str]:
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text() if source is None else source, str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8") if source is None else source, str(path))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "tumorcot"}
         elif isinstance(node, ast.ImportFrom):

@@ -38,7 +38,7 @@ def _python_files():
 
 def test_no_module_but_the_vocabulary_spells_the_no_host_organs():
     for path in _python_files():
-        tree = ast.parse(path.read_text())
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not strings & set(NO_HOST), path
 
@@ -46,7 +46,7 @@ def test_no_module_but_the_vocabulary_spells_the_no_host_organs():
 def test_no_module_but_the_vocabulary_maps_label_ids_to_names():
     names, ids = total_labels(), label_ids()
     for path in _python_files():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Dict):   # {52: "aorta"} or {"aorta": 52}
                 pairs = zip(node.keys, node.values)
                 for k, v in pairs:
@@ -58,7 +58,7 @@ def test_no_module_but_the_vocabulary_maps_label_ids_to_names():
 
 def test_knowledge_graph_files_state_no_attribute_rule_of_their_own():
     for path in (PACKAGE / "knowledge_graph" / "data").glob("*.json"):
-        assert "attribute_rules" not in json.loads(path.read_text()), path
+        assert "attribute_rules" not in json.loads(path.read_text(encoding="utf-8")), path
 
 
 def test_attribute_rules_state_every_threshold_value():

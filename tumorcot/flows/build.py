@@ -36,7 +36,7 @@ from tumorcot.flows.settings import explicit, resolve_settings
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.privacy import case_id_for, load_or_create_salt
 from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
-from tumorcot.store.atomic import atomic_write_json
+from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.keys import current_result
 from tumorcot.store.lock import dataset_lock
@@ -110,6 +110,8 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     state = str(state_dir(out))   # resolved here, passed to every task
     with dataset_lock(out):
+        for folder in (out, Path(state)):   # what writers killed earlier left half-written
+            remove_stale_temporaries(folder)
         salt = load_or_create_salt(out)
         entries = read_case_manifest(manifest)
         outcomes = [CaseOutcome(run_id=run_id, case_label=e.case or "manifest", status="failed",
