@@ -145,3 +145,43 @@ def test_lexicon_is_generated_from_the_kg_and_label_tables():
     numbers = [(h.value, h.unit) for h in hits if h.kind == "number"]
     assert numbers == [(183.0, "mL"), (1369.0, "mL"), (-45.4, "HU")]
     assert [h.parts for h in hits if h.kind == "tnm"] == [["T3", "N1", "M1"], ["ypT3"]]
+
+
+def test_offline_records_of_real_ct_and_phantoms_pass_the_same_gate(shared_data, tmp_path):
+    """The offline generator's records of the real CT (TotalSegmentator example, sarcoma with its
+    label) and of phantom cases pass the lexicon check with no reason at all."""
+    from tumorcot.agents.calibrator import calibrate
+    from tumorcot.case_manifest import read_case_manifest
+    from tumorcot.imaging.phantom import write_phantom_cases
+    from tumorcot.pipeline import extract_facts
+    from tumorcot.privacy import load_or_create_salt
+    from tumorcot.schemas import GenerationOptions
+
+    ts, sts = shared_data / "totalseg", shared_data / "ibsi_sts" / "STS_001"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("patient_id,study_id,ct,organ_mask,lesion_mask,lesion_labels,pathology\n"
+                        f"TS,1,{ts / 'example_ct_sm.nii.gz'},{ts / 'example_seg.nii.gz'},,,\n"
+                        f"STS,1,{sts / 'CT_image.nii.gz'},,{sts / 'CT_mask.nii.gz'},1:tumor,"
+                        "behavior=malignant; diagnosis=soft-tissue sarcoma\n")
+    salt = load_or_create_salt(tmp_path / "ds")
+    cases = read_case_manifest(manifest) + read_case_manifest(write_phantom_cases(tmp_path / "ph", 2, seed=0))
+    checked = 0
+    for facts in (extract_facts(c, salt) for c in cases):
+        for mc_share in (0.0, 1.0):
+            records = OfflineGenerator(KG, GenerationOptions(mc_share=mc_share, negative_share=0.5)).generate(facts)
+            _, rejected = calibrate(records, facts, KG)
+            assert [why for _, why in rejected] == []
+            checked += len(records)
+    assert checked > 100
+
+
+def test_per_lesion_labels_are_licensed_for_their_lesion_organ_only():
+    facts = facts_with_places(None).model_copy(update={"lesion_pathology": {
+        "L1": PathologyLabels(behavior="malignant", diagnosis="hepatocellular carcinoma", organ="liver", t="T2")}})
+    records = OfflineGenerator(KG).generate(facts)
+    assert [check_record(r, facts, KG) for r in records if check_record(r, facts, KG)] == []
+    liver, pancreas = report(records, "liver"), report(records, "pancreas")
+    assert "hepatocellular carcinoma" in liver.think
+    assert any(f.startswith("pathology:L1.") for s in liver.steps for f in s.fact_ids)
+    reasons = check_record(add_to_conclusion(pancreas, "Staged T2; hepatocellular carcinoma."), facts, KG)
+    assert any("[tnm]" in r for r in reasons) and any("[impression]" in r for r in reasons), reasons

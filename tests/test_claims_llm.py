@@ -86,3 +86,4 @@ def test_cli_build_at_half_injection_ships_no_injected_claim(phantom, prefect_se
     report = run_report(out / "half")
     counted = {(r["agent"], r["reason"]) for run in report["runs"] for r in run["rejections"]}
     assert counted and all(not reason.startswith("step") for _, reason in counted)   # counted by reason code
+    assert {a for a, _, _ in injector.injected} <= {a for a, _ in counted}          # and by the agent that erred

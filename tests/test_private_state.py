@@ -90,3 +90,52 @@ def test_published_log_hashes_prompts_and_drops_report_text():
     assert json.loads(rows[0]["parsed_json"])["redacted"]
     assert "[report span sha256:" in rows[1]["raw_response"]
     assert rows[2] == turns[2].model_dump()   # a turn without prompt or response passes untouched
+
+
+def test_published_files_follow_the_umask_and_private_ones_stay_owner_only(tmp_path, prefect_server):
+    """Another user reads what is published (group only under umask 027); private files are 0600."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tumorcot.imaging.phantom import write_phantom_cases
+
+    manifest = write_phantom_cases(tmp_path / "cases", 1, seed=6, scale=4)
+    env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value(),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env.pop("TUMORCOT_STATE_DIR", None)
+    result = subprocess.run([str(Path(sys.executable).parent / "tumorcot"), "build", "-m", str(manifest), "-o", "ds"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                            preexec_fn=lambda: os.umask(0o027))
+    assert result.returncode == 0, result.stdout + result.stderr
+    ds, private = tmp_path / "ds", tmp_path / "ds.private"
+    published = [p for p in ds.rglob("*") if p.is_file()]
+    assert len(published) >= 8
+    assert {stat.S_IMODE(p.stat().st_mode) for p in published} == {0o640}, published
+    kept = [p for p in private.rglob("*") if p.is_file()]
+    assert kept and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in kept), kept
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+
+
+def test_one_placed_state_folder_serves_one_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUMORCOT_STATE_DIR", str(tmp_path / "shared-state"))
+    first = tmp_path / "first"
+    state_dir(first)
+    first.mkdir()
+    (first / "manifest.json").write_text("{}")
+    with pytest.raises(StateDirError, match="belongs to the dataset"):
+        state_dir(tmp_path / "second")
+
+
+def test_rebuilding_an_existing_dataset_without_its_state_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUMORCOT_STATE_DIR", raising=False)
+    monkeypatch.delenv("TUMORCOT_SALT", raising=False)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "manifest.json").write_text("{}")
+    (tmp_path / "m.csv").write_text("patient_id,study_id,ct\nP1,S1,ct.nii.gz\n")
+    result = runner.invoke(app, ["build", "-m", str(tmp_path / "m.csv"), "-o", str(tmp_path / "ds")])
+    assert result.exit_code == 1 and "new pseudonyms" in " ".join(result.output.split())
+    assert not default_state_dir(tmp_path / "ds").exists()

@@ -57,6 +57,9 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")   # local Dask clusters: no INFO chatter
+    from tumorcot.ops.preflight import startup_timeout   # Prefect's own 20 s fails on a loaded machine
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(startup_timeout()))
 
 
 EXIT_ERROR = 1          # nothing was built: bad manifest, paths or options, no Prefect API, dataset locked
@@ -178,6 +181,7 @@ def _print_summary(summary: dict) -> None:
     console.print(table)
     missing = f", missing {summary['missing']} (kept)" if summary.get("missing") else ""
     console.print(f"cases ok {summary['ok']}, unchanged {summary['unchanged']}, failed {summary['failed']}{missing}; "
+                  f"{summary.get('measured', 0)} CTs measured (the others' facts reused); "
                   f"{summary['records']} records; {summary['rejected']} rejected by the calibrator")
     for o in summary["outcomes"]:
         if o["status"] in ("failed", "missing"):
@@ -247,9 +251,10 @@ def build(
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
 
-    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed. The
-    manifest, paths and options are checked before anything starts (one line per problem). A
-    rebuild keeps the generator and options the dataset was built with unless given here.
+    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed; a new
+    KG, prompt or option regenerates records from the stored facts (no CT decoded); --splits only
+    rewrites the shards. The manifest, paths and options are checked before anything starts (one
+    line per problem). A rebuild keeps the generator and options the dataset was built with unless given here.
 
     Exit codes: 0 every case built; 1 nothing built (bad manifest, paths or options, no Prefect
     API, dataset locked, the manifest would remove most published cases); 2 bad command-line usage;

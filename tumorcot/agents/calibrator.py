@@ -22,7 +22,7 @@ from __future__ import annotations
 from tumorcot.agents.claims import check_texts
 from tumorcot.agents.lexicon import LESION_ID, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import features_for
+from tumorcot.knowledge_graph.features import features_for, lesion_organ_key
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 
 LABEL_PREFIXES = ("pathology.", "pathology:")   # case-level and per-lesion label facts
@@ -101,10 +101,14 @@ def _check_reasoning(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) ->
         if step.stage == "impression":
             if not any(s.stage == "finding" for s in earlier):
                 reasons.append(f"step {step.index}: [licensing] impression follows no finding")
-            organ_key = kg.organ_key(step.organ or record.organ or "")
             features = {n for s in earlier for n in s.kg_node_ids if n.startswith("feature:")}
+            # a lymph-node lesion (by kind) is reasoned about in the KG's lymph_node organ
+            nodes = {f.split(".")[0].split(":", 1)[1] for s in earlier for f in s.fact_ids if f.startswith("lesion:")}
+            keys = {kg.organ_key(step.organ or record.organ or "")}
+            keys |= {lesion_organ_key(kg, l) for l in facts.lesions if l.id in nodes}
             for node in step.kg_node_ids:
-                if node.startswith("impression:") and (organ_key is None or not kg.is_licensed(organ_key, node, features)):
+                if node.startswith("impression:") and not any(
+                        k is not None and node.split(":")[1] == k and kg.is_licensed(k, node, features) for k in keys):
                     reasons.append(f"step {step.index}: [licensing] {node} is not licensed for {step.organ} by {sorted(features)}")
         if step.stage == "pathology":
             impressions = [n for s in earlier for n in s.kg_node_ids if n.startswith("impression:")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tumorcot.agents.base import fmt, lesion_name, name_fact_ids
 from tumorcot.knowledge_graph import KnowledgeGraph
-from tumorcot.knowledge_graph.features import case_phase, features_for
+from tumorcot.knowledge_graph.features import case_phase, features_for, lesion_organ_key
 from tumorcot.knowledge_graph.staging import greatest_dimension_cm
 from tumorcot.vocabulary import display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
@@ -106,7 +106,7 @@ def _why_indeterminate(facts: CaseFacts) -> str:
 def _lesion_steps(chain: _Chain, facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> int:
     """A lesion's finding and its impression step; returns the impression's index."""
     organ = chain.organ
-    organ_key, organ_facts, n = kg.organ_key(organ), facts.organ(organ), len(facts.lesions_in(organ))
+    organ_key, organ_facts, n = lesion_organ_key(kg, lesion), facts.organ(organ), len(facts.lesions_in(organ))
     features = features_for(facts, lesion)
     sub = kg.subregion_node(organ_key, lesion.sub_location) if lesion.sub_location and organ_key else None
     fact_ids = _lesion_fact_ids(facts, lesion) + [f for ids in features.values() for f in ids]

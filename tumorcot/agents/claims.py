@@ -95,9 +95,23 @@ class Binder:
                 out |= {w for w in ("left", "right") if w in f.value.lower().split()}
         return out
 
-    def labels_in_scope(self, scope: Scope) -> bool:
+    def label_organ(self, fact: Fact) -> str | None:
+        """The organ a label fact describes: its lesion's ('pathology:L1') or the case labels'."""
+        _, _, lesion = fact.subject.partition(":")
+        return self.by_lesion[lesion].organ if lesion in self.by_lesion else self.labels_organ
+
+    def labels(self, scope: Scope) -> list[Fact]:
+        """Cited label facts that describe the scope's organ (labels count for their organ only)."""
         organ = scope.organ or self.record.organ
-        return organ is not None and organ == self.labels_organ
+        return [f for f in scope.facts.values() if f.subject.split(":")[0] == "pathology" and organ is not None
+                and organ_family(self.label_organ(f) or "") == organ_family(organ)]
+
+    def with_given_labels(self, scope: Scope) -> Scope:
+        """A question may give the labels of its organ as context ("Pathology report: ...")."""
+        organ = scope.organ or self.record.organ
+        given = {f.id: f for f in self.table.values() if f.subject.split(":")[0] == "pathology" and organ
+                 and organ_family(self.label_organ(f) or "") == organ_family(organ)}
+        return Scope({**scope.facts, **given}, scope.nodes, scope.organ, scope.stage, scope.extra_numbers)
 
     # -- binding --------------------------------------------------------------------------------
     def check(self, where: str, text: str, scope: Scope, *, alternatives: bool = False,
@@ -124,9 +138,8 @@ class Binder:
     def _label_spans(self, text: str, scope: Scope) -> list[tuple[int, int]]:
         """Spans of text equal to a cited, in-scope label text (a given diagnosis or histology)."""
         spans = []
-        for f in scope.facts.values():
-            in_scope = f.subject.startswith("pathology:") or f.subject == "pathology" and self.labels_in_scope(scope)
-            if in_scope and f.name in ("diagnosis", "histology") and isinstance(f.value, str):
+        for f in self.labels(scope):
+            if f.name in ("diagnosis", "histology") and isinstance(f.value, str):
                 for m in re.finditer(re.escape(f.value), text, re.I):
                     spans.append(m.span())
         return spans
@@ -171,6 +184,9 @@ class Binder:
             return self._subregion(hit, scope, lesion)
         if term.kind == "feature":
             return self._feature(hit, scope, lesion)
+        if term.kind == "phase":
+            ok = any(f.name == "contrast_phase" and f.value in term.keys for f in scope.facts.values())
+            return None if ok else ("phase", f"says '{hit.text}' but cites no contrast-phase fact that says so")
         if term.kind == "kind":
             kinds = {self.by_lesion[l].kind for l in ([lesion] if lesion else scope.lesions()) if l in self.by_lesion}
             ok = any(k.split(":")[1] == kind for k in term.keys for kind in kinds)
@@ -216,14 +232,13 @@ class Binder:
 
     def _tnm(self, hit: Hit, scope: Scope) -> tuple[str, str] | None:
         bad = []
+        labels = self.labels(scope)
         for part in hit.parts:
             m = re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", part)
             prefix, letter, cat = m.group(1) or "", m.group(2), m.group(3)
-            # cited label facts: case-level ones in scope, or a lesion's own (pathology:L2.t)
-            labels = [str(f.value) for f in scope.facts.values() if f.name == letter.lower() and (
-                f.subject.startswith("pathology:") or f.subject == "pathology" and self.labels_in_scope(scope))]
-            if any((lm := re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", label)) and lm.group(3).lower() == cat.lower()
-                   and (not prefix or prefix.lower() == (lm.group(1) or "").lower()) for label in labels):
+            given = [re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", str(f.value)) for f in labels if f.name == letter.lower()]
+            if any(lm and lm.group(3).lower() == cat.lower() and (not prefix or prefix.lower() == (lm.group(1) or "").lower())
+                   for lm in given):
                 continue
             if letter == "T" and not prefix and part in self.size_t and any(n.startswith("staging:") for n in scope.nodes):
                 continue
@@ -285,18 +300,15 @@ class Binder:
 
     def _node(self, hit: Hit, scope: Scope) -> tuple[str, str] | None:
         term = hit.term
-        labelled = any(f.startswith(("pathology.", "pathology:")) for f in scope.facts)
+        labelled = bool(self.labels(scope))
         if scope.stage == "pathology" and not labelled and any(k.startswith("histology:") for k in term.keys):
             return "histology", f"states histology '{hit.text}' without a pathology label"
         if set(term.keys) & scope.nodes:
             return None
         if term.kind == "category":
             implied = {self.kg.pathology_of(n) for n in scope.nodes if n.startswith("impression:")}
-            behavior = scope.facts.get("pathology.behavior")
-            own = {f"pathology:{f.value}" for f in scope.facts.values() if f.subject.startswith("pathology:")
-                   and f.name == "behavior"}
-            if set(term.keys) & implied or behavior is not None and self.labels_in_scope(scope) and \
-                    f"pathology:{behavior.value}" in term.keys or set(term.keys) & own:
+            behaviors = {f"pathology:{f.value}" for f in self.labels(scope) if f.name == "behavior"}
+            if set(term.keys) & (implied | behaviors):
                 return None
         return term.kind, f"names {term.kind} '{hit.text}' but cites no node of it"
 
@@ -343,7 +355,7 @@ def check_texts(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: 
     for step in record.steps:
         reasons += binder.check(f"step {step.index}", step.text, step_scopes(record, table)[step.index])
     whole = record_scope(record, table)
-    reasons += binder.check("question", record.question, whole, alternatives=True)
+    reasons += binder.check("question", record.question, binder.with_given_labels(whole), alternatives=True)
     if record.options:
         reasons += binder.check("options", "\n".join(record.options), whole, like=record.answer)
     for where, text in (("answer", record.answer), ("think", record.think), ("conclusion", record.conclusion)):
@@ -361,6 +373,8 @@ def check_texts(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: 
         text = turn.content
         if turn.kind in ("answer", "final") and record.form == "multiple_choice":
             text = text.rsplit("\nAnswer: ", 1)[0]  # "Answer: B. hypodense" repeats the answer option
+        if turn.kind == "question":
+            scope = binder.with_given_labels(scope)
         reasons += binder.check(f"turn {i} ({turn.kind})", text, scope, alternatives=turn.kind == "question")
     return list(dict.fromkeys(reasons))
 

@@ -12,6 +12,7 @@ Generated, not hand-listed, so it grows with the KG and the label tables:
   *group* (attenuation, shape, margin, ...) is the set it is an alternative within;
 * impressions, histologies and pathology classes: KG node label, synonyms, abbreviations (and the
   node id's short name, e.g. "HCC");
+* the contrast phases the imaging stage estimates (``knowledge_graph.features.PHASES``);
 * patterns: TNM in every notation (``T2 N0 M0``, compact ``T3N1M1``, prefixed ``ypT3``), stage
   groups (``AJCC stage IV``, ``stage 4``), numbers with units (``183mL``, ``1,369 mL``, Unicode
   minus, ``34 x 23 mm``), count words ("two lesions"), lesion ids and sides.
@@ -26,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.knowledge_graph.features import PHASES
 from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
 
 # Spoken forms of organs that no label name contains (the label table is the source of names).
@@ -143,7 +145,7 @@ class Lexicon:
         if not entries:
             return None
         kinds = sorted({e[0] for e in entries}, key=("organ", "subregion", "feature", "impression", "histology",
-                                                     "category", "kind").index)
+                                                     "category", "kind", "phase").index)
         kind = kinds[0]
         chosen = [e for e in entries if e[0] == kind]
         return Term(kind, tuple(sorted({e[1] for e in entries})), chosen[0][2])
@@ -222,6 +224,10 @@ class Lexicon:
                         self.add(phrase.split(" (")[0], kind, node)
         for word, node in CATEGORY_WORDS.items():
             self.add(word, "category", node)
+        for phase in PHASES:  # the contrast phase the imaging stage estimated
+            for form in (phase.replace("_", " "), phase.replace("_", "-")):
+                self.add(form, "phase", phase)
+                self.add(form + " phase", "phase", phase)
         for word in KIND_WORDS:  # a lesion kind given with the lesion mask ("1:tumor;2:cyst")
             self.add(word, "kind", f"kind:{word.rstrip('s')}")
 

@@ -252,7 +252,7 @@ class LLMGenerator:
                 reasons = await asyncio.to_thread(check_record, record, case.facts, self.kg, case.table)
                 if reasons:
                     hint_reasons[organ] = reasons
-                    case.verdict("calibrator", record.record_id, "rejected", reasons)
+                    case.verdict("summarizer", record.record_id, "rejected", reasons)  # its answer, rejected
                 else:
                     records[organ] = record
                     pending.pop(organ)
@@ -278,6 +278,9 @@ class LLMGenerator:
                     # checked once, by the last gate; rejected there, the drafted wording is used
                     case.originals[record.record_id] = record
                     record = record.model_copy(update={"question": text, "template": record.template + "+llm"})
+                elif text:   # the original wording is kept; the rejection is counted for the agent
+                    case.verdict("questions", record.record_id, "rejected",
+                                 ["question: [question-claims] the rewording does not carry exactly the original's claims"])
                 result.append(record)
             return result
 
@@ -291,6 +294,9 @@ class LLMGenerator:
                 for r, _ in rejected if r.record_id in case.originals]
         if not redo:
             return accepted, rejected
+        for r, why in rejected:
+            if r.record_id in case.originals:
+                case.verdict("questions", r.record_id, "rejected", why)
         fine, still = calibrate(redo, case.facts, self.kg)
         kept = {r.record_id: r for r in accepted + fine}
         rejected = [(r, why) for r, why in rejected if r.record_id not in case.originals] + still

@@ -36,7 +36,7 @@ VIDEO_FRAMES = 8
 """Frames per video: even, as Qwen2-VL merges frames in pairs (temporal patch size 2)."""
 VOLUME_SHAPE = (32, 256, 256)
 VOLUME_HU_RANGE = (-1000.0, 1000.0)
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 """Bumped when rendering changes, so re-exports redo files made the old way."""
 
 

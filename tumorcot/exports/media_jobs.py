@@ -1,8 +1,9 @@
 """An export's media pass: plan every record's items, render each case once in worker processes.
 
 ``MediaPlan.add(record)`` collects, per case, the items its records need (records showing the
-same lesion or organ share files). ``MediaPlan.render`` runs one ``render_case`` job per case in
-a pool of spawned processes (one CT decode per case and export), reporting each finished case
+same lesion or organ share files). ``MediaPlan.render`` settles cases whose files are current and
+runs one ``render_case`` job per other case in a pool of worker processes (one CT decode per case
+and export), reporting each finished case
 to the progress bar; a case that fails is reported with its reason and its records are left out
 or stop the export, as the caller decides. ``MediaPlan.record_media`` then gives a record's file
 paths, the tokens of its turns and the ``meta["media"]`` entry.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tumorcot.exports.images import CaseImages
 from tumorcot.exports.media import VOLUME_HU_RANGE, VOLUME_SHAPE, Item, RecordMedia, plan_record
-from tumorcot.exports.media_render import CaseJob, CaseResult, render_case
+from tumorcot.exports.media_render import CaseJob, CaseResult, current_info, file_count, render_case
 from tumorcot.schemas import CaseFacts, CoTRecord
 
 AXES = "z, y, x in LPS canonical order: index 0 = inferior, anterior, patient right"
@@ -68,18 +69,32 @@ class MediaPlan:
                 for case_id, items in self._items.items()]
 
     def render(self, progress, workers: int | None = None) -> dict[str, CaseResult]:
-        """Render every planned case; ``progress.start(total, what)`` then ``advance(items)`` per case."""
+        """Render every planned case; ``progress.start(total, what)`` then ``advance(items)`` per case.
+
+        Cases whose files are all current are settled here without a worker (nothing decoded);
+        the rest go to ``workers`` forked processes (in this process when one case or one worker
+        is left). Fork, where the platform has it: workers need no fresh imports, and nothing has
+        started ITK threads in this process yet."""
         jobs = self.jobs()
         progress.start(sum(len(job.items) for job in jobs), "images")
-        workers = default_workers(len(jobs)) if workers is None else max(1, workers)
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
+        stale = []
+        for job in jobs:
+            info = current_info(job)
+            if info is None:
+                stale.append(job)
+                continue
+            self.results[job.case_id] = CaseResult(job.case_id, info=info,
+                                                   unchanged=sum(file_count(i) for i in info.values()))
+            progress.advance(len(job.items))
+        workers = default_workers(len(stale)) if workers is None else max(1, min(workers, len(stale)))
+        if workers <= 1:
+            for job in stale:
                 self.results[job.case_id] = render_case(job)
                 progress.advance(len(job.items))
             return self.results
-        context = multiprocessing.get_context("spawn")     # no fork of a threaded parent
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(render_case, job): job for job in jobs}
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+            futures = {pool.submit(render_case, job): job for job in stale}
             for future in as_completed(futures):
                 job = futures[future]
                 self.results[job.case_id] = future.result()

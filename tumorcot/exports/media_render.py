@@ -8,8 +8,10 @@ its centroid; a video's frames are evenly spaced over the lesion's / organ's / c
 the edges ``exports.crop`` uses on the CT's own grid.
 
 Unchanged files are not rewritten: ``<case>/.media.json`` keeps each item's key (input hashes,
-render version, item spec) and what was rendered; when every wanted item is current the CT is
-not even decoded, otherwise a file is written only when its bytes differ.
+render version, item spec), what was rendered and each file's size; when every wanted item is
+current (same key, files of the recorded sizes) the CT is not even decoded, otherwise a file is
+written only when its bytes differ. Media files are renamed into place without an fsync (they
+can be re-made; a file cut short by a crash has the wrong size and is redone), the stamp last.
 """
 
 from __future__ import annotations
@@ -228,9 +230,28 @@ class CaseRenderer:
 
 
 def _files_exist(folder: Path, item: Item, info: dict) -> bool:
-    if item.kind == "video":
-        return all((folder / item.name / f"{n:02d}.png").is_file() for n in range(len(info.get("z", []))))
-    return (folder / item.name).is_file()
+    """Every file of the item is there with the size the stamp recorded."""
+    try:
+        return all((folder / name).stat().st_size == size for name, size in info["bytes"].items())
+    except (OSError, KeyError):
+        return False
+
+
+def current_info(job: CaseJob) -> dict[str, dict] | None:
+    """Each item's stored info when every item of the job is current (same key, files present),
+    else None: the check a re-export makes before deciding to decode the CT."""
+    stamp_path = Path(job.folder) / STAMP
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        return None
+    inputs = CaseFacts.model_validate_json(job.facts_json).input_sha256 or {"ct": job.image_sha256}
+    for item in job.items:
+        entry = stamp.get(item.name)
+        if entry is None or entry.get("key") != item.key(inputs) or not _files_exist(Path(job.folder), item,
+                                                                                      entry["info"]):
+            return None
+    return {item.name: stamp[item.name]["info"] for item in job.items}
 
 
 def render_case(job: CaseJob) -> CaseResult:
@@ -250,20 +271,26 @@ def render_case(job: CaseJob) -> CaseResult:
         result.decoded = renderer is not None
         for item in stale:
             files, info = renderer.render(item)
+            info["bytes"] = {name: len(data) for name, data in files.items()}
             for name, data in files.items():
                 path = folder / name
                 if path.is_file() and path.read_bytes() == data:
                     result.unchanged += 1
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(path, data, sync_dir=False)
+                atomic_write_bytes(path, data, sync_dir=False, fsync=False)
                 result.written += 1
             stamp[item.name] = {"key": keys[item.name], "info": info}
         for name in current:
-            result.unchanged += len(stamp[name]["info"]["z"]) if isinstance(stamp[name]["info"].get("z"), list) else 1
+            result.unchanged += file_count(stamp[name]["info"])
         if stale:
             atomic_write_json(stamp_path, stamp)
         result.info = {item.name: stamp[item.name]["info"] for item in job.items}
     except (TumorcotError, OSError, RuntimeError, ValueError) as exc:   # RuntimeError: ITK read failures
         result.error = str(exc)
     return result
+
+
+def file_count(info: dict) -> int:
+    """Files behind one item (a video's frames, else one)."""
+    return len(info["bytes"])

@@ -23,6 +23,12 @@ def is_lymph_node(lesion: LesionFacts) -> bool:
     return lesion.kind.lower() in NODE_KINDS
 
 
+def lesion_organ_key(kg, lesion: LesionFacts) -> str | None:
+    """The KG organ a lesion is reasoned about in: ``lymph_node`` for a lymph-node lesion (by its
+    kind), else its host organ's family."""
+    return "lymph_node" if is_lymph_node(lesion) and "organ:lymph_node" in kg else kg.organ_key(lesion.organ)
+
+
 def lesion_features(lesion: LesionFacts, lesions_in_organ: int, *, phase: str | None = None) -> dict[str, list[str]]:
     """Feature node id -> the fact ids (without the ``lesion:<id>.`` prefix) that establish it."""
     out: dict[str, list[str]] = {}

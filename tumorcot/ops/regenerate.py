@@ -20,7 +20,7 @@ def patient_pseudonym(dataset_dir: Path, patient_id: str) -> str:
 
 def regenerate(dataset_dir: Path, patient_id: str, reason: str = "", *, wait_s: float = 0.0,
                task_runner: str = "threads", concurrency: int = 2) -> dict:
-    """Check the patient exists (nothing is touched otherwise), then run the flow."""
+    """Check the patient exists (nothing is touched otherwise) and Prefect is there, then run the flow."""
     from tumorcot.flows.regenerate import patient_case_ids, regenerate_patient
     from prefect.utilities.asyncutils import run_coro_as_sync
 
@@ -29,5 +29,8 @@ def regenerate(dataset_dir: Path, patient_id: str, reason: str = "", *, wait_s: 
     dataset_dir = Path(dataset_dir)
     pseudo = patient_pseudonym(dataset_dir, patient_id)
     patient_case_ids(dataset_dir, pseudo)
+    from tumorcot.ops.preflight import prefect_api
+
+    prefect_api()   # PrefectUnavailableError: one clear message instead of a traceback
     configured = with_task_runner(regenerate_patient, task_runner, concurrency=concurrency)
     return run_coro_as_sync(configured(dataset_dir, pseudo, reason, wait_s))   # an async flow
