@@ -97,3 +97,24 @@ def test_sub_location_schemes_hold_every_name_imaging_can_give():
     names = {n for scheme in SUB_LOCATION_SCHEMES for n in scheme}
     grid = [i / 10 for i in range(11)]
     assert {_liver_geometric(u, v, w) for u in grid for v in grid for w in grid} <= names
+
+
+def test_kg_states_the_vocabulary_thresholds_and_versions_with_them(monkeypatch):
+    from tumorcot import vocabulary
+    from tumorcot.knowledge_graph import graph
+
+    kg = graph.load_kg()
+    assert kg.label("feature:unenhanced_le_10hu") == "10 HU or less on non-contrast CT"   # adenoma_max_hu = 10
+    assert "short axis 10 mm or more" in kg.label("impression:lymph_node:enlarged")
+    raw = (Path(graph.__file__).parent / "data" / graph.DATA_FILE).read_text(encoding="utf-8")
+    assert "{adenoma_max_hu}" in raw and "10 HU or less" not in raw   # the number is written once
+    monkeypatch.setitem(vocabulary.THRESHOLDS, "adenoma_max_hu", (12.0, "HU", "test"))
+    graph.load_kg.cache_clear()
+    try:
+        changed = graph.load_kg()
+        assert changed.label("feature:unenhanced_le_10hu") == "12 HU or less on non-contrast CT"
+        assert changed.version != kg.version
+    finally:
+        monkeypatch.undo()
+        graph.load_kg.cache_clear()
+    assert graph.load_kg().version == kg.version

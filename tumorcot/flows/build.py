@@ -29,7 +29,8 @@ from tumorcot.case_manifest import read_case_manifest
 from tumorcot.errors import ManifestError, RemovalRefusedError
 from tumorcot.exports.summaries import publish_summaries
 from tumorcot.flows.artifacts import publish_artifacts
-from tumorcot.flows.cases import PROBE_CASES, auto_batch_size, llm_batches, process_cases, process_cases_llm
+from tumorcot.flows.cases import (PROBE_CASES, auto_batch_size, llm_batches, missing_outcome, process_cases,
+                                  process_cases_llm)
 from tumorcot.flows.progress import InProcess
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit
 from tumorcot.flows.settings import explicit, resolve_settings
@@ -178,7 +179,7 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             for future in as_completed(futures):
                 collect(future)
         finally:
-            llm_stats = close_schedulers()   # this process's (threads); Dask workers close theirs at exit
+            llm_stats = close_schedulers(run_id)   # this process's (threads); Dask workers close theirs at exit
         del futures, pending
         manifest_json = write_shards(out, quote(outcomes), run_id, versions, quote(known), pause)
         summary = {
@@ -205,14 +206,6 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
 
 def run_record_path(out: Path, run_id: str) -> Path:
     return out / "runs" / f"{run_id}.json"
-
-
-def missing_outcome(case: CaseInput, salt: bytes, run_id: str, fields: list[str], previous: dict) -> CaseOutcome:
-    """A published case whose inputs are gone: kept as published, reported missing."""
-    return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id_for(case.patient_id, case.study_id, salt),
-                       status="missing", error_type="InputsMissing", records=previous.get("records", 0),
-                       reason=f"input file(s) not found: {', '.join(fields)}; its published records are kept "
-                              "(--allow-removal removes them)")
 
 
 def run_build(manifest: Path, out: Path, *, generator: str | None = None, concurrency: int = 2,
