@@ -63,9 +63,14 @@ def output_check(out: Path, result: Preflight) -> None:
         result.errors.append(f"--out {out} is a file; give a folder for the dataset")
         return
     try:
-        state_dir(out, create=False)
+        state = state_dir(out, create=False)
     except TumorcotError as exc:
         result.errors.append(str(exc))
+        return
+    if (out / "manifest.json").exists() and not (state / "salt").exists() and not os.environ.get("TUMORCOT_SALT"):
+        result.errors.append(f"{out} is an existing dataset but its private state folder {state} has no salt: "
+                             "a rebuild would give every patient new pseudonyms. Give its state folder with "
+                             "--state-dir, or build into a new folder")
 
 
 def generator_check(generator: str, result: Preflight) -> None:
