@@ -179,7 +179,7 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             for future in as_completed(futures):
                 collect(future)
         finally:
-            llm_stats = close_schedulers()   # this process's (threads); Dask workers close theirs at exit
+            llm_stats = close_schedulers(run_id)   # this process's (threads); Dask workers close theirs at exit
         del futures, pending
         manifest_json = write_shards(out, quote(outcomes), run_id, versions, quote(known), pause)
         summary = {

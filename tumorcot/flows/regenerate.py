@@ -80,7 +80,7 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
         try:
             outcomes = [f.result() for f in futures]
         finally:
-            close_schedulers()   # the LLM scheduler of these cases (llm generator), if any
+            close_schedulers(run_id)   # the LLM scheduler of these cases (llm generator), if any
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             raise RegenerationError("regeneration failed, dataset unchanged: " + "; ".join(
