@@ -181,6 +181,7 @@ def _print_summary(summary: dict) -> None:
     console.print(table)
     missing = f", missing {summary['missing']} (kept)" if summary.get("missing") else ""
     console.print(f"cases ok {summary['ok']}, unchanged {summary['unchanged']}, failed {summary['failed']}{missing}; "
+                  f"{summary.get('measured', 0)} CTs measured (the others' facts reused); "
                   f"{summary['records']} records; {summary['rejected']} rejected by the calibrator")
     for o in summary["outcomes"]:
         if o["status"] in ("failed", "missing"):
@@ -250,9 +251,10 @@ def build(
 ):
     """Build a dataset: measure every case, generate KG-grounded records, write validated shards.
 
-    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed. The
-    manifest, paths and options are checked before anything starts (one line per problem). A
-    rebuild keeps the generator and options the dataset was built with unless given here.
+    Incremental: a case whose inputs, versions and options are unchanged is not reprocessed; a new
+    KG, prompt or option regenerates records from the stored facts (no CT decoded); --splits only
+    rewrites the shards. The manifest, paths and options are checked before anything starts (one
+    line per problem). A rebuild keeps the generator and options the dataset was built with unless given here.
 
     Exit codes: 0 every case built; 1 nothing built (bad manifest, paths or options, no Prefect
     API, dataset locked, the manifest would remove most published cases); 2 bad command-line usage;

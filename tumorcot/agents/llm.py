@@ -168,7 +168,8 @@ class LLMGenerator:
             if out is None:
                 return None, [last], used
             steps = roles.chain_steps(organ, out, boxes, case.table, self.kg)
-            reasons = check_record(self._provisional(template, steps), case.facts, self.kg, case.table)
+            reasons = await asyncio.to_thread(check_record, self._provisional(template, steps), case.facts,
+                                              self.kg, case.table)   # CPU work: off the shared loop
             last.verdict, last.reasons = ("rejected", reasons) if reasons else ("accepted", [])
             if not reasons:
                 return steps, [], used
@@ -248,7 +249,7 @@ class LLMGenerator:
                 full = steps + [last]
                 record = template.model_copy(update={"steps": full, "think": render_think(full),
                                                      "answer": conclusion, "conclusion": conclusion})
-                reasons = check_record(record, case.facts, self.kg, case.table)
+                reasons = await asyncio.to_thread(check_record, record, case.facts, self.kg, case.table)
                 if reasons:
                     hint_reasons[organ] = reasons
                     case.verdict("summarizer", record.record_id, "rejected", reasons)  # its answer, rejected

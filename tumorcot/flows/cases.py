@@ -56,6 +56,14 @@ def failed_outcome(case: CaseInput, case_id: str, run_id: str, exc: Exception) -
                        error_type=kind, reason=scrub_ids(str(exc), case, case_id))
 
 
+def missing_outcome(case: CaseInput, salt: bytes, run_id: str, fields: list[str], previous: dict) -> CaseOutcome:
+    """A published case whose inputs are gone: kept as published, reported missing."""
+    return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id_for(case.patient_id, case.study_id, salt),
+                       status="missing", error_type="InputsMissing", records=previous.get("records", 0),
+                       reason=f"input file(s) not found: {', '.join(fields)}; its published records are kept "
+                              "(--allow-removal removes them)")
+
+
 def _unchanged(store: CaseStore, case: CaseInput, case_id: str, run_id: str, done: dict, started: float,
                measured: bool = False, **updates) -> CaseOutcome:
     store.remember_input(case_id, case, done)
