@@ -198,8 +198,8 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
         if llm_stats:
             summary["llm"] = llm_stats[0] if len(llm_stats) == 1 else llm_stats
         record = run_record_path(out, run_id)
-        atomic_write_json(record, {**summary, "outcomes": [o.model_dump() for o in
-                                                           sorted(outcomes, key=lambda o: o.case_label)]})
+        atomic_write_json(record, {**summary, "dataset": out.name,   # published: no local path
+                                   "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)]})
     publish_artifacts(summary, outcomes)
     return {**summary, "run_record": str(record)}
 
@@ -236,6 +236,7 @@ def run_build(manifest: Path, out: Path, *, generator: str | None = None, concur
                         llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)),
                         progress=InProcess(progress), pause=InProcess(pause), allow_removal=allow_removal)
     summary = json.loads(Path(result["run_record"]).read_text())
+    summary["dataset"] = str(Path(out).absolute())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"
     return summary

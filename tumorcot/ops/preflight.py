@@ -57,6 +57,7 @@ def manifest_check(manifest: Path, result: Preflight) -> None:
 
 
 def output_check(out: Path, result: Preflight) -> None:
+    from tumorcot.privacy import load_or_create_salt
     from tumorcot.store.private import state_dir
 
     if out.exists() and not out.is_dir():
@@ -67,7 +68,7 @@ def output_check(out: Path, result: Preflight) -> None:
     except TumorcotError as exc:
         result.errors.append(str(exc))
         return
-    if (out / "manifest.json").exists() and not (state / "salt").exists() and not os.environ.get("TUMORCOT_SALT"):
+    if (out / "manifest.json").exists() and load_or_create_salt(out, create=False) is None:
         result.errors.append(f"{out} is an existing dataset but its private state folder {state} has no salt: "
                              "a rebuild would give every patient new pseudonyms. Give its state folder with "
                              "--state-dir, or build into a new folder")
