@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+# Python reads text as UTF-8 whatever the machine's locale (a C/POSIX locale would make it ASCII)
+export PYTHONUTF8 := 1
 
 .PHONY: demo test install bench clean
 

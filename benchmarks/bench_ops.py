@@ -150,9 +150,9 @@ def two_keys_child(folder: Path, cases: int) -> None:
     kg_file = Path(graph.__file__).parent / "data" / graph.DATA_FILE
     if ROOT in kg_file.parents:
         raise RuntimeError(f"refusing to edit the repository's KG file {kg_file}: run on the package copy")
-    data = json.loads(kg_file.read_text())
+    data = json.loads(kg_file.read_text(encoding="utf-8"))
     data["sources"]["bench_release"] = "bench_ops: a knowledge-graph release (one more source)"
-    kg_file.write_text(json.dumps(data, indent=1))
+    kg_file.write_text(json.dumps(data, indent=1), encoding="utf-8")
     graph.load_kg.cache_clear()
     decodes.clear()
     kg_s, kg = timed(run_build, manifest, folder / "ds", concurrency=2)

@@ -272,14 +272,14 @@ class Injector:
             return f"Notably, staged {STAGING[int(_unit_hash(organ, L) * len(STAGING))]}."
         if kind == "stage_group" and organ:
             return "Notably, this is AJCC stage IV disease."
-        if kind == "number_glued" and lesion:
-            return f"Notably, {L} has a volume of {lesion.volume_ml * 1.5 + 3:.0f}mL."
-        if kind == "number_quantity" and lesion:
-            return f"Notably, {L} has a volume of {lesion.long_axis_mm:.1f} mL."
-        if kind == "number_unit" and lesion:
-            return f"Notably, {L} measures {lesion.long_axis_mm:.1f} x {lesion.long_axis_mm:.1f} cm."
-        if kind == "slice_number" and lesion:
-            return f"Notably, {L} is best seen on axial slice {lesion.axial_slice + 7}."
+        numbers = {   # a number of the lesion, wrong in value, quantity, unit or kind of count
+            "number_glued": lambda: f"Notably, {L} has a volume of {lesion.volume_ml * 1.5 + 3:.0f}mL.",
+            "number_quantity": lambda: f"Notably, {L} has a volume of {lesion.long_axis_mm:.1f} mL.",
+            "number_unit": lambda: f"Notably, {L} measures {lesion.long_axis_mm:.1f} x {lesion.long_axis_mm:.1f} cm.",
+            "slice_number": lambda: f"Notably, {L} is best seen on axial slice {lesion.axial_slice + 7}.",
+        }
+        if kind in numbers:
+            return numbers[kind]() if lesion else None
         if kind == "count_word" and organ:
             return f"Notably, there are {WORDS[min(count + 1, 10)]} focal lesions here."
         if kind == "organ_outside" and organ:

@@ -185,3 +185,9 @@ def test_per_lesion_labels_are_licensed_for_their_lesion_organ_only():
     assert any(f.startswith("pathology:L1.") for s in liver.steps for f in s.fact_ids)
     reasons = check_record(add_to_conclusion(pancreas, "Staged T2; hepatocellular carcinoma."), facts, KG)
     assert any("[tnm]" in r for r in reasons) and any("[impression]" in r for r in reasons), reasons
+    labelled = next(s for s in liver.steps if any(f.startswith("pathology:L1.") for f in s.fact_ids))
+    steps = [s.model_copy(update={"fact_ids": s.fact_ids + ["pathology:L1.t"]}) if s is labelled else s
+             for s in liver.steps]
+    own = add_to_conclusion(liver.model_copy(update={"steps": steps}), "L1 is given as T2.")
+    assert check_record(own, facts, KG) == []
+    assert any("[tnm]" in r for r in check_record(add_to_conclusion(own, "L2 is given as T2."), facts, KG))

@@ -105,3 +105,11 @@ def test_temporary_server_that_cannot_start_is_one_clear_message(tmp_path, phant
     text = " ".join((result.stdout + result.stderr).split())
     assert "temporary API server did not start within 5 s" in text and "prefect server start" in text, text
     assert "Traceback" not in text
+
+
+def test_serve_with_an_unreachable_configured_server_fails_at_once(tmp_path, phantoms):
+    result = _subprocess(["serve", "-m", str(phantoms), "-o", "ds", "--interval", "5"], cwd=tmp_path,
+                         PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert result.returncode == 1
+    text = " ".join((result.stdout + result.stderr).split())
+    assert "does not answer" in text and "prefect server start" in text and "Traceback" not in text

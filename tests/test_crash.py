@@ -24,6 +24,7 @@ from tumorcot.errors import DatasetLockedError
 from tumorcot.flows.build import run_build
 from tumorcot.imaging.phantom import write_phantom_cases
 from tumorcot.ops.regenerate import regenerate
+from tumorcot.store.atomic import is_temporary
 from tumorcot.store.update import MARKER
 from tumorcot.ops.validate import validate_dataset
 
@@ -120,3 +121,5 @@ def test_sigkilled_build_reruns_to_the_uninterrupted_result(scenario, tmp_path, 
     listed, present = listed_and_present(out)
     assert listed == present, "orphaned, partial or missing shard"
     assert not (out / MARKER).exists()
+    leftovers = [p for folder in (out, default_state_dir(out)) for p in folder.rglob(".*") if is_temporary(p)]
+    assert leftovers == [], "a killed writer's temporary file survived the rerun"

@@ -118,3 +118,24 @@ def test_published_files_follow_the_umask_and_private_ones_stay_owner_only(tmp_p
     kept = [p for p in private.rglob("*") if p.is_file()]
     assert kept and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in kept), kept
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
+
+
+def test_one_placed_state_folder_serves_one_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUMORCOT_STATE_DIR", str(tmp_path / "shared-state"))
+    first = tmp_path / "first"
+    state_dir(first)
+    first.mkdir()
+    (first / "manifest.json").write_text("{}")
+    with pytest.raises(StateDirError, match="belongs to the dataset"):
+        state_dir(tmp_path / "second")
+
+
+def test_rebuilding_an_existing_dataset_without_its_state_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUMORCOT_STATE_DIR", raising=False)
+    monkeypatch.delenv("TUMORCOT_SALT", raising=False)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "manifest.json").write_text("{}")
+    (tmp_path / "m.csv").write_text("patient_id,study_id,ct\nP1,S1,ct.nii.gz\n")
+    result = runner.invoke(app, ["build", "-m", str(tmp_path / "m.csv"), "-o", str(tmp_path / "ds")])
+    assert result.exit_code == 1 and "new pseudonyms" in " ".join(result.output.split())
+    assert not default_state_dir(tmp_path / "ds").exists()

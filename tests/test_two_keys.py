@@ -44,7 +44,7 @@ def cli(args: list[str], tmp_path: Path, package_root: Path = REPO) -> dict:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = Path(args[args.index("-o") + 1])
     latest = max((out / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-    return json.loads(latest.read_text())
+    return json.loads(latest.read_text(encoding="utf-8"))
 
 
 def kg_release(tmp_path: Path) -> Path:
@@ -52,9 +52,9 @@ def kg_release(tmp_path: Path) -> Path:
     root = tmp_path / "release"
     shutil.copytree(REPO / "tumorcot", root / "tumorcot", ignore=shutil.ignore_patterns("__pycache__"))
     path = next((root / "tumorcot" / "knowledge_graph" / "data").glob("*.json"))
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["sources"]["release_note"] = "tumorcot test: a knowledge-graph release with one more source"
-    path.write_text(json.dumps(data, indent=1))
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return root
 
 

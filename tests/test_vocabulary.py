@@ -38,7 +38,7 @@ def _python_files():
 
 def test_no_module_but_the_vocabulary_spells_the_no_host_organs():
     for path in _python_files():
-        tree = ast.parse(path.read_text())
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not strings & set(NO_HOST), path
 
@@ -46,7 +46,7 @@ def test_no_module_but_the_vocabulary_spells_the_no_host_organs():
 def test_no_module_but_the_vocabulary_maps_label_ids_to_names():
     names, ids = total_labels(), label_ids()
     for path in _python_files():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Dict):   # {52: "aorta"} or {"aorta": 52}
                 pairs = zip(node.keys, node.values)
                 for k, v in pairs:
@@ -58,7 +58,7 @@ def test_no_module_but_the_vocabulary_maps_label_ids_to_names():
 
 def test_knowledge_graph_files_state_no_attribute_rule_of_their_own():
     for path in (PACKAGE / "knowledge_graph" / "data").glob("*.json"):
-        assert "attribute_rules" not in json.loads(path.read_text()), path
+        assert "attribute_rules" not in json.loads(path.read_text(encoding="utf-8")), path
 
 
 def test_attribute_rules_state_every_threshold_value():
@@ -97,3 +97,24 @@ def test_sub_location_schemes_hold_every_name_imaging_can_give():
     names = {n for scheme in SUB_LOCATION_SCHEMES for n in scheme}
     grid = [i / 10 for i in range(11)]
     assert {_liver_geometric(u, v, w) for u in grid for v in grid for w in grid} <= names
+
+
+def test_kg_states_the_vocabulary_thresholds_and_versions_with_them(monkeypatch):
+    from tumorcot import vocabulary
+    from tumorcot.knowledge_graph import graph
+
+    kg = graph.load_kg()
+    assert kg.label("feature:unenhanced_le_10hu") == "10 HU or less on non-contrast CT"   # adenoma_max_hu = 10
+    assert "short axis 10 mm or more" in kg.label("impression:lymph_node:enlarged")
+    raw = (Path(graph.__file__).parent / "data" / graph.DATA_FILE).read_text(encoding="utf-8")
+    assert "{adenoma_max_hu}" in raw and "10 HU or less" not in raw   # the number is written once
+    monkeypatch.setitem(vocabulary.THRESHOLDS, "adenoma_max_hu", (12.0, "HU", "test"))
+    graph.load_kg.cache_clear()
+    try:
+        changed = graph.load_kg()
+        assert changed.label("feature:unenhanced_le_10hu") == "12 HU or less on non-contrast CT"
+        assert changed.version != kg.version
+    finally:
+        monkeypatch.undo()
+        graph.load_kg.cache_clear()
+    assert graph.load_kg().version == kg.version

@@ -177,8 +177,14 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
     chain = _Chain(organ)
     box = list(organ_facts.bbox.normalized) if organ_facts else None
     if not lesions:  # only organs the lesion mask covers (report_organs): a verified negative
-        f = chain.add("finding", f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion.",
-                      [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count"], ["feature:no_focal_lesion"], box)
+        if organ_facts.truncated:  # cut by the field of view: its volume is of the visible part only
+            text = (f"The {name}, cut by the edge of the field of view, shows no focal lesion in its visible part "
+                    f"({fmt(organ_facts.volume_ml)} mL).")
+            ids = [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count", f"organ:{organ}.truncated"]
+        else:
+            text = f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion."
+            ids = [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count"]
+        f = chain.add("finding", text, ids, ["feature:no_focal_lesion"], box)
         i = chain.add("impression", f"No focal lesion in the {name}.", [], [f"impression:{organ_key}:normal"], box, [f])
         chain.add("pathology", "No tumour pathology is suggested.", [], ["pathology:none"], box, [i])
         return chain.steps

@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tumorcot.conversation import answer_text, question_text
+from tumorcot.conversation import answer_text, question_text, without_answer_line
 from tumorcot.agents.lexicon import Hit, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import features_for
@@ -100,11 +100,13 @@ class Binder:
         _, _, lesion = fact.subject.partition(":")
         return self.by_lesion[lesion].organ if lesion in self.by_lesion else self.labels_organ
 
-    def labels(self, scope: Scope) -> list[Fact]:
-        """Cited label facts that describe the scope's organ (labels count for their organ only)."""
+    def labels(self, scope: Scope, lesion: str | None = None) -> list[Fact]:
+        """Cited label facts that describe the scope's organ, and the sentence's lesion when it
+        names one: labels count for their organ or lesion only."""
         organ = scope.organ or self.record.organ
         return [f for f in scope.facts.values() if f.subject.split(":")[0] == "pathology" and organ is not None
-                and organ_family(self.label_organ(f) or "") == organ_family(organ)]
+                and organ_family(self.label_organ(f) or "") == organ_family(organ)
+                and (lesion is None or f.subject in ("pathology", f"pathology:{lesion}"))]
 
     def with_given_labels(self, scope: Scope) -> Scope:
         """A question may give the labels of its organ as context ("Pathology report: ...")."""
@@ -121,27 +123,29 @@ class Binder:
         are alternatives."""
         text = STEP_NUMBER.sub("   ", text)
         hits = self.lexicon.scan(text)
-        masked = self._label_spans(text, scope)
+        masked = self._label_spans(text, scope)   # (start, end, lesion the label is given for)
         alt = self._alternatives(hits, text) if alternatives else set()
         if like is not None:
             kinds = {_kind(h) for h in self.lexicon.scan(like)}
             alt |= {i for i, h in enumerate(hits) if _kind(h) in kinds}
         reasons = []
         for i, hit in enumerate(hits):
-            if i in alt or any(a <= hit.span[0] and hit.span[1] <= b for a, b in masked):
+            lesion = self._context(text, hits, i)
+            if i in alt or any(a <= hit.span[0] and hit.span[1] <= b and (lesion is None or own in (None, lesion))
+                               for a, b, own in masked):
                 continue
-            why = self.bind(hit, scope, self._context(text, hits, i))
+            why = self.bind(hit, scope, lesion)
             if why:
                 reasons.append(f"{where}: [{why[0]}] {why[1]}")
         return reasons
 
-    def _label_spans(self, text: str, scope: Scope) -> list[tuple[int, int]]:
+    def _label_spans(self, text: str, scope: Scope) -> list[tuple[int, int, str | None]]:
         """Spans of text equal to a cited, in-scope label text (a given diagnosis or histology)."""
         spans = []
         for f in self.labels(scope):
             if f.name in ("diagnosis", "histology") and isinstance(f.value, str):
-                for m in re.finditer(re.escape(f.value), text, re.I):
-                    spans.append(m.span())
+                own = f.subject.partition(":")[2] or None
+                spans += [(*m.span(), own) for m in re.finditer(re.escape(f.value), text, re.I)]
         return spans
 
     @staticmethod
@@ -164,7 +168,7 @@ class Binder:
         if hit.kind == "number":
             return self._number(hit, scope, lesion)
         if hit.kind == "tnm":
-            return self._tnm(hit, scope)
+            return self._tnm(hit, scope, lesion)
         if hit.kind == "slot":
             return "slot", f"reference {hit.text} names no fact or KG node"
         if hit.kind == "stage_group":
@@ -230,9 +234,9 @@ class Binder:
         return "number", f"number {hit.text!r} ({unit}) matches no cited fact of that unit" + (
             f" for {lesion}" if lesion else "")
 
-    def _tnm(self, hit: Hit, scope: Scope) -> tuple[str, str] | None:
+    def _tnm(self, hit: Hit, scope: Scope, lesion: str | None) -> tuple[str, str] | None:
         bad = []
-        labels = self.labels(scope)
+        labels = self.labels(scope, lesion)
         for part in hit.parts:
             m = re.fullmatch(r"(yp|yc|[ycpra])?([TNM])(.+)", part)
             prefix, letter, cat = m.group(1) or "", m.group(2), m.group(3)
@@ -372,7 +376,7 @@ def check_texts(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: 
                           whole.nodes, whole.organ)
         text = turn.content
         if turn.kind in ("answer", "final") and record.form == "multiple_choice":
-            text = text.rsplit("\nAnswer: ", 1)[0]  # "Answer: B. hypodense" repeats the answer option
+            text = without_answer_line(text)  # "Answer: B. hypodense" repeats the answer option
         if turn.kind == "question":
             scope = binder.with_given_labels(scope)
         reasons += binder.check(f"turn {i} ({turn.kind})", text, scope, alternatives=turn.kind == "question")

@@ -43,7 +43,7 @@ Stage = Callable[[LLMClient], Awaitable[Any]]
 
 class LLMScheduler:
     def __init__(self, config: LLMConfig, *, run_id: str = ""):
-        self.config = config
+        self.config, self.run_id = config, run_id
         self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         if self.cache is not None:
             self.cache.load()   # the index is read here, not on the event loop
@@ -150,11 +150,11 @@ def scheduler_stats() -> list[dict[str, Any]]:
         return [s.stats() for s in _SCHEDULERS.values()]
 
 
-def close_schedulers() -> list[dict[str, Any]]:
-    """Close every scheduler of this process; their statistics."""
+def close_schedulers(run_id: str | None = None) -> list[dict[str, Any]]:
+    """Close this process's schedulers of ``run_id`` (default: all of them); their statistics."""
     with _LOCK:
-        schedulers = list(_SCHEDULERS.values())
-        _SCHEDULERS.clear()
+        keys = [k for k, s in _SCHEDULERS.items() if run_id is None or s.run_id == run_id]
+        schedulers = [_SCHEDULERS.pop(k) for k in keys]
     return [s.close() for s in schedulers]
 
 

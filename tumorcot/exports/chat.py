@@ -35,6 +35,7 @@ from tumorcot.exports.media_jobs import MediaPlan
 from tumorcot.schemas import CoTRecord
 from tumorcot.store.atomic import atomic_open, atomic_write_json
 from tumorcot.store.shards import SPLITS, read_manifest
+from tumorcot.store.lock import reads_dataset
 
 FORMATS = ("llava", "sharegpt", "swift")
 ARRAY_FORMATS = ("llava",)          # a folder export writes {split}.json arrays for these
@@ -158,6 +159,7 @@ def _path_writer(image_root: Path | None):
     return path_of
 
 
+@reads_dataset   # a concurrent build's update is seen whole or not at all
 def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | None = None,
                 image_root: Path | None = None, link_dir: Path | None = None, skip_missing: bool = False,
                 progress: _Progress | None = None, images: str = "ct", overlay: bool = False,

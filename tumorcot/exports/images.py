@@ -18,7 +18,7 @@ from pathlib import Path
 from tumorcot.errors import ExportError
 from tumorcot.privacy import raw_ids, scrub_ids
 from tumorcot.schemas import CaseInput
-from tumorcot.store.atomic import atomic_symlink
+from tumorcot.store.atomic import atomic_path, atomic_symlink
 from tumorcot.store.cases import CaseStore
 
 
@@ -85,6 +85,20 @@ class CaseImages:
             self._exported[case_id] = text
         return self._exported[case_id]
 
+    def _deidentified_nifti(self, case_id: str, series: Path) -> Path:
+        import SimpleITK as sitk
+
+        from tumorcot.imaging.io import load_ct
+
+        out = self.link_dir / f"{case_id}.nii.gz"
+        if out.is_symlink():
+            out.unlink()   # a link to the series made by an older export
+        if not out.exists():
+            image = load_ct(series, case=case_id).image   # the pixel reader loads no DICOM tag
+            with atomic_path(out, suffix=".nii.gz") as partial:
+                sitk.WriteImage(image, partial, True)
+        return out
+
     def _relative(self, path: Path, case: CaseInput, case_id: str) -> str:
         try:
             return str(path.relative_to(self.image_root))
@@ -93,7 +107,11 @@ class CaseImages:
                               f"{scrub_ids(str(self.image_root), case, case_id)}", case=case_id) from None
 
     def _link(self, case_id: str, target: Path) -> Path:
-        """``<link_dir>/<case_id><suffix>`` -> the CT, (re)made atomically when it points elsewhere."""
+        """``<link_dir>/<case_id><suffix>`` -> the CT, (re)made atomically when it points elsewhere.
+        A DICOM series is never linked (its files carry identifying tags): it is written once as a
+        de-identified ``<case_id>.nii.gz`` (pixels and geometry only) instead."""
+        if target.is_dir():
+            return self._deidentified_nifti(case_id, target)
         link = self.link_dir / f"{case_id}{_suffix(target)}"
         if not (link.is_symlink() and os.readlink(link) == str(target)):
             atomic_symlink(link, target)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tumorcot.exports.card import write_card
 from tumorcot.exports.croissant import write_croissant
+from tumorcot.store.lock import publishing
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.stats import stamp, stats_current, stats_from_shards
 
@@ -22,7 +23,8 @@ def publish_summaries(dataset_dir: Path, manifest: dict, *, only_if_stale: bool 
     if only_if_stale and stats_current(dataset_dir, manifest):
         return False
     stats = {**stats_from_shards(dataset_dir, manifest), "manifest": stamp(manifest)}
-    write_card(dataset_dir, manifest, stats)
-    write_croissant(dataset_dir, manifest, stats)
-    atomic_write_json(dataset_dir / "stats.json", stats)
+    with publishing(dataset_dir):
+        write_card(dataset_dir, manifest, stats)
+        write_croissant(dataset_dir, manifest, stats)
+        atomic_write_json(dataset_dir / "stats.json", stats)
     return True

@@ -33,6 +33,7 @@ from tumorcot.imaging.io import load_ct
 from tumorcot.schemas import CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.shards import read_manifest
+from tumorcot.store.lock import reading
 
 
 def _split_table(dataset_dir: Path, split: str) -> pa.Table:
@@ -97,7 +98,8 @@ class TumorCoTDataset(Dataset):
         self.dataset_dir = Path(dataset_dir)
         self.split, self.roi, self.size = split, roi, _size3(size)
         self.mode, self.with_mask, self.transform = images, mask, transform
-        self.table = _split_table(self.dataset_dir, split)
+        with reading(self.dataset_dir):   # the manifest and the shards of one generation
+            self.table = _split_table(self.dataset_dir, split)
         self.images = CaseImages(self.dataset_dir)
         self._last: tuple[str, object] | None = None
         self._renderer: CaseRenderer | None = None

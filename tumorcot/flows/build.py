@@ -29,14 +29,15 @@ from tumorcot.case_manifest import read_case_manifest
 from tumorcot.errors import ManifestError, RemovalRefusedError
 from tumorcot.exports.summaries import publish_summaries
 from tumorcot.flows.artifacts import publish_artifacts
-from tumorcot.flows.cases import PROBE_CASES, auto_batch_size, llm_batches, process_cases, process_cases_llm
+from tumorcot.flows.cases import (PROBE_CASES, auto_batch_size, llm_batches, missing_outcome, process_cases,
+                                  process_cases_llm)
 from tumorcot.flows.progress import InProcess
 from tumorcot.flows.segment import SegmentationPlan, ensure_gpu_limit
 from tumorcot.flows.settings import explicit, resolve_settings
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.privacy import case_id_for, load_or_create_salt
 from tumorcot.schemas import CaseInput, CaseOutcome, GenerationOptions
-from tumorcot.store.atomic import atomic_write_json
+from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.keys import current_result
 from tumorcot.store.lock import dataset_lock
@@ -53,7 +54,7 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
     stats); ``known`` maps case ids to ``done.json`` already read; ``pause`` see ``update_dataset``."""
     store = CaseStore(dataset_dir)
     known = known or {}
-    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing")]
+    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing", "degraded")]
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
                 for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
@@ -110,6 +111,8 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
     run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     state = str(state_dir(out))   # resolved here, passed to every task
     with dataset_lock(out):
+        for folder in (out, Path(state)):   # what writers killed earlier left half-written
+            remove_stale_temporaries(folder)
         salt = load_or_create_salt(out)
         entries = read_case_manifest(manifest)
         outcomes = [CaseOutcome(run_id=run_id, case_label=e.case or "manifest", status="failed",
@@ -176,7 +179,7 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             for future in as_completed(futures):
                 collect(future)
         finally:
-            llm_stats = close_schedulers()   # this process's (threads); Dask workers close theirs at exit
+            llm_stats = close_schedulers(run_id)   # this process's (threads); Dask workers close theirs at exit
         del futures, pending
         manifest_json = write_shards(out, quote(outcomes), run_id, versions, quote(known), pause)
         summary = {
@@ -185,31 +188,24 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
             "missing": sum(o.status == "missing" for o in outcomes),
+            "degraded": sum(o.status == "degraded" for o in outcomes),
             "measured": sum(o.measured for o in outcomes),
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
-            "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
-            "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
+            "rejected": sum(o.rejected for o in outcomes if o.status in ("ok", "degraded")),
+            "llm_calls": sum(o.llm_calls for o in outcomes if o.status in ("ok", "degraded")),
             "flow_started": flow_started,
         }
         if llm_stats:
             summary["llm"] = llm_stats[0] if len(llm_stats) == 1 else llm_stats
         record = run_record_path(out, run_id)
-        atomic_write_json(record, {**summary, "outcomes": [o.model_dump() for o in
-                                                           sorted(outcomes, key=lambda o: o.case_label)]})
+        atomic_write_json(record, {**summary, "dataset": out.name,   # published: no local path
+                                   "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)]})
     publish_artifacts(summary, outcomes)
     return {**summary, "run_record": str(record)}
 
 
 def run_record_path(out: Path, run_id: str) -> Path:
     return out / "runs" / f"{run_id}.json"
-
-
-def missing_outcome(case: CaseInput, salt: bytes, run_id: str, fields: list[str], previous: dict) -> CaseOutcome:
-    """A published case whose inputs are gone: kept as published, reported missing."""
-    return CaseOutcome(run_id=run_id, case_label=case.label, case_id=case_id_for(case.patient_id, case.study_id, salt),
-                       status="missing", error_type="InputsMissing", records=previous.get("records", 0),
-                       reason=f"input file(s) not found: {', '.join(fields)}; its published records are kept "
-                              "(--allow-removal removes them)")
 
 
 def run_build(manifest: Path, out: Path, *, generator: str | None = None, concurrency: int = 2,
@@ -240,6 +236,7 @@ def run_build(manifest: Path, out: Path, *, generator: str | None = None, concur
                         llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)),
                         progress=InProcess(progress), pause=InProcess(pause), allow_removal=allow_removal)
     summary = json.loads(Path(result["run_record"]).read_text())
+    summary["dataset"] = str(Path(out).absolute())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"
     return summary

@@ -80,7 +80,7 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
         try:
             outcomes = [f.result() for f in futures]
         finally:
-            close_schedulers()   # the LLM scheduler of these cases (llm generator), if any
+            close_schedulers(run_id)   # the LLM scheduler of these cases (llm generator), if any
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             raise RegenerationError("regeneration failed, dataset unchanged: " + "; ".join(
@@ -101,5 +101,5 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
             "rejected": sum(o.rejected for o in outcomes),
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_id)],
         }
-        atomic_write_json(dataset / "runs" / f"{run_id}.json", summary)
+        atomic_write_json(dataset / "runs" / f"{run_id}.json", {**summary, "dataset": dataset.name})   # no local path
     return summary, outcomes

@@ -21,7 +21,7 @@ from scipy.spatial import ConvexHull, QhullError
 HULL_MIN_POINTS = 16
 """Below this many boundary points the farthest pair is found by brute force."""
 
-PAIR_CHUNK = 512
+PAIR_CHUNK = 256
 """Rows of the pairwise-distance matrix computed at once (bounds memory)."""
 
 
@@ -48,16 +48,23 @@ def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray]:
             candidates = points[ConvexHull(points).vertices]
         except QhullError:  # collinear or coplanar points: all of them are extreme enough
             candidates = points
-    # search in float32 around the centroid (dist^2 error < 1e-3 mm^2 at 500 mm), exact length below
+    # search in float32 around the centroid (dist^2 error < 1e-3 mm^2 at 500 mm; exact length
+    # below), rows by decreasing distance from the centroid: once a row's distance plus the largest
+    # cannot beat the best pair found, no later row can (triangle inequality) and the search stops
     centred = (candidates - candidates.mean(axis=0)).astype(np.float32)
-    sq = np.einsum("ij,ij->i", centred, centred)
+    radius = np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64))
+    order = np.argsort(-radius, kind="stable")
+    centred, radius = centred[order], radius[order]
+    sq = (radius * radius).astype(np.float32)
     best, best_pair = -1.0, (0, 0)
     for start in range(0, len(centred), PAIR_CHUNK):
+        if best >= 0.0 and radius[start] + radius[0] < np.sqrt(best) - 1e-3:
+            break
         block = centred[start : start + PAIR_CHUNK]
         dist2 = sq[start : start + PAIR_CHUNK, None] + sq[None, :] - 2.0 * (block @ centred.T)
         a, b = np.unravel_index(int(np.argmax(dist2)), dist2.shape)
         if dist2[a, b] > best:
-            best, best_pair = float(dist2[a, b]), (start + a, b)
+            best, best_pair = float(dist2[a, b]), (int(order[start + a]), int(order[b]))
     vector = candidates[best_pair[0]] - candidates[best_pair[1]]
     length = float(np.linalg.norm(vector))
     if length == 0.0:

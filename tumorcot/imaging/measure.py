@@ -152,6 +152,17 @@ def _attenuation(host: OrganFacts | None, diff: float | None) -> str | None:
     return "hypodense" if diff < 0 else "hyperdense"
 
 
+def _centroid(comp: np.ndarray, vmin, count: int) -> list[float]:
+    """Mean continuous index (i, j, k) of the component's voxels, from its axis projections."""
+    out = []
+    for a in range(3):  # i, j, k = numpy axes 2, 1, 0
+        axis = 2 - a
+        others = tuple(b for b in range(3) if b != axis)
+        per_plane = np.count_nonzero(comp, axis=others)
+        out.append(vmin[a] + float(per_plane @ np.arange(per_plane.size)) / count)
+    return out
+
+
 def _reference(host: OrganFacts, ct, ct_view, organ_view, lesion_view) -> float | None:
     """The host's reference HU (median of the organ minus its lesions, eroded); also stored on
     the organ's facts."""
@@ -204,9 +215,8 @@ def measure_lesions(
         vmin, vmax, comp = component.vmin, component.vmax, component.mask
         count = component.voxel_count
         region = bbox_slices(vmin, vmax)
-        hu = ct_view[region][comp].astype(np.float64)
-        kji = np.nonzero(comp)
-        centroid_ijk = [vmin[a] + float(kji[2 - a].mean()) for a in range(3)]
+        hu = ct_view[region][comp]
+        centroid_ijk = _centroid(comp, vmin, count)
         centroid_mm = index_to_lps(ct, centroid_ijk)
         if organ_view is None:
             host, overlap, others = UNKNOWN, 0.0, []
@@ -215,7 +225,7 @@ def measure_lesions(
             if host == OUTSIDE:
                 host = _shell_host(organ_view, comp, vmin, vmax) or OUTSIDE
         host_facts = by_name.get(host)
-        mean_hu = float(hu.mean())
+        mean_hu = float(hu.mean(dtype=np.float64))
         if host_facts is not None and host not in references:
             references[host] = _reference(host_facts, ct, ct_view, organ_view, lesion_view)
         if host in (OUTSIDE, UNKNOWN):
@@ -241,7 +251,7 @@ def measure_lesions(
             axial_slice=vmin[2] + axial.axial_slice,
             max_diameter_3d_mm=round(max_diameter_3d(comp, spacing), 2),
             mean_hu=round(mean_hu, 2),
-            std_hu=round(float(hu.std(ddof=1)), 2) if hu.size > 1 else 0.0,
+            std_hu=round(float(hu.std(ddof=1, dtype=np.float64)), 2) if hu.size > 1 else 0.0,
             hu_difference=diff,
             attenuation=_attenuation(host_facts, diff),
             centroid_mm=centroid_mm,

@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from tumorcot.store.atomic import atomic_open
 from tumorcot.vocabulary import label_id
 
 NOISE_HU = 10.0
@@ -349,7 +350,7 @@ def write_phantom_cases(out_dir: Path, n_cases: int, seed: int = 0, *, scale: in
             "source": "synthetic-phantom",
         })
     manifest = out_dir / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
+    with atomic_open(manifest, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["patient_id"])
         writer.writeheader()
         writer.writerows(rows)

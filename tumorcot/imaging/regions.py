@@ -59,21 +59,22 @@ def radius_voxels(spacing_ijk) -> tuple[int, int, int]:
     return tuple(max(1, math.ceil(EROSION_MM / float(s) - 1e-6)) for s in spacing_ijk[::-1])
 
 
-def erode(mask: np.ndarray, radius) -> np.ndarray:
-    """Box erosion (outside the array counts as background)."""
+def _box_filter(mask: np.ndarray, radius, filter1d) -> np.ndarray:
     out = mask.astype(np.uint8)
     for axis, r in enumerate(radius):
         if r > 0:
-            out = ndimage.minimum_filter1d(out, 2 * r + 1, axis=axis, mode="constant", cval=0)
+            out = filter1d(out, 2 * r + 1, axis=axis, mode="constant", cval=0)
     return out.astype(bool)
+
+
+def erode(mask: np.ndarray, radius) -> np.ndarray:
+    """Box erosion (outside the array counts as background)."""
+    return _box_filter(mask, radius, ndimage.minimum_filter1d)
 
 
 def dilate(mask: np.ndarray, radius) -> np.ndarray:
-    out = mask.astype(np.uint8)
-    for axis, r in enumerate(radius):
-        if r > 0:
-            out = ndimage.maximum_filter1d(out, 2 * r + 1, axis=axis, mode="constant", cval=0)
-    return out.astype(bool)
+    """Box dilation."""
+    return _box_filter(mask, radius, ndimage.maximum_filter1d)
 
 
 def touches_edge(vmin, vmax, size) -> bool:

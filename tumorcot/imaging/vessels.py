@@ -42,18 +42,19 @@ def vessel_contact(organ_view: np.ndarray, comp: np.ndarray, vmin, vmax, present
                    spacing) -> dict[str, float]:
     """Degrees of each present vessel's circumference the lesion touches (max over slices)."""
     nk, nj, ni = organ_view.shape
+    k0 = vmin[2]
+    # where the lesion can touch anything: its box grown by one voxel in-plane
+    near_lo = (max(vmin[1] - 1, 0), max(vmin[0] - 1, 0))
+    near_hi = (min(vmax[1] + 1, nj - 1), min(vmax[0] + 1, ni - 1))
+    lesion_near = np.zeros((comp.shape[0], near_hi[0] - near_lo[0] + 1, near_hi[1] - near_lo[1] + 1), bool)
+    lesion_near[:, vmin[1] - near_lo[0]:vmax[1] - near_lo[0] + 1, vmin[0] - near_lo[1]:vmax[0] - near_lo[1] + 1] = comp
+    reach = ndimage.binary_dilation(lesion_near, IN_SLICE)
+    labels_near = organ_view[k0:vmax[2] + 1, near_lo[0]:near_hi[0] + 1, near_lo[1]:near_hi[1] + 1]
+    # the crop a touched cross-section is measured in: the box grown by VESSEL_MARGIN_MM
     grow = [int(math.ceil(VESSEL_MARGIN_MM / float(spacing[a]))) for a in (0, 1)]
     lo = (max(vmin[1] - grow[1], 0), max(vmin[0] - grow[0], 0))  # (j, i)
     hi = (min(vmax[1] + grow[1], nj - 1), min(vmax[0] + grow[0], ni - 1))
-    crop = organ_view[vmin[2]:vmax[2] + 1, lo[0]:hi[0] + 1, lo[1]:hi[1] + 1]
-    # the lesion padded by one voxel in-plane, where it can touch anything
-    near_lo = (max(vmin[1] - 1, 0) - lo[0], max(vmin[0] - 1, 0) - lo[1])
-    near_hi = (min(vmax[1] + 1, nj - 1) - lo[0], min(vmax[0] + 1, ni - 1) - lo[1])
-    near = (slice(None), slice(near_lo[0], near_hi[0] + 1), slice(near_lo[1], near_hi[1] + 1))
-    lesion = np.zeros(crop.shape, dtype=bool)
-    lesion[:, vmin[1] - lo[0]:vmax[1] - lo[0] + 1, vmin[0] - lo[1]:vmax[0] - lo[1] + 1] = comp
-    reach = ndimage.binary_dilation(lesion[near], IN_SLICE)
-    labels_near = crop[near]
+    near_in_crop = (slice(near_lo[0] - lo[0], near_hi[0] - lo[0] + 1), slice(near_lo[1] - lo[1], near_hi[1] - lo[1] + 1))
     out = {}
     for label, name in VESSEL_LABELS.items():
         if label not in present:
@@ -61,18 +62,21 @@ def vessel_contact(organ_view: np.ndarray, comp: np.ndarray, vmin, vmax, present
         touching = reach & (labels_near == label)
         best = 0.0
         for k in np.flatnonzero(touching.any(axis=(1, 2))):
-            parts, _ = ndimage.label(crop[k] == label, RING8)
+            organ_slice = organ_view[k0 + k, lo[0]:hi[0] + 1, lo[1]:hi[1] + 1]
+            lesion = np.zeros(organ_slice.shape, dtype=bool)
+            lesion[near_in_crop] = lesion_near[k]
+            parts, _ = ndimage.label(organ_slice == label, RING8)
             boxes = ndimage.find_objects(parts)
-            for part in np.unique(parts[near[1:]][touching[k]]):
+            for part in np.unique(parts[near_in_crop][touching[k]]):
                 box = boxes[part - 1]
-                if _touches_edge(box, crop.shape[1:], lo, hi, (nj, ni)):
-                    full = ndimage.label(organ_view[vmin[2] + k] == label, RING8)[0]
+                if _touches_edge(box, organ_slice.shape, lo, hi, (nj, ni)):
+                    full = ndimage.label(organ_view[k0 + k] == label, RING8)[0]
                     seed = np.argwhere(parts == part)[0] + np.asarray(lo)
                     whole = np.zeros((nj, ni), dtype=bool)
-                    whole[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1] = lesion[k]
+                    whole[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1] = lesion
                     best = max(best, _contact(full == full[tuple(seed)], whole))
                 else:
                     region = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
-                    best = max(best, _contact(parts[region] == part, lesion[k][region]))
+                    best = max(best, _contact(parts[region] == part, lesion[region]))
         out[name] = round(best, 1)
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tumorcot.errors import ManifestError
 from tumorcot.imaging.structures import resolve
+from tumorcot.store.atomic import atomic_open
 
 COLUMNS = ("patient_id", "study_id", "ct", "organ_mask", "lesion_mask", "mask_labels", "annotated_organs",
            "lesion_provenance", "report", "pathology", "source")
@@ -106,7 +107,7 @@ def write_manifest(cases: list[FoundCase], out: Path, *, source: str, reports: d
     out.parent.mkdir(parents=True, exist_ok=True)
     names = {c.name for c in cases}
     summary.unmatched_reports = sorted((set(reports) | set(pathology)) - names)
-    with open(out, "w", newline="") as fh:
+    with atomic_open(out, newline="") as fh:   # a failed ingest leaves no half-written manifest
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for case in cases:

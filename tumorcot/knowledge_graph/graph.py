@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -27,7 +28,7 @@ from importlib import resources
 import networkx as nx
 
 from tumorcot.errors import KnowledgeGraphError
-from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, attribute_rules, organ_family
+from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, THRESHOLDS, attribute_rules, organ_family
 
 DATA_FILE = "tumor_kg_v2.json"
 EDGE_TYPES = {
@@ -282,12 +283,31 @@ def _edge_key(edge: dict) -> str:
     return edge["type"] + (f":{edge['group']}" if edge.get("group") else "")
 
 
+_THRESHOLD = re.compile(r"\{([a-z_]+)\}")
+
+
+def with_thresholds(text: str) -> str:
+    """A node text with its ``{threshold_name}`` placeholders filled from the vocabulary, so a
+    cut-off the KG states is the number imaging uses (written once, in ``THRESHOLDS``)."""
+    def value(match: re.Match) -> str:
+        if match.group(1) not in THRESHOLDS:
+            raise KnowledgeGraphError(f"{DATA_FILE}: {match.group(0)} names no threshold of tumorcot.vocabulary")
+        return f"{THRESHOLDS[match.group(1)][0]:g}"
+    return _THRESHOLD.sub(value, text)
+
+
 @lru_cache(maxsize=1)
 def load_kg() -> KnowledgeGraph:
+    """The KG; its version hashes the data file and the thresholds its texts state."""
     raw = resources.files("tumorcot.knowledge_graph").joinpath("data", DATA_FILE).read_bytes()
-    version = "kg-" + hashlib.sha256(raw).hexdigest()[:16]
+    stated = json.dumps({k: v[0] for k, v in sorted(THRESHOLDS.items())}).encode()
+    version = "kg-" + hashlib.sha256(raw + b"\0" + stated).hexdigest()[:16]
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise KnowledgeGraphError(f"{DATA_FILE} is not valid JSON: {exc}") from exc
+    for node in data["nodes"]:
+        for field in ("label", "description"):
+            if isinstance(node.get(field), str):
+                node[field] = with_thresholds(node[field])
     return KnowledgeGraph(data, version)

@@ -57,15 +57,21 @@ def manifest_check(manifest: Path, result: Preflight) -> None:
 
 
 def output_check(out: Path, result: Preflight) -> None:
+    from tumorcot.privacy import load_or_create_salt
     from tumorcot.store.private import state_dir
 
     if out.exists() and not out.is_dir():
         result.errors.append(f"--out {out} is a file; give a folder for the dataset")
         return
     try:
-        state_dir(out, create=False)
+        state = state_dir(out, create=False)
     except TumorcotError as exc:
         result.errors.append(str(exc))
+        return
+    if (out / "manifest.json").exists() and load_or_create_salt(out, create=False) is None:
+        result.errors.append(f"{out} is an existing dataset but its private state folder {state} has no salt: "
+                             "a rebuild would give every patient new pseudonyms. Give its state folder with "
+                             "--state-dir, or build into a new folder")
 
 
 def generator_check(generator: str, result: Preflight) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from tumorcot.store.lock import reads_dataset
 from tumorcot.review.leakage import dataset_leaks, describe_leak
 from tumorcot.review.verdicts import review_problems
 from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord
@@ -18,8 +19,9 @@ from tumorcot.store.shards import FACTS_SCHEMA, FORMAT, sha256_file
 MODELS = {"records": CoTRecord, "log": AgentTurn}
 
 
+@reads_dataset   # a concurrent build's update is seen whole or not at all
 def validate_dataset(dataset_dir: Path) -> tuple[list[str], dict]:
-    """(problems, counts). An empty problem list means the dataset is intact."""
+    dataset_dir = Path(dataset_dir)
     problems: list[str] = []
     counts = {"files": 0, "records": 0, "log": 0, "facts": 0}
     manifest_path = dataset_dir / "manifest.json"

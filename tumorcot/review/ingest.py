@@ -10,7 +10,7 @@ from tumorcot.review.rates import record_info, review_rates
 from tumorcot.review.verdicts import (check_against_records, merge_verdicts, read_verdict_file, stored_review,
                                       write_review)
 from tumorcot.store.lock import dataset_lock
-from tumorcot.store.shards import read_records
+from tumorcot.store.shards import scan_records
 
 RECORD_COLUMNS = ["record_id", "case_id", "task", "subtask", "organ", "steps"]
 
@@ -19,7 +19,7 @@ def dataset_records(dataset_dir: Path) -> dict[str, dict]:
     """record id -> ``record_info`` of every record now in the dataset."""
     if not (dataset_dir / "manifest.json").exists():
         raise ReviewError(f"{dataset_dir} is not a tumorcot dataset (no manifest.json)")
-    rows = read_records(dataset_dir).select(RECORD_COLUMNS).to_pylist()
+    rows = scan_records(dataset_dir, RECORD_COLUMNS).to_pylist()
     return {r["record_id"]: record_info(r) for r in rows}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from tumorcot.store.shards import read_records
+from tumorcot.store.shards import scan_records
 
 
 def split_leaks(rows: list[dict]) -> list[dict]:
@@ -38,6 +38,6 @@ def describe_leak(leak: dict) -> str:
 
 
 def dataset_leaks(dataset_dir: Path) -> list[dict]:
-    table = read_records(Path(dataset_dir)).select(["image_sha256", "patient_pseudo_id", "split", "case_id"])
+    table = scan_records(Path(dataset_dir), ["image_sha256", "patient_pseudo_id", "split", "case_id"])
     # one row per distinct (image, patient, split, case): a case has many records
     return split_leaks(table.group_by(table.column_names).aggregate([]).to_pylist())

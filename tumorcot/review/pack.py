@@ -25,10 +25,11 @@ from tumorcot.exports.images import CaseImages
 from tumorcot.knowledge_graph import load_kg
 from tumorcot.review.sample import stratified_sample
 from tumorcot.review.slices import data_uri, load_case_volumes, record_views
-from tumorcot.schemas import CaseFacts
+from tumorcot.schemas import CaseFacts, CoTRecord
+from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.schemas.review import VERDICT_FORMAT
 from tumorcot.store.atomic import atomic_write_bytes
-from tumorcot.store.shards import read_manifest, read_records
+from tumorcot.store.shards import read_manifest, scan_records
 
 JUDGEMENTS = ("correct", "wrong", "unsure")
 
@@ -86,10 +87,10 @@ def make_pack(dataset_dir: Path, out: Path, *, sample: int, stratify: tuple[str,
     dataset_dir = Path(dataset_dir)
     if not (dataset_dir / "manifest.json").exists():
         raise ReviewError(f"{dataset_dir} is not a tumorcot dataset (no manifest.json)")
-    table = read_records(dataset_dir)
-    keys = table.select(["record_id", *sorted(set(stratify))]).to_pylist()
+    keys = scan_records(dataset_dir, ["record_id", *sorted(set(stratify))]).to_pylist()
     chosen = [r["record_id"] for r in stratified_sample(keys, sample, stratify, seed)]
-    picked = table.filter(pc.is_in(table["record_id"], value_set=pa.array(chosen)))
+    columns = arrow_schema(CoTRecord).names
+    picked = scan_records(dataset_dir, columns, filter=pc.field("record_id").isin(chosen))
     rows = {r["record_id"]: r for r in picked.to_pylist()}
     records = [rows[rid] for rid in chosen]
     facts = case_facts(dataset_dir, {r["case_id"] for r in records})

@@ -55,11 +55,15 @@ def commit(tmp: str | Path, path: Path, sync_dir: bool = True) -> None:
         fsync_dir(path.parent)
 
 
+TEMP_MARK = ".tmp-"
+
+
 def temporary_path(path: Path, suffix: str = ".tmp") -> str:
-    """A fresh ``.<name>.<random><suffix>`` next to ``path`` (``remove_stale_temporaries`` finds
-    the ``.tmp`` ones; a tool that picks its format from the name gets ``suffix``)."""
+    """A fresh ``.<name>.tmp-<random><suffix>`` next to ``path``: the ``.tmp-`` mark lets
+    ``remove_stale_temporaries`` find every one a killed writer left, whatever its suffix (a tool
+    that picks its format from the name gets ``suffix``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
     os.close(fd)
     return tmp
 
@@ -132,11 +136,18 @@ def read_arrow(path: Path) -> pa.Table:
         return ipc.open_file(source).read_all()
 
 
+def is_temporary(path: Path) -> bool:
+    """A file ``temporary_path`` made (or an older writer's ``.<name>.<random>.tmp``)."""
+    return path.name.startswith(".") and (TEMP_MARK in path.name or path.name.endswith(".tmp"))
+
+
 def remove_stale_temporaries(folder: Path) -> int:
-    """Delete ``.*.tmp`` files a killed writer left behind; returns how many."""
+    """Delete, below ``folder``, the temporary files killed writers left behind; how many. Only
+    the dataset's one writer (holding its lock) may call this: a live writer's file would go too."""
     count = 0
     if folder.exists():
-        for tmp in folder.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-            count += 1
+        for tmp in folder.rglob(".*"):
+            if tmp.is_file() and is_temporary(tmp):
+                tmp.unlink(missing_ok=True)
+                count += 1
     return count

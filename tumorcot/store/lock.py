@@ -1,10 +1,20 @@
-"""One writer per dataset: an advisory ``flock`` on ``STATE/lock`` (the dataset's private state folder)."""
+"""Locks in the dataset's private state folder (advisory ``flock``s).
+
+- ``dataset_lock``: one writer per dataset (``STATE/lock``, exclusive, held for a whole build).
+- ``publishing`` / ``reading``: readers see the old dataset or the new one, never a mix
+  (``STATE/publish.lock``). A writer holds it exclusively while it replaces shards and the
+  manifest (seconds, at the end of a build); a reader (``validate``, ``stats``, exports, the
+  torch Dataset) holds it shared while it reads the manifest and the files it lists. A reader
+  without access to the state folder (another user; a downloaded copy, which has no writer)
+  reads without it.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import time
+import functools
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,3 +44,50 @@ def dataset_lock(dataset_dir: Path, *, wait_s: float = 0.0):
         yield
     finally:
         os.close(fd)
+
+
+def _publish_lock(dataset_dir: Path, *, create: bool) -> int | None:
+    folder = state_dir(dataset_dir, create=create)
+    try:
+        return os.open(folder / "publish.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:   # no state folder (a copy without writer) or not ours to open
+        return None
+
+
+@contextmanager
+def _holding(fd: int | None, mode: int):
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, mode)   # blocks until the other side lets go
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def publishing(dataset_dir: Path):
+    """Exclusive: the writer's replacement of shards, manifest and summaries."""
+    with _holding(_publish_lock(dataset_dir, create=True), fcntl.LOCK_EX):
+        yield
+
+
+@contextmanager
+def reading(dataset_dir: Path):
+    """Shared: a reader's whole pass over the manifest and the files it lists."""
+    try:
+        fd = _publish_lock(dataset_dir, create=False)
+    except Exception:   # e.g. StateDirError for a folder that is not a dataset: nothing to lock
+        fd = None
+    with _holding(fd, fcntl.LOCK_SH):
+        yield
+
+
+def reads_dataset(function):
+    """Run ``function(dataset_dir, ...)`` under ``reading(dataset_dir)``."""
+    @functools.wraps(function)
+    def wrapper(dataset_dir, *args, **kwargs):
+        with reading(Path(dataset_dir)):
+            return function(dataset_dir, *args, **kwargs)
+    return wrapper

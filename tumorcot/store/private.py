@@ -10,6 +10,7 @@ dataset's *state folder*:
     STATE/llm-cache/                LLM answers cached by request
     STATE/lock                      the one-writer lock
     STATE/assembling, paused-*      crash-safety marker, crash-test hooks
+    STATE/dataset.json              which dataset folder this state serves (one state, one dataset)
 
 Where it is, first match wins: the folder bound in this process for ``DIR`` (``bind``: the flows
 pass it to their tasks, so Dask workers on other machines use the same folder), then
@@ -20,6 +21,7 @@ sibling, never inside). It is created 0700. A dataset written before the state f
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -28,6 +30,7 @@ from pathlib import Path
 from tumorcot.errors import StateDirError
 
 ENV = "TUMORCOT_STATE_DIR"
+OWNER = "dataset.json"   # {"dataset": absolute path of the dataset folder this state serves}
 SUFFIX = ".private"
 LEGACY = {".tumorcot": None, "llm-cache": "llm-cache"}   # old folder inside DIR -> place in STATE (None: STATE)
 
@@ -72,9 +75,28 @@ def state_dir(dataset_dir: Path | str, *, create: bool = True) -> Path:
     _make_private_folder(Path(state_abs))
     for old in legacy:
         _migrate(old, Path(state_abs) / (LEGACY[old.name] or ""))
+    _claim(Path(state_abs), dataset, shared=Path(state_abs) != default_state_dir(dataset))
     _ROOTS.add(state_abs)
     _RESOLVED[key] = Path(state_abs)
     return Path(state_abs)
+
+
+def _claim(state: Path, dataset: str, shared: bool) -> None:
+    """Record which dataset the state folder serves (``OWNER``). A folder placed by the user
+    (``shared``: not the default sibling) that serves another dataset still in place is refused:
+    this dataset's builds would prune that one's per-case results. A default sibling copied
+    along with its dataset simply changes owner."""
+    owner = state / OWNER
+    try:
+        recorded = json.loads(owner.read_text()).get("dataset")
+    except (OSError, ValueError):
+        recorded = None
+    if shared and recorded and recorded != dataset and (Path(recorded) / "manifest.json").exists():
+        raise StateDirError(f"state folder {state} belongs to the dataset {recorded}; give {dataset} its own "
+                            f"(--state-dir / ${ENV}), or move the dataset rather than copying it")
+    if recorded != dataset:
+        owner.write_text(json.dumps({"dataset": dataset}) + "\n")
+        owner.chmod(0o600)
 
 
 def _make_private_folder(path: Path) -> None:

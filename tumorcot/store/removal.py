@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tumorcot.privacy import case_id_for
-from tumorcot.schemas.case import FILE_FIELDS
 from tumorcot.store.cases import CaseStore
 
 MAX_REMOVAL_SHARE = 0.5
@@ -36,5 +35,4 @@ def removal_problem(dataset_dir: Path, cases: list, salt: bytes | None, *, allow
 
 def inputs_missing(case) -> list[str]:
     """The case's input fields whose file or folder is not there."""
-    return [field for field in FILE_FIELDS if getattr(case, field) is not None
-            and not Path(getattr(case, field)).exists()]
+    return [field for field, path in case.files().items() if not Path(path).exists()]

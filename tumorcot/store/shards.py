@@ -37,7 +37,7 @@ from tumorcot.store.redact import needs_redaction, publishable_log
 from tumorcot.store.streams import MAX_ROWS_PER_SHARD, PartWriter, one_split, sha256_file
 
 __all__ = ["FACTS_SCHEMA", "FORMAT", "MAX_ROWS_PER_SHARD", "SPLITS", "assemble_dataset", "read_log",
-           "read_manifest", "read_records", "schema_version", "sha256_file"]
+           "read_manifest", "read_records", "scan_records", "schema_version", "sha256_file"]
 
 FORMAT = "tumorcot-dataset/1"
 SPLITS = ("train", "validation", "test")
@@ -195,6 +195,19 @@ def read_records(dataset_dir: Path) -> pa.Table:
     manifest = read_manifest(dataset_dir)
     paths = [dataset_dir / f["path"] for f in manifest["files"] if f["kind"] == "records"]
     return _concat(paths, arrow_schema(CoTRecord))
+
+
+def scan_records(dataset_dir: Path, columns: list[str], filter=None) -> pa.Table:
+    """Only ``columns`` of the records (optionally the rows matching a ``pyarrow.compute``
+    expression): reads just those column chunks, for audits of large datasets."""
+    import pyarrow.dataset as pads
+
+    manifest = read_manifest(dataset_dir)
+    paths = [str(dataset_dir / f["path"]) for f in manifest["files"] if f["kind"] == "records"]
+    schema = arrow_schema(CoTRecord)
+    if not paths:
+        return schema.empty_table().select(columns)
+    return pads.dataset(paths, schema=schema, format="parquet").to_table(columns=columns, filter=filter)
 
 
 def read_log(dataset_dir: Path) -> pa.Table:

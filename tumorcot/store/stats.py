@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tumorcot.schemas.records import Task
+from tumorcot.store.lock import reads_dataset
 
 STATS_FORMAT = "tumorcot-stats/1"
 FAMILIES = typing.get_args(Task)
@@ -175,6 +176,7 @@ def stats_current(dataset_dir: Path, manifest: dict) -> bool:
     return bool(stats) and stats.get("format") == STATS_FORMAT and stats.get("manifest") == stamp(manifest)
 
 
+@reads_dataset   # a concurrent build's update is seen whole or not at all
 def load_or_compute_stats(dataset_dir: Path) -> tuple[dict, bool]:
     """(stats, from_file): ``stats.json`` when current, else computed from the shards (not written:
     readers do not hold the dataset lock)."""

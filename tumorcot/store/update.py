@@ -37,6 +37,7 @@ from tumorcot.schemas import AgentTurn, CoTRecord
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
+from tumorcot.store.lock import publishing
 from tumorcot.store.private import state_dir
 from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPLITS, _remove_unlisted,
                                    assemble_dataset, carried_sections, case_tables, dataset_manifest,
@@ -108,15 +109,16 @@ def update_dataset(dataset_dir: Path, cases: list[dict], *, run_id: str, version
     if mode == "unchanged":
         return previous, mode
     marker = state_dir(dataset_dir) / MARKER
-    atomic_write_json(marker, {"run_id": run_id})
-    if mode == "full":
-        manifest = assemble_dataset(dataset_dir, [c["case_id"] for c in cases], run_id=run_id,
-                                    versions=versions, cases=cases, failures=failures, pause=pause)
-    else:
-        manifest = _incremental(dataset_dir, previous, cases, affected, run_id=run_id,
-                                versions=versions, failures=failures, pause=pause)
-    pause("unmark")
-    marker.unlink()
+    with publishing(dataset_dir):   # readers wait: they see the old dataset or the new one
+        atomic_write_json(marker, {"run_id": run_id})
+        if mode == "full":
+            manifest = assemble_dataset(dataset_dir, [c["case_id"] for c in cases], run_id=run_id,
+                                        versions=versions, cases=cases, failures=failures, pause=pause)
+        else:
+            manifest = _incremental(dataset_dir, previous, cases, affected, run_id=run_id,
+                                    versions=versions, failures=failures, pause=pause)
+        pause("unmark")
+        marker.unlink()
     return manifest, mode
 
 

@@ -75,11 +75,14 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
                        question_ctx=dict(organ=organ_name, **ctx))
 
     size_where, size_ids = place_only(make.facts, lesion)
+    cut = " It touches the edge of the field of view, so these measurements are lower bounds." if lesion.truncated else ""
     out = [attribute(
         "size",
         f"The lesion {size_where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
-        f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume {fmt(lesion.volume_ml)} mL).",
-        [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml"],
+        f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume {fmt(lesion.volume_ml)} mL)."
+        + cut,
+        [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml",
+         *(["truncated"] if lesion.truncated else [])],
         lesion="lesion", where=size_where)]
     if lesion.attenuation and lesion.hu_difference is not None and lesion.core_median_hu is not None:
         phase, phase_ids = phase_clause(make.facts)
