@@ -26,7 +26,7 @@ from tumorcot.vocabulary import threshold
 IRREGULAR_INDEX, LOBULATED_INDEX = threshold("irregular_index"), threshold("lobulated_index")
 ROUND_AXIS_RATIO, ROUND_SPHERICITY = threshold("round_axis_ratio"), threshold("round_sphericity")
 
-MAX_SLICES = 16
+MAX_SLICES = 12
 AXIS_SAMPLE = 1 << 16
 MIN_SLICE_PIXELS = 12
 DIGITISATION_EXCESS = 0.45
