@@ -54,7 +54,7 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
     stats); ``known`` maps case ids to ``done.json`` already read; ``pause`` see ``update_dataset``."""
     store = CaseStore(dataset_dir)
     known = known or {}
-    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing")]
+    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing", "degraded")]
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
                 for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
@@ -188,10 +188,11 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
             "missing": sum(o.status == "missing" for o in outcomes),
+            "degraded": sum(o.status == "degraded" for o in outcomes),
             "measured": sum(o.measured for o in outcomes),
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
-            "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
-            "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
+            "rejected": sum(o.rejected for o in outcomes if o.status in ("ok", "degraded")),
+            "llm_calls": sum(o.llm_calls for o in outcomes if o.status in ("ok", "degraded")),
             "flow_started": flow_started,
         }
         if llm_stats:
