@@ -19,6 +19,7 @@ from tumorcot.schemas import CoTRecord
 from tumorcot.vocabulary import display_name
 
 LETTERS = string.ascii_uppercase
+ANSWER_LINE = "\nAnswer: "   # before a multiple-choice answer's letter and option
 TURN_EXTRAS = ("focus_organ", "roi_box", "crop_ref")
 
 
@@ -36,8 +37,13 @@ def question_text(record: CoTRecord) -> str:
 def answer_text(record: CoTRecord) -> str:
     text = record.assistant_text()
     if record.form == "multiple_choice" and record.answer_index is not None:
-        text += f"\nAnswer: {LETTERS[record.answer_index]}. {record.answer}"
+        text += f"{ANSWER_LINE}{LETTERS[record.answer_index]}. {record.answer}"
     return text
+
+
+def without_answer_line(text: str) -> str:
+    """An answer turn's text without its multiple-choice "Answer: B. ..." line."""
+    return text.rsplit(ANSWER_LINE, 1)[0]
 
 
 def attend_text(organ: str, box) -> str:

@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tumorcot.conversation import answer_text, question_text
+from tumorcot.conversation import answer_text, question_text, without_answer_line
 from tumorcot.agents.lexicon import Hit, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import features_for
@@ -376,7 +376,7 @@ def check_texts(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: 
                           whole.nodes, whole.organ)
         text = turn.content
         if turn.kind in ("answer", "final") and record.form == "multiple_choice":
-            text = text.rsplit("\nAnswer: ", 1)[0]  # "Answer: B. hypodense" repeats the answer option
+            text = without_answer_line(text)  # "Answer: B. hypodense" repeats the answer option
         if turn.kind == "question":
             scope = binder.with_given_labels(scope)
         reasons += binder.check(f"turn {i} ({turn.kind})", text, scope, alternatives=turn.kind == "question")

@@ -57,6 +57,7 @@ def manifest_check(manifest: Path, result: Preflight) -> None:
 
 
 def output_check(out: Path, result: Preflight) -> None:
+    from tumorcot.privacy import load_or_create_salt
     from tumorcot.store.private import state_dir
 
     if out.exists() and not out.is_dir():
@@ -67,7 +68,7 @@ def output_check(out: Path, result: Preflight) -> None:
     except TumorcotError as exc:
         result.errors.append(str(exc))
         return
-    if (out / "manifest.json").exists() and not (state / "salt").exists() and not os.environ.get("TUMORCOT_SALT"):
+    if (out / "manifest.json").exists() and load_or_create_salt(out, create=False) is None:
         result.errors.append(f"{out} is an existing dataset but its private state folder {state} has no salt: "
                              "a rebuild would give every patient new pseudonyms. Give its state folder with "
                              "--state-dir, or build into a new folder")
@@ -162,6 +163,9 @@ def check_api(url: str, timeout_s: float = 10.0) -> None:
 
 def prefect_api() -> str:
     """The Prefect API this process will use, started (temporary server) or checked (configured)."""
+    from tumorcot.ops.orphans import reap_orphans, register
+
+    reap_orphans()   # temporary servers of earlier commands that were killed
     url = configured_api_url()
     if url:
         check_api(url)
@@ -178,4 +182,6 @@ def prefect_api() -> str:
             f"Prefect's temporary API server did not start within {timeout} s ({first}). On a busy machine "
             f"raise {STARTUP_ENV}, or start a server once with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api: every tumorcot command then reuses it") from None
+    if server.server_process is not None:
+        register(server.server_process.pid, server.port)
     return server.api_url
