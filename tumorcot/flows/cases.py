@@ -22,7 +22,7 @@ from tumorcot.errors import TumorcotError
 from tumorcot.flows.segment import resolve_plan, segmented_case
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import case_records, extract_facts, llm_config, llm_requests
+from tumorcot.pipeline import case_records, extract_facts, llm_config, llm_requests, with_t_checks
 from tumorcot.privacy import case_id_for, scrub_ids
 from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.schemas import CaseFacts, CaseInput, CaseOutcome
@@ -96,7 +96,7 @@ def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, f
             key = records_key(facts_hash, hashes, versions)
             if done.get("key") == key:
                 return _unchanged(store, case, case_id, run_id, done, started, input_signature=signature)
-            facts = store.facts(case_id)
+            facts = with_t_checks(store.facts(case_id))   # KG-dependent checks: current KG
         else:
             plan = resolve_plan(segmentation)
             segmented = segmented_case(case, plan, dataset_dir, hashes["ct"])
