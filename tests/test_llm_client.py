@@ -136,11 +136,17 @@ def test_length_retries_once_with_a_bigger_budget_then_fails():
     Reply(content=None, refusal="I can't help with that."),   # explicit refusal
     Reply(content=""),                                         # empty content
 ])
-def test_refusal_fails_without_retry(reply):
-    with ScriptedLLMServer([reply]) as srv:
+def test_refusal_is_retried_like_a_fault_then_given_up(reply):
+    with ScriptedLLMServer([reply]) as srv:   # the same reply to every attempt
         with pytest.raises(LLMCallError) as info:
             run(call(make_config(srv), Answer))
-    assert srv.count == 1 and info.value.turns[0].error
+    assert srv.count == make_config(srv).max_attempts and all(t.error for t in info.value.turns)
+
+
+def test_a_refusal_then_an_answer_succeeds():
+    with ScriptedLLMServer([Reply(content=None, refusal="I can't help with that."), Reply(content=GOOD)]) as srv:
+        answer, turns = run(call(make_config(srv), Answer))
+    assert srv.count == 2 and answer.size_mm == GOOD["size_mm"]
 
 
 def test_json_schema_rejected_falls_back_to_json_object_mode():

@@ -157,12 +157,13 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
 
 
 def _exit_for(summary: dict, allow_failures: bool) -> None:
-    if summary["ok"] + summary["unchanged"] == 0:
+    if summary["ok"] + summary["unchanged"] + summary.get("degraded", 0) + summary.get("missing", 0) == 0:
         raise typer.Exit(EXIT_ERROR if not summary["failed"] else EXIT_CASES_FAILED)
-    problems = summary["failed"] + summary.get("missing", 0)
+    problems = summary["failed"] + summary.get("missing", 0) + summary.get("degraded", 0)
     if problems and not allow_failures:
-        console.print(f"[red]{problems} case(s) failed or missing[/red] (listed above); the dataset holds the "
-                      f"others. Exit code {EXIT_CASES_FAILED}; --allow-failures accepts this.")
+        console.print(f"[red]{problems} case(s) failed, missing or degraded[/red] (listed above); the dataset "
+                      f"holds the others (a degraded case's records are those it could make; the next build "
+                      f"retries it). Exit code {EXIT_CASES_FAILED}; --allow-failures accepts this.")
         raise typer.Exit(EXIT_CASES_FAILED)
 
 
@@ -180,11 +181,12 @@ def _print_summary(summary: dict) -> None:
         table.add_row(task, subtask, *map(str, row), str(sum(row)))
     console.print(table)
     missing = f", missing {summary['missing']} (kept)" if summary.get("missing") else ""
+    missing += f", degraded {summary['degraded']} (LLM stage incomplete)" if summary.get("degraded") else ""
     console.print(f"cases ok {summary['ok']}, unchanged {summary['unchanged']}, failed {summary['failed']}{missing}; "
                   f"{summary.get('measured', 0)} CTs measured (the others' facts reused); "
                   f"{summary['records']} records; {summary['rejected']} rejected by the calibrator")
     for o in summary["outcomes"]:
-        if o["status"] in ("failed", "missing"):
+        if o["status"] in ("failed", "missing", "degraded"):
             console.print(f"[red]{o['status']}[/red] {escape(o['case_label'])} ({o['case_id'] or '-'}): "
                           f"{o['error_type']}: {escape(o['reason'] or '')}")
     _print_llm_stage(summary)
@@ -226,6 +228,10 @@ def build(
                                        "input files are missing (default: refuse; keep them, reported missing)."),
     generator: str = typer.Option(None, help="'offline' (KG-grounded templates) or 'llm' (multi-agent engine on "
                                   "OPENAI_BASE_URL / OPENAI_API_KEY / TUMORCOT_MODEL)." + STORED + "offline."),
+    llm_timeout: float = typer.Option(None, min=1, help="Seconds per LLM request before it counts as a fault "
+                                      "(default 60; env TUMORCOT_LLM_TIMEOUT_S)."),
+    llm_attempts: int = typer.Option(None, min=1, help="Attempts per LLM request over faults, HTTP errors, "
+                                     "refusals and empty replies (default 5; env TUMORCOT_LLM_MAX_ATTEMPTS)."),
     llm_concurrency: int = typer.Option(16, min=1, help="LLM requests in flight at once for the whole build "
                                         "(one scheduler: every case's agents share this limit; it halves on HTTP "
                                         "429 and grows back). With a Dask cluster: per worker process."),
@@ -258,8 +264,12 @@ def build(
 
     Exit codes: 0 every case built; 1 nothing built (bad manifest, paths or options, no Prefect
     API, dataset locked, the manifest would remove most published cases); 2 bad command-line usage;
-    3 the dataset was written but some cases failed, or are missing their inputs (their published
-    records are kept) (--allow-failures: 0)."""
+    3 the dataset was written but some cases failed, are missing their inputs (their published
+    records are kept) or are degraded (their LLM stage did not complete: the next build retries
+    exactly the missing work) (--allow-failures: 0)."""
+    for variable, value in (("TUMORCOT_LLM_TIMEOUT_S", llm_timeout), ("TUMORCOT_LLM_MAX_ATTEMPTS", llm_attempts)):
+        if value is not None:   # read by every process's LLM client (LLMConfig.from_env), Dask workers' too
+            os.environ[variable] = str(value)
     summary = _build(manifest, out, concurrency, force, generator=generator, llm_concurrency=llm_concurrency,
                      task_runner=task_runner, dask_address=dask_address, allow_removal=allow_removal,
                      options=_options(splits, negative_share, mc_share, interleave),

@@ -203,7 +203,8 @@ THRESHOLDS = {
                            "pathological"),
     # contrast phase (tumorcot.imaging.phase)
     "unenhanced_blood_max_hu": (70.0, "HU", "unenhanced aortic blood 29-45 HU (IQR; non-anaemic 39-50 HU), "
-                                "Research Square preprint rs-1420003/v1 (2022), Table 2, plus the 20 HU "
+                                "Research Square preprint rs-1420003/v1, Table 2 (blood attenuation on "
+                                "non-contrast CT and anaemia), plus the 20 HU "
                                 "enhancement criterion of Bosniak v2019 (Silverman SG et al., Radiology 2019)"),
     "blood_baseline_hu": (40.0, "HU", "unenhanced blood, midpoint of 29-50 HU (same source)"),
     "arterial_aorta_portal_ratio": (2.0, "", "Goshima S et al., AJR 2006;187:W25-W32, Results: arterial phase "

@@ -16,7 +16,7 @@ Guarantees:
   asked again in ``json_object`` mode with the schema in a system message, and the client stays
   in that mode. Malformed or schema-violating JSON gets ``repair_turns`` repair turns quoting the
   validation error; ``finish_reason == "length"`` gets one retry with twice the token budget; a
-  refusal or an empty reply fails at once. Exhausting any of these raises ``LLMCallError``
+  refusal or an empty reply is retried like a transport fault (backoff, up to ``max_attempts``). Exhausting any of these raises ``LLMCallError``
   (an ``LLMOutputError``) that carries every turn.
 - Every HTTP attempt, failed or not, and every cache hit yields one ``AgentTurn``. The API key is
   never part of a turn (and is scrubbed from error texts as a second line of defence).
@@ -77,8 +77,10 @@ class LLMConfig(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "LLMConfig":
-        """From ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``TUMORCOT_MODEL`` and
-        ``TUMORCOT_MODEL_<AGENT>`` (e.g. ``TUMORCOT_MODEL_CALIBRATOR``); ``overrides`` win."""
+        """From ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``TUMORCOT_MODEL``,
+        ``TUMORCOT_MODEL_<AGENT>`` (e.g. ``TUMORCOT_MODEL_CALIBRATOR``), ``TUMORCOT_LLM_TIMEOUT_S``
+        (per request) and ``TUMORCOT_LLM_MAX_ATTEMPTS`` (per request: faults, refusals, empty
+        replies); ``overrides`` win."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         if env.get("OPENAI_BASE_URL"):
@@ -89,6 +91,9 @@ class LLMConfig(BaseModel):
             values["model"] = env["TUMORCOT_MODEL"]
         values["agent_models"] = {k[len("TUMORCOT_MODEL_"):].lower(): v for k, v in env.items()
                                   if k.startswith("TUMORCOT_MODEL_") and v}
+        for variable, name in (("TUMORCOT_LLM_TIMEOUT_S", "timeout_s"), ("TUMORCOT_LLM_MAX_ATTEMPTS", "max_attempts")):
+            if env.get(variable):
+                values[name] = env[variable]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -250,7 +255,7 @@ class LLMClient:
                         base: dict[str, Any], turns: list[AgentTurn]) -> tuple[M, list[AgentTurn]]:
         conversation = list(body["messages"])
         max_tokens = body["max_tokens"]
-        repairs = length_retries = 0
+        repairs = length_retries = soft_faults = 0
         while True:
             request = self._wire_body(body, conversation, max_tokens, schema)
             try:
@@ -260,9 +265,13 @@ class LLMClient:
             choice = (response.get("choices") or [{}])[0]
             message = choice.get("message") or {}
             content = message.get("content")
-            if message.get("refusal"):
-                turn.error = f"refusal: {message['refusal']}"
-                raise self._fail(f"{agent}: the model refused", base, turns)
+            if message.get("refusal") or not content or not content.strip():
+                turn.error = f"refusal: {message['refusal']}" if message.get("refusal") else "empty reply"
+                soft_faults += 1
+                if soft_faults >= self.config.max_attempts:
+                    raise self._fail(f"{agent}: {turn.error} ({soft_faults} attempts)", base, turns)
+                await asyncio.sleep(min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** soft_faults))
+                continue
             if choice.get("finish_reason") == "length":
                 turn.error = f"truncated at max_tokens={max_tokens}"
                 if length_retries >= 1:
@@ -270,9 +279,6 @@ class LLMClient:
                 length_retries += 1
                 max_tokens *= 2
                 continue
-            if not content or not content.strip():
-                turn.error = "empty reply"
-                raise self._fail(f"{agent}: empty reply", base, turns)
             try:
                 parsed = parse_output(content, schema)
             except OutputInvalid as exc:

@@ -134,7 +134,7 @@ class LLMGenerator:
         for record, reasons in rejected:
             case.failed[record.record_id] = reasons
             case.verdict("calibrator", record.record_id, "failed", reasons)
-        result = LLMGeneration(accepted, case.log, case.failed)
+        result = LLMGeneration([self._labelled(r) for r in accepted], case.log, case.failed)
         # Counted from this case's own turns: the client is shared by every case in flight.
         for turn in case.log:
             if turn.model is None or not turn.template:   # verdict rows
@@ -301,6 +301,13 @@ class LLMGenerator:
         kept = {r.record_id: r for r in accepted + fine}
         rejected = [(r, why) for r, why in rejected if r.record_id not in case.originals] + still
         return [kept[r.record_id] for r in records if r.record_id in kept], rejected
+
+    def _labelled(self, record: CoTRecord) -> CoTRecord:
+        """A record carries the generator that wrote its text: the LLM for organ reports (its
+        chains) and reworded questions, the offline generator for a drafted record the LLM did
+        not touch (rewording rejected, or the endpoint down: then the case is degraded)."""
+        written = record.subtask == "organ_report" or record.template.endswith("+llm")
+        return record if written else record.model_copy(update={"generator": OfflineGenerator.name})
 
     def _deferred(self, case: _Case) -> LLMGeneration:
         return LLMGeneration([], case.log, {}, deferred=case.deferred)

@@ -54,7 +54,7 @@ def write_shards(dataset_dir: Path, outcomes: list[CaseOutcome], run_id: str, ve
     stats); ``known`` maps case ids to ``done.json`` already read; ``pause`` see ``update_dataset``."""
     store = CaseStore(dataset_dir)
     known = known or {}
-    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing")]
+    kept = [o for o in outcomes if o.status in ("ok", "unchanged", "missing", "degraded")]
     failures = [o.model_dump(include={"case_label", "case_id", "error_type", "reason"})
                 for o in sorted(outcomes, key=lambda o: (o.case_label, o.case_id or "")) if o.status == "failed"]
     keep_ids = {o.case_id for o in kept}
@@ -188,17 +188,18 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
             "unchanged": sum(o.status == "unchanged" for o in outcomes),
             "failed": sum(o.status == "failed" for o in outcomes),
             "missing": sum(o.status == "missing" for o in outcomes),
+            "degraded": sum(o.status == "degraded" for o in outcomes),
             "measured": sum(o.measured for o in outcomes),
             "records": manifest_json["record_count"], "assembly": manifest_json["assembly"],
-            "rejected": sum(o.rejected for o in outcomes if o.status == "ok"),
-            "llm_calls": sum(o.llm_calls for o in outcomes if o.status == "ok"),
+            "rejected": sum(o.rejected for o in outcomes if o.status in ("ok", "degraded")),
+            "llm_calls": sum(o.llm_calls for o in outcomes if o.status in ("ok", "degraded")),
             "flow_started": flow_started,
         }
         if llm_stats:
             summary["llm"] = llm_stats[0] if len(llm_stats) == 1 else llm_stats
         record = run_record_path(out, run_id)
-        atomic_write_json(record, {**summary, "outcomes": [o.model_dump() for o in
-                                                           sorted(outcomes, key=lambda o: o.case_label)]})
+        atomic_write_json(record, {**summary, "dataset": out.name,   # published: no local path
+                                   "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_label)]})
     publish_artifacts(summary, outcomes)
     return {**summary, "run_record": str(record)}
 
@@ -235,6 +236,7 @@ def run_build(manifest: Path, out: Path, *, generator: str | None = None, concur
                         llm_concurrency=per_process, workers=concurrency, state_dir_path=str(state_dir(out)),
                         progress=InProcess(progress), pause=InProcess(pause), allow_removal=allow_removal)
     summary = json.loads(Path(result["run_record"]).read_text())
+    summary["dataset"] = str(Path(out).absolute())
     summary["startup_s"] = round(summary.get("flow_started", called) - called, 2)
     summary["prefect_server"] = "configured" if os.environ.get("PREFECT_API_URL") else "temporary"
     return summary

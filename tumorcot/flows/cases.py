@@ -119,19 +119,35 @@ def measure_case(case: CaseInput, plan, dataset_dir: Path, salt: bytes, hashes: 
                          segmentation_backend=plan.backend)
 
 
+def llm_gaps(log: list) -> list[str]:
+    """The LLM requests of a case that got no usable answer (endpoint down, timeouts, refusals
+    after every retry): their turns are logged with verdict ``failed``."""
+    return sorted({f"{t.agent}: {t.error or 'no answer'}" for t in log if t.model and t.verdict == "failed"})
+
+
 def finish_case(step: PreparedCase, dataset_dir: Path, run_id: str, records: list, log: list,
                 rejected: int) -> CaseOutcome:
-    """Store a case's records (less those quarantined in review), log and facts; its outcome."""
+    """Store a case's records (less those quarantined in review), log and facts; its outcome.
+
+    A case whose LLM stage did not complete is *degraded*: what it could make is stored (each
+    record labelled with the generator that wrote it), but its records key is marked so that
+    the next build redoes it; the response cache answers the calls that succeeded, so only the
+    missing work is asked again."""
     records = [r for r in records if r.record_id not in step.quarantined]
+    gaps = llm_gaps(log)
+    key = f"{step.key}#degraded" if gaps else step.key
     try:
         CaseStore(dataset_dir).write(
-            step.case_id, step.key, step.facts, records, log,
+            step.case_id, key, step.facts, records, log,
             {"records": len(records), "rejected": rejected, "run_id": run_id, "input_sha256": step.hashes,
              "input_signature": step.signature, "facts_key": step.facts_key, "facts_sha256": step.facts_hash},
             case=step.case)
     except Exception as exc:
         return failed_outcome(step.case, step.case_id, run_id, exc)
-    return CaseOutcome(run_id=run_id, case_label=step.case.label, case_id=step.case_id, status="ok",
+    return CaseOutcome(run_id=run_id, case_label=step.case.label, case_id=step.case_id,
+                       status="degraded" if gaps else "ok", error_type="LLMStageIncomplete" if gaps else None,
+                       reason=f"{len(gaps)} LLM request kind(s) got no answer, retried by the next build: "
+                              + "; ".join(gaps)[:500] if gaps else None,
                        records=len(records), rejected=rejected, llm_calls=llm_requests(log), measured=step.measured,
                        elapsed_s=round(time.perf_counter() - step.started, 4))
 

@@ -101,5 +101,5 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
             "rejected": sum(o.rejected for o in outcomes),
             "outcomes": [o.model_dump() for o in sorted(outcomes, key=lambda o: o.case_id)],
         }
-        atomic_write_json(dataset / "runs" / f"{run_id}.json", summary)
+        atomic_write_json(dataset / "runs" / f"{run_id}.json", {**summary, "dataset": dataset.name})   # no local path
     return summary, outcomes

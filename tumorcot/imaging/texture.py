@@ -45,7 +45,7 @@ MARGIN_MIN_CONTRAST_HU, MARGIN_MIN_CNR = t("isodense_hu"), t("margin_min_cnr")
 NOISE_DISTANCE_SIGMAS, WELL_DEFINED_SHARPNESS = t("noise_distance_sigmas"), t("well_defined_sharpness")
 
 
-MARGIN_SLICES = 16
+MARGIN_SLICES = 12
 """Margins of taller lesions are measured on this many central slices (around the largest axial
 section): the cost of the margin follows the lesion's cross-section, not its height."""
 

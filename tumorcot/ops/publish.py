@@ -110,6 +110,9 @@ def private_needles(dataset_dir: Path, manifest: Path | None = None) -> tuple[di
             if tag in PERSON_NAME_TAGS:   # Family^Given^Middle: each part alone too
                 needles.update({part: f"DICOM {tag} part ({what})" for part in re.split(r"[\^=]", value)
                                 if part != value})
+    parent = str(Path(dataset_dir).resolve().parent)
+    if len(parent) >= 8:   # a short one ("/data") is too common to search
+        needles[parent] = "local path of the dataset's folder"
     for var in SECRET_ENV:
         if os.environ.get(var):
             needles[os.environ[var]] = f"value of ${var}"

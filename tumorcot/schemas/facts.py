@@ -65,7 +65,8 @@ class OrganFacts(BaseModel):
     truncated: bool = Field(default=False, description="touches the edge of the field of view: "
                             "volume and box are of the visible part only")
     reference_hu: float | None = Field(default=None, description="median HU of the organ minus its "
-                                       "lesions, eroded ~2 mm; None for hollow organs and the gallbladder")
+                                       "lesions, eroded ~2 mm; measured for lesion hosts and the contrast-"
+                                       "phase vessels; None for hollow organs and the gallbladder")
     reference_iqr_hu: float | None = Field(default=None, description="interquartile range of that region")
 
 

@@ -40,8 +40,9 @@ class CaseOutcome(BaseModel):
     run_id: str
     case_label: str
     case_id: str | None = None
-    status: Literal["ok", "failed", "unchanged", "missing"] = Field(description="missing: a published case "
-                                                                   "whose inputs are gone, kept as published")
+    status: Literal["ok", "failed", "unchanged", "missing", "degraded"] = Field(
+        description="missing: a published case whose inputs are gone, kept as published; degraded: its LLM "
+                    "stage did not complete (records it could make are kept; the next build retries it)")
     error_type: str | None = None
     reason: str | None = None
     records: int = 0
