@@ -23,7 +23,7 @@ from tumorcot.errors import TumorcotError
 from tumorcot.flows.segment import resolve_plan, segmented_case
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import case_records, extract_facts, llm_config, llm_requests
+from tumorcot.pipeline import case_records, extract_facts, llm_config, llm_requests, with_t_checks
 from tumorcot.privacy import case_id_for, scrub_ids
 from tumorcot.review.verdicts import quarantined_ids
 from tumorcot.schemas import CaseFacts, CaseInput, CaseOutcome
@@ -95,8 +95,8 @@ def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, f
         if stored_facts_current(done, fkey) and done.get("key") == records_key(done["facts_sha256"], hashes, versions):
             return _unchanged(store, case, case_id, run_id, done, started, input_signature=signature)
         kept = None if force else store.measured(case_id, fkey)
-        if kept is not None:
-            (facts, facts_hash), measured = kept, False
+        if kept is not None:   # KG-dependent checks (given T vs the KG's size rule): from the current KG
+            (facts, facts_hash), measured = (with_t_checks(kept[0]), kept[1]), False
         else:
             plan = resolve_plan(segmentation)
             facts = measure_case(case, plan, dataset_dir, salt, hashes)
