@@ -38,7 +38,7 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
     from tumorcot.knowledge_graph import load_kg
     from tumorcot.flows.settings import resolve_settings
     from tumorcot.flows.versions import pipeline_versions
-    from tumorcot.pipeline import extract_facts
+    from tumorcot.pipeline import extract_facts, with_t_checks
     from tumorcot.privacy import case_id_for, load_or_create_salt, scrub_ids
     from tumorcot.store.cases import CaseStore
     from tumorcot.store.keys import facts_key, facts_sha256, input_hashes
@@ -58,7 +58,7 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
         key = facts_key(hashes, versions)
         kept = store.measured(case_id, key)
         if kept is not None:
-            return kept[0]
+            return with_t_checks(kept[0])   # KG-dependent checks from the current KG
         facts = extract_facts(entry, salt, hashes)
         if settings.segmentation.backend == "precomputed":
             store.keep_measured(case_id, key, facts_sha256(facts), facts)
