@@ -1,11 +1,11 @@
 """Export with images: images written per second, and export time over one decode of each CT.
 
 Builds a dataset (offline generator) from the real CTs in ../shared/data (TotalSegmentator NIfTI,
-the 512x512x20 DICOM series, the sarcoma CT) plus N phantom cases at full scale (160x160x80),
+the 512x512x20 DICOM series with a lesion mask on its flipped grid, the sarcoma CT) plus N phantom cases at full scale (160x160x80),
 then in this one process:
 
-- decode: ``load_ct`` of every case's CT once, one after the other (the decode an export does:
-  file read, HU conversion and content hash);
+- decode: ``load_ct`` of the CT of every case with records once, one after the other (the decode
+  an export does: file read, HU conversion and content hash);
 - export: ``export_chat(--format sharegpt, --images MODE)`` into an empty media folder with one
   worker process (the same decodes, plus planning, rendering, PNG/NPY encoding, writes, JSONL)
   and with two workers (wall time; the machine has 2 cores);
@@ -30,9 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")   # a busy machine
 os.environ.setdefault("TUMORCOT_SALT", "bench-export")
 
-from tumorcot.exports.chat import export_chat  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))
+from test_exports_media import dicom_lesion_mask  # noqa: E402  (the tests' lesion on the DICOM series)
+
+from tumorcot.exports.chat import export_chat, iter_records  # noqa: E402
 from tumorcot.exports.images import CaseImages  # noqa: E402
 from tumorcot.flows.build import run_build  # noqa: E402
 from tumorcot.imaging.io import load_ct  # noqa: E402
@@ -56,7 +60,7 @@ def manifest(folder: Path, n_phantoms: int) -> Path:
     rows += [{"patient_id": "bench-ts", "study_id": "1", "ct": ts / "example_ct_sm.nii.gz",
               "organ_mask": ts / "example_seg.nii.gz"},
              {"patient_id": "bench-dicom", "study_id": "1", "ct": ts / "example_ct_dicom",
-              "organ_mask": ts / "example_seg_dicom.nii.gz"},
+              "organ_mask": ts / "example_seg_dicom.nii.gz", "lesion_mask": dicom_lesion_mask(ts, folder)},
              {"patient_id": "bench-sts", "study_id": "1", "ct": sts / "CT_image.nii.gz",
               "lesion_mask": sts / "CT_mask.nii.gz"}]
     path = folder / "cases.csv"
@@ -92,8 +96,8 @@ def main(n_phantoms: int) -> None:
         summary = run_build(manifest(tmp, n_phantoms), tmp / "ds")
         ds = tmp / "ds"
         images = CaseImages(ds)
-        cases = images.store.case_ids()
-        print(f"dataset: {summary['ok']} cases, {summary.get('records', '?')} records; "
+        cases = sorted({r.case_id for split in ("train", "validation", "test") for r in iter_records(ds, split)})
+        print(f"dataset: {summary['ok']} cases ({len(cases)} with records), {summary.get('records', '?')} records; "
               f"{n_phantoms} phantoms 160x160x80 + 3 real CTs ({load()})")
         decode = 0.0
         for case in cases:

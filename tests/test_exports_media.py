@@ -16,9 +16,10 @@ Trainer layouts checked field by field, as their docs describe them:
   (``mm_plugin._check_video_is_nested_images``).
 - ms-swift ``docs/source_en/Customization/Custom-dataset.md`` (modelscope/ms-swift): standard
   keys ``messages`` (role system/user/assistant, content), ``images`` / ``videos`` holding paths,
-  ``<image>`` / ``<video>`` tags in the content; the Qwen2-VL template passes each ``videos``
-  entry to ``qwen_vl_utils.fetch_video`` (``swift/llm/template/template/qwen.py``), which reads
-  a list of frame images.
+  ``<image>`` / ``<video>`` tags in the content; the preprocessor leaves each ``videos`` entry as
+  given (``swift/llm/dataset/preprocessor/core.py``, ``_cast_mm_data``) and the Qwen2-VL template
+  passes it to ``qwen_vl_utils.fetch_video`` (``swift/llm/template/template/qwen.py``), which
+  reads a list of frame images.
 """
 
 from __future__ import annotations
@@ -49,6 +50,26 @@ MODES = ("slice", "video", "volume", "none")
 runner = CliRunner()
 
 
+def dicom_lesion_mask(ts: Path, folder: Path) -> Path:
+    """A 7 mm ball deep inside the DICOM series' liver, stored on the segmentation's y-flipped grid
+    (so the export has lesion records on the DICOM CT, through its flipped mask)."""
+    from scipy import ndimage
+
+    seg = sitk.ReadImage(str(ts / "example_seg_dicom.nii.gz"))
+    liver = np.pad(sitk.GetArrayFromImage(seg) == 5, 1)            # the volume's edge counts as outside
+    spacing = seg.GetSpacing()[::-1]
+    depth = ndimage.distance_transform_edt(liver, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    centre = np.unravel_index(np.argmax(depth), depth.shape)
+    assert depth[centre] > 10
+    grid = np.ogrid[tuple(slice(0, n) for n in depth.shape)]
+    distance = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)))
+    lesion = sitk.GetImageFromArray((distance <= 7.0).astype(np.uint8))
+    lesion.CopyInformation(seg)
+    path = folder / "dicom_lesion.nii.gz"
+    sitk.WriteImage(lesion, str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def built(shared_data, tmp_path_factory, prefect_server):
     root = tmp_path_factory.mktemp("media")
@@ -62,7 +83,7 @@ def built(shared_data, tmp_path_factory, prefect_server):
         {"patient_id": RAW_IDS[0], "study_id": "s1", "ct": ts / "example_ct_sm.nii.gz",
          "organ_mask": ts / "example_seg.nii.gz"},
         {"patient_id": RAW_IDS[1], "study_id": "s1", "ct": ts / "example_ct_dicom",
-         "organ_mask": ts / "example_seg_dicom.nii.gz"},
+         "organ_mask": ts / "example_seg_dicom.nii.gz", "lesion_mask": dicom_lesion_mask(ts, root)},
         {"patient_id": RAW_IDS[2], "study_id": "s1", "ct": sts / "CT_image.nii.gz",
          "lesion_mask": sts / "CT_mask.nii.gz"},
     ]
@@ -100,7 +121,14 @@ def export(built):
 
 
 def read_items(out: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted(out.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    """Every item of a folder export: ``SPLIT.jsonl`` lines, or ``SPLIT.json`` arrays (LLaVA)."""
+    items = []
+    for path in sorted(out.glob("*.json*")):
+        if path.suffix == ".jsonl":
+            items += [json.loads(line) for line in path.read_text().splitlines()]
+        elif path.name != "dataset_info.json":
+            items += json.loads(path.read_text())
+    return items
 
 
 def texts(item: dict) -> list[str]:
@@ -282,7 +310,8 @@ def test_key_slice_pixels_are_windowed_hu_of_real_ct(built, export):
         if meta["target"].startswith("lesion:"):    # the lesion's largest-diameter slice, as measured
             lesion = next(les for les in facts.lesions if les.id == meta["target"].split(":")[1])
             assert voxel_of(ct, (meta["z"], 0, 0))[2] == lesion.axial_slice
-            assert meta["window"]["name"] == "abdomen"       # sarcoma of a limb: no organ window
+            # the DICOM ball sits in the liver: liver window; the limb sarcoma has no organ: abdomen
+            assert meta["window"]["name"] == ("liver" if lesion.organ == "liver" else "abdomen")
         if meta["target"] == "organ:liver":
             assert (meta["window"]["width_hu"], meta["window"]["level_hu"]) == (150, 30)
     sources = {inputs[c][0].ct.name for c, _ in seen}
@@ -294,16 +323,19 @@ def test_dicom_overlay_contour_lies_on_its_flipped_mask(built, export, shared_da
     out, _ = export("sharegpt", "slice", overlay=True)
     ts = shared_data / "totalseg"
     ct = read_ct(ts / "example_ct_dicom")
-    mask = sitk.Resample(sitk.ReadImage(str(ts / "example_seg_dicom.nii.gz")), ct, sitk.Transform(),
-                         sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     inputs = case_inputs(ds)
-    checked = 0
+    checked, targets = 0, set()
     for item in read_items(out):
         row, facts = inputs[item["meta"]["case_id"]]
         meta = item["meta"]["media"]["key"]
-        if row.ct.name != "example_ct_dicom" or not meta["target"].startswith("organ:"):
+        if row.ct.name != "example_ct_dicom" or meta["target"] == "ct":
             continue
-        label = facts.organ(meta["target"].split(":")[1]).label_id
+        kind, name = meta["target"].split(":")
+        targets.add(kind)
+        stored = row.lesion_mask if kind == "lesion" else ts / "example_seg_dicom.nii.gz"
+        mask = sitk.Resample(sitk.ReadImage(str(stored)), ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                             sitk.sitkUInt8)
+        label = 1 if kind == "lesion" else facts.organ(name).label_id
         pixels = np.asarray(Image.open(item["images"][0]))
         red = np.argwhere((pixels == CONTOUR_RGB).all(axis=2))
         for r, c in red:
@@ -313,7 +345,7 @@ def test_dicom_overlay_contour_lies_on_its_flipped_mask(built, export, shared_da
         else:                             # no contour only where the slice holds none of the organ
             k = voxel_of(ct, (meta["z"], 0, 0))[2]
             assert not (sitk.GetArrayViewFromImage(mask)[k] == label).any()
-    assert checked >= 3
+    assert checked >= 3 and "lesion" in targets
 
 
 # ---- crops, frames, volumes ---------------------------------------------------------------------
@@ -413,6 +445,21 @@ def test_media_names_and_files_carry_no_raw_id(built, export):
             assert not any(raw.encode() in data for raw in RAW_IDS)
 
 
+def test_image_root_writes_relative_media_paths_and_refuses_media_outside_it(built, tmp_path):
+    _, ds = built
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["export", str(ds), str(out), "--format", "swift", "--images", "slice",
+                                 "--image-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for line in out.read_text().splitlines():
+        for path in json.loads(line)["images"]:
+            assert path.startswith("out_media/") and (tmp_path / path).is_file()
+    result = runner.invoke(app, ["export", str(ds), str(tmp_path / "other"), "--format", "swift", "--images",
+                                 "slice", "--image-root", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 1 and "--image-root" in result.output
+    assert not (tmp_path / "other" / "media").exists()          # refused before rendering
+
+
 def test_changed_ct_stops_the_export_naming_its_case_or_is_skipped(built, tmp_path):
     root, ds = built
     inputs = case_inputs(ds)
@@ -427,7 +474,7 @@ def test_changed_ct_stops_the_export_naming_its_case_or_is_skipped(built, tmp_pa
                 "--media-dir", str(tmp_path / "media")]
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and case in result.output and "content hash" in result.output
-        assert not list(out.glob("*.jsonl"))
+        assert not list(out.glob("*.json*"))
         result = runner.invoke(app, args + ["--skip-missing"])
         assert result.exit_code == 0, result.output
         cases = {item["meta"]["case_id"] for item in read_items(out)}
