@@ -149,3 +149,27 @@ def test_batch_prepare_and_live_build_send_the_same_requests(phantom, tmp_path, 
         live = {request_key(r.body): r.body for r in srv.requests}
     assert set(batch) <= set(live)                 # every batch line is a request the live run sent
     assert all(live[key] == body for key, body in batch.items())
+
+
+def test_dask_workers_share_out_the_build_wide_limit(phantom, tmp_path, prefect_server):
+    """``--task-runner dask``: each local worker process runs its own scheduler with its share of
+    ``--llm-concurrency``; the endpoint never sees more than the build-wide limit at once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL
+
+    manifest, _, facts = phantom
+    with ScriptedLLMServer(Oracle(facts, load_kg()), latency_s=0.2) as srv:
+        env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value(), OPENAI_BASE_URL=srv.base_url,
+                   OPENAI_API_KEY=SECRET, TUMORCOT_MODEL="scripted-model",
+                   PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        done = subprocess.run([str(Path(sys.executable).parent / "tumorcot"), "build", "-m", str(manifest),
+                               "-o", str(tmp_path / "dask"), "--generator", "llm", "--task-runner", "dask",
+                               "--concurrency", "2", "--llm-concurrency", "4"],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert run_record(tmp_path / "dask")["ok"] == len(facts)
+        assert 1 < srv.max_in_flight <= 4 and srv.count > 0

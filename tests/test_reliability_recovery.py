@@ -75,6 +75,8 @@ def test_readers_never_see_a_half_replaced_dataset(dataset, tmp_path):
         writer.wait(timeout=600)
     assert writer.returncode == 0, writer.stderr.read()
     assert passes >= 2
+    print(f"reader passes during the rebuild: {passes}, none with a mismatch; dataset generations seen: "
+          f"{len(generations)}")
 
 
 def test_link_images_writes_a_deidentified_nifti_for_a_dicom_series(shared_data, tmp_path):
@@ -111,3 +113,33 @@ def test_link_images_writes_a_deidentified_nifti_for_a_dicom_series(shared_data,
         assert tag_value not in text
     images = {json.loads(line)["image"] for line in (tmp_path / "x.jsonl").read_text().splitlines()}
     assert images == {str(written)}
+
+
+def test_a_killed_commands_temporary_prefect_server_is_reaped_by_the_next(dataset, tmp_path):
+    import signal
+    import time
+
+    from tumorcot.ops.orphans import _alive, _is_prefect_server, registry
+    from tumorcot.ops.preflight import prefect_api
+
+    cases, out = dataset
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}   # it starts its own server
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    command = subprocess.Popen([sys.executable, "-m", "tumorcot.cli", "build", "-m", str(cases), "-o", str(out),
+                                "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    entry = None
+    while entry is None:
+        assert command.poll() is None and time.monotonic() < deadline, "no temporary server registered"
+        for path in registry().glob("*.json"):
+            if json.loads(path.read_text())["owner_pid"] == command.pid:
+                entry = json.loads(path.read_text())
+        time.sleep(0.1)
+    command.send_signal(signal.SIGKILL)   # the command only: its server is orphaned
+    command.wait()
+    server = entry["server_pid"]
+    assert _alive(server) and _is_prefect_server(server)
+    prefect_api()                          # the next command (here on the session's server) reaps it
+    time.sleep(0.5)
+    assert not _alive(server) or not _is_prefect_server(server)

@@ -64,6 +64,13 @@ def extract_facts(case: CaseInput, salt: bytes, hashes: dict[str, str] | None = 
         synthetic=case.synthetic or (case.source or "").startswith("synthetic"), source=case.source,
         input_sha256=hashes, contrast_phase=phase, phase_evidence=evidence,
     )
+    return with_t_checks(facts)
+
+
+def with_t_checks(facts: CaseFacts) -> CaseFacts:
+    """The facts with each given T compared with the current KG's size rule. The comparison
+    depends on the KG, so facts reused from the private store (their key has no KG version)
+    are refreshed with it before any record is made."""
     return facts.model_copy(update={"t_checks": given_t_checks(facts, load_kg())})
 
 

@@ -15,7 +15,8 @@ from rich.table import Table
 from tumorcot.errors import TumorcotError
 
 EXPORT_HELP = "\n\n".join([
-    "Export records as chat JSON / JSONL for training, with the path of each record's CT.",
+    "Export records as chat JSON / JSONL for training, with the path of each record's CT or with rendered "
+    "images (--images slice|video|volume) that trainers load directly.",
     "--format llava: objects with id, image (the CT path), conversations (from human or gpt, "
     "value), roi, focus and meta. --format sharegpt: LLaMA-Factory's sharegpt layout with messages (role "
     "user or assistant, content) and images (the CT path); a folder OUT also gets the dataset_info.json "
@@ -35,12 +36,13 @@ EXPORT_HELP = "\n\n".join([
     "LLaVA's training script loads), .jsonl one object per line. Any other OUT is a folder with one file per "
     "split: SPLIT.json arrays for llava, SPLIT.jsonl for sharegpt and swift. The first user turn starts with the <image> token; turns keep kind, "
     "focus_organ, roi_box and crop_ref where present. CT paths come from the dataset's private case rows "
-    "(STATE/cases/CASE/input.json in the private state folder).",
+    "(STATE/cases/CASE/input.json in the private state folder). Example: tumorcot export DIR out --format "
+    "sharegpt --images slice --overlay",
 ])
 
 
 class _ExportProgress:
-    """A rich progress bar over records, fed by ``export_chat``."""
+    """A rich progress bar over images, then records, fed by ``export_chat``."""
 
     def __init__(self, console: Console):
         self.bar = Progress(TextColumn("[bold]{task.fields[what]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -21,6 +21,7 @@ import numpy as np
 from skimage.measure import marching_cubes, mesh_surface_area, perimeter
 from skimage.morphology import convex_hull_image
 
+from tumorcot.imaging.regions import dilate, erode
 from tumorcot.vocabulary import threshold
 
 IRREGULAR_INDEX, LOBULATED_INDEX = threshold("irregular_index"), threshold("lobulated_index")
@@ -37,8 +38,11 @@ a convex outline scores 0 whatever its size."""
 
 def ibsi_sphericity(mask: np.ndarray, spacing_ijk) -> float:
     """IBSI mesh-based sphericity of a boolean ``[k, j, i]`` mask."""
-    padded = np.pad(mask.astype(np.float32), 1)
-    verts, faces, _, _ = marching_cubes(padded, 0.5, spacing=tuple(float(s) for s in spacing_ijk[::-1]))
+    padded = np.pad(mask, 1)
+    # cubes only where the surface can pass (one voxel either side of the boundary): same mesh
+    band = dilate(padded, (1, 1, 1)) & ~erode(padded, (1, 1, 1))
+    verts, faces, _, _ = marching_cubes(padded.astype(np.float32), 0.5, mask=band,
+                                        spacing=tuple(float(s) for s in spacing_ijk[::-1]))
     area = mesh_surface_area(verts, faces)
     a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
     volume = abs(float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum()) / 6.0)

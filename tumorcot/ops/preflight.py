@@ -163,6 +163,9 @@ def check_api(url: str, timeout_s: float = 10.0) -> None:
 
 def prefect_api() -> str:
     """The Prefect API this process will use, started (temporary server) or checked (configured)."""
+    from tumorcot.ops.orphans import reap_orphans, register
+
+    reap_orphans()   # temporary servers of earlier commands that were killed
     url = configured_api_url()
     if url:
         check_api(url)
@@ -179,4 +182,6 @@ def prefect_api() -> str:
             f"Prefect's temporary API server did not start within {timeout} s ({first}). On a busy machine "
             f"raise {STARTUP_ENV}, or start a server once with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api: every tumorcot command then reuses it") from None
+    if server.server_process is not None:
+        register(server.server_process.pid, server.port)
     return server.api_url
