@@ -76,9 +76,14 @@ INTERLEAVE_OPTION = typer.Option(None, "--interleave/--no-interleave", help="Giv
                                  "the 'attend to <organ>' turn structure (first pass, organ ROI, re-reasoning)."
                                  + STORED + "on.")
 
+MIX_OPTION = typer.Option(None, "--mix", help="Target family mix: 'tumorcot' (TumorCoT's published "
+                          "attributes=60,report=19,localization=11,tnm=10), group=share pairs of those four groups, "
+                          "or 'off' (keep every record). Organ boxes are capped at 4 per case under a mix."
+                          + STORED + "off.")
+
 
 def _options(splits: str | None, negative_share: float | None, mc_share: float | None,
-             interleave: bool | None) -> dict:
+             interleave: bool | None, mix: str | None = None) -> dict:
     """The generation options given on the command line (the others come from the dataset)."""
     from tumorcot.errors import ManifestError
     from tumorcot.schemas import GenerationOptions
@@ -89,7 +94,13 @@ def _options(splits: str | None, negative_share: float | None, mc_share: float |
             given["split_ratios"] = GenerationOptions.parse_ratios(splits)
         except ManifestError as exc:
             raise typer.BadParameter(str(exc)) from None
-    return {k: v for k, v in given.items() if v is not None}
+    given = {k: v for k, v in given.items() if v is not None}
+    if mix is not None:
+        try:
+            given["family_mix"] = GenerationOptions.parse_mix(mix)
+        except ManifestError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return given
 
 
 def _segmentation(backend: str | None, device: str, fast: bool | None, subtasks: str | None, gpus: int) -> dict:
@@ -241,6 +252,7 @@ def build(
     negative_share: float = NEGATIVE_OPTION,
     mc_share: float = MC_OPTION,
     interleave: bool = INTERLEAVE_OPTION,
+    mix: str = MIX_OPTION,
     segmentation: str = typer.Option(None, help="'precomputed' (masks from the manifest) or "
                                      "'totalsegmentator' (run it, in its own process, for rows without organ_mask; "
                                      "executable $TUMORCOT_TOTALSEG_BIN, weights in $TOTALSEG_HOME_DIR)."
@@ -272,7 +284,7 @@ def build(
             os.environ[variable] = str(value)
     summary = _build(manifest, out, concurrency, force, generator=generator, llm_concurrency=llm_concurrency,
                      task_runner=task_runner, dask_address=dask_address, allow_removal=allow_removal,
-                     options=_options(splits, negative_share, mc_share, interleave),
+                     options=_options(splits, negative_share, mc_share, interleave, mix),
                      segmentation=_segmentation(segmentation, seg_device, seg_fast, seg_subtasks, gpus))
     _print_summary(summary)
     _exit_for(summary, allow_failures)
@@ -287,11 +299,12 @@ def demo(
     negative_share: float = NEGATIVE_OPTION,
     mc_share: float = MC_OPTION,
     interleave: bool = INTERLEAVE_OPTION,
+    mix: str = MIX_OPTION,
 ):
     """Generate synthetic abdominal phantom cases and build a dataset from them."""
     from tumorcot.imaging.phantom import write_phantom_cases
 
-    options = _options(splits, negative_share, mc_share, interleave)
+    options = _options(splits, negative_share, mc_share, interleave, mix)
     console.print(f"writing {cases} synthetic phantom case(s) to {out / 'cases'} ...")
     manifest = write_phantom_cases(out / "cases", cases, seed=seed)
     summary = _build(manifest, out, concurrency=2, force=False, options=options)

@@ -18,6 +18,7 @@ from tumorcot.agents.families.spatial import spatial_records
 from tumorcot.agents.families.attributes import lesion_attribute_records, organ_presence_records
 from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.localization import LOCALIZATION_FAMILIES, REPORT_FAMILIES, localization_records
+from tumorcot.agents.families.mix import apply_mix
 from tumorcot.agents.families.negatives import select_negatives
 from tumorcot.agents.families.pathology import pathology_records
 from tumorcot.agents.families.report import report_organs, report_records
@@ -29,9 +30,9 @@ __all__ = ["LOCALIZATION_FAMILIES", "REPORT_FAMILIES", "OfflineGenerator", "fini
 
 
 def finish_records(records: list[CoTRecord], facts: CaseFacts, options: GenerationOptions) -> list[CoTRecord]:
-    """Negative share, then conversation turns (the LLM engine does the same two steps, with its
+    """Negative share, family mix (``families.mix``), then conversation turns (the LLM engine does the same two steps, with its
     rewrites in between)."""
-    kept = select_negatives(records, options.negative_share)
+    kept = apply_mix(select_negatives(records, options.negative_share), options)
     return [with_turns(r, facts, options.interleave) for r in kept]
 
 

@@ -116,6 +116,7 @@ def _counts_sections(stats: dict) -> list[str]:
     out += ["### Per task and split", ""]
     out += _table(("task", *splits, "total"), [
         (task, *[stats["by_task_split"][task].get(s, 0) for s in splits], n) for task, n in stats["by_task"].items()])
+    out += _mix_section(stats)
     out += ["### Per task and subtask", ""]
     out += _table(("task", "subtask", "records"), [
         (task, sub, n) for task, subs in stats["by_task_subtask"].items() for sub, n in subs.items()])
@@ -125,6 +126,18 @@ def _counts_sections(stats: dict) -> list[str]:
     out += _table(("split", "records", "patients"),
                   [(s, n, stats["patients"].get(s, 0)) for s, n in stats["by_split"].items()])
     return out
+
+
+def _mix_section(stats: dict) -> list[str]:
+    """Family groups (TumorCoT's four) with target and achieved shares."""
+    mix = stats.get("family_mix")
+    if not mix:
+        return []
+    target = mix.get("target") or {}
+    out = ["### Family mix (target vs achieved)", ""]
+    return out + _table(("group", "tasks", "records", "target", "achieved"), [
+        (g, ", ".join(mix["groups"].get(g, ["other"])), n, _pct(target.get(g)) if target else "none",
+         _pct(mix["achieved"].get(g))) for g, n in mix["records"].items()])
 
 
 def _quality_sections(stats: dict) -> list[str]:

@@ -83,6 +83,11 @@ def print_stats_table(console: Console, stats: dict) -> None:
                   f"{', '.join(neg['subtasks'])}; synthetic {_pct(syn['share'])}; patients "
                   + ", ".join(f"{k} {v}" for k, v in patients.items())
                   + f"; families: {', '.join(stats['families']) or 'none'}")
+    mix = stats.get("family_mix")
+    if mix:
+        target = mix.get("target") or {}
+        console.print("family mix (achieved / target): " + ", ".join(
+            f"{g} {_pct(mix['achieved'].get(g))} / {_pct(target.get(g)) if target else 'none'}" for g in mix["records"]))
     if stats["answer_positions"]:
         worst = max((e["max_relative_deviation"] or 0.0) for e in stats["answer_positions"].values())
         console.print(f"multiple-choice answer positions: max deviation from uniform {_pct(worst)} "

@@ -8,6 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tumorcot.errors import ManifestError
 
 
+# TumorCoT's published family mix, and the record tasks each of its four groups counts.
+TUMORCOT_MIX = {"attributes": 0.60, "report": 0.19, "localization": 0.11, "tnm": 0.10}
+MIX_GROUPS = {"attributes": ("lesion_attribute", "organ_measure", "tumor_burden", "spatial"),
+              "report": ("cot_report", "pathology"), "localization": ("localization",), "tnm": ("tnm_staging",)}
+
+
+def mix_group(task: str) -> str | None:
+    return next((g for g, tasks in MIX_GROUPS.items() if task in tasks), None)
+
+
 class GenerationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -20,6 +30,36 @@ class GenerationOptions(BaseModel):
     mc_share: float = Field(0.5, ge=0.0, le=1.0,
                             description="share of closed-answer attribute records asked as multiple choice")
     interleave: bool = Field(True, description="organ-level reasoning records carry the attend-to-organ turns")
+    family_mix: dict[str, float] | None = Field(
+        None, description="target shares of the family groups (MIX_GROUPS; TUMORCOT_MIX is TumorCoT's published "
+                          "mix, CLI --mix tumorcot); each case keeps its records in these proportions among the "
+                          "groups it has (agents/families/mix.py); None: keep every record")
+    organ_box_cap: int = Field(4, ge=0, description="with a family mix: organ-box records kept per case at most")
+
+    @field_validator("family_mix")
+    @classmethod
+    def _mix(cls, value):
+        if value is None:
+            return None
+        unknown = set(value) - set(MIX_GROUPS)
+        if unknown or any(v < 0 for v in value.values()) or sum(value.values()) <= 0:
+            raise ValueError(f"family mix: groups {', '.join(MIX_GROUPS)} with non-negative shares, not all zero")
+        total = sum(value.values())
+        return {g: round(value.get(g, 0.0) / total, 6) for g in MIX_GROUPS}
+
+    @classmethod
+    def parse_mix(cls, text: str) -> dict[str, float] | None:
+        """'attributes=60,report=19,localization=11,tnm=10' -> shares; 'tumorcot' -> TUMORCOT_MIX;
+        'off' -> None."""
+        if text.strip().lower() == "off":
+            return None
+        if text.strip().lower() == "tumorcot":
+            return dict(TUMORCOT_MIX)
+        try:
+            pairs = dict((k.strip(), float(v)) for k, v in (p.split("=") for p in text.split(",") if p.strip()))
+            return cls._mix(pairs)
+        except ValueError:
+            raise ManifestError(f"--mix must be 'off' or group=share pairs of {', '.join(MIX_GROUPS)}; got {text!r}") from None
 
     @field_validator("split_ratios")
     @classmethod

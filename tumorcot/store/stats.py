@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tumorcot.schemas.options import MIX_GROUPS, mix_group, resolve_options
 from tumorcot.schemas.records import Task
 from tumorcot.store.lock import reads_dataset
 
@@ -101,7 +102,25 @@ class StatsAccumulator:
             "patients": {"total": len(all_patients),
                          **{split: len(ids) for split, ids in sorted(self.patients.items())}},
             "families": [f for f in FAMILIES if f in by["by_task"]],
+            "family_mix": family_mix(by["by_task"], total),
         }
+
+
+def family_mix(by_task: dict[str, int], total: int, target: dict[str, float] | None = None) -> dict:
+    """Achieved share per family group (``MIX_GROUPS``), with the target when known."""
+    achieved: dict[str, int] = {}
+    for task, n in by_task.items():
+        group = mix_group(task) or "other"
+        achieved[group] = achieved.get(group, 0) + n
+    return {"groups": {g: list(t) for g, t in MIX_GROUPS.items()}, "target": target,
+            "records": achieved, "achieved": {g: _share(n, total) for g, n in achieved.items()}}
+
+
+def with_mix_target(stats: dict, manifest: dict) -> dict:
+    """The stats with the family-mix target the dataset was built with (manifest versions.options)."""
+    options = manifest.get("versions", {}).get("options") or {}
+    stats["family_mix"]["target"] = resolve_options(options).family_mix if options else None
+    return stats
 
 
 def _marginals(groups: dict[tuple, int]) -> dict:
@@ -155,7 +174,7 @@ def stats_from_shards(dataset_dir: Path, manifest: dict) -> dict:
         shard = pq.ParquetFile(dataset_dir / entry["path"])
         for batch in shard.iter_batches(batch_size=_BATCH_ROWS, columns=list(STATS_COLUMNS)):
             acc.add(pa.Table.from_batches([batch]))
-    return acc.result()
+    return with_mix_target(acc.result(), manifest)
 
 
 def stamp(manifest: dict) -> dict:
