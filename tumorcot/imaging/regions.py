@@ -60,11 +60,15 @@ def radius_voxels(spacing_ijk) -> tuple[int, int, int]:
 
 
 def _box_filter(mask: np.ndarray, radius, filter1d) -> np.ndarray:
-    out = mask.astype(np.uint8)
+    if mask.dtype != bool or not any(r > 0 for r in radius):
+        mask = mask.astype(bool)  # a fresh 0/1 array
+        if not any(r > 0 for r in radius):
+            return mask
+    out = mask.view(np.uint8)  # the boolean's 0/1 bytes, read in place
     for axis, r in enumerate(radius):
         if r > 0:
             out = filter1d(out, 2 * r + 1, axis=axis, mode="constant", cval=0)
-    return out.astype(bool)
+    return out.view(bool)  # min/max of 0/1 bytes are 0/1: a valid boolean array
 
 
 def erode(mask: np.ndarray, radius) -> np.ndarray:
