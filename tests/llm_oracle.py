@@ -146,10 +146,8 @@ def varied_summary(facts: CaseFacts, organ: str, last, user: str) -> dict:
     labelled = any(f.startswith("pathology.") for f in last.fact_ids)
     if labelled:
         keys = [f.split(".")[1] for f in last.fact_ids if f.startswith("pathology.")]
-        text = "Given pathology: " + ", ".join("{pathology.%s}" % k for k in keys if k not in "tnm") + "."
-        tnm = " ".join("{pathology.%s}" % k for k in "tnm" if k in keys)
-        if tnm:
-            text += f" Staged {tnm} by the given labels."
+        text = ("The pathology report's " + ", ".join("{pathology.%s}" % k for k in keys if k not in "tnm")
+                + " is read against the imaging impressions above.")
         ids, nodes = [], last.kg_node_ids
     else:
         classes = " or ".join("{%s}" % n for n in last.kg_node_ids)

@@ -23,7 +23,8 @@ def test_faithful_varied_answers_are_never_rejected():
     assert not result.failed
     assert [t.reasons for t in result.log if t.verdict in ("rejected", "failed")] == []
     text = json.dumps([r.model_dump() for r in result.records], ensure_ascii=False)
-    for phrase in ("segment 8", "(difference \u2212", "1,369 mL", "40.0 HU below the organ mean", "Given pathology: malignant",
+    for phrase in ("segment 8", "(difference \u2212", "1,369 mL", "40.0 HU below the organ mean",
+                   "The pathology report's malignant",
                    "On this CT, "):
         assert phrase in text, phrase
     judge = next(t for t in result.log if t.agent == "judge" and t.messages_json)

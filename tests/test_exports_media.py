@@ -16,9 +16,10 @@ Trainer layouts checked field by field, as their docs describe them:
   (``mm_plugin._check_video_is_nested_images``).
 - ms-swift ``docs/source_en/Customization/Custom-dataset.md`` (modelscope/ms-swift): standard
   keys ``messages`` (role system/user/assistant, content), ``images`` / ``videos`` holding paths,
-  ``<image>`` / ``<video>`` tags in the content; the Qwen2-VL template passes each ``videos``
-  entry to ``qwen_vl_utils.fetch_video`` (``swift/llm/template/template/qwen.py``), which reads
-  a list of frame images.
+  ``<image>`` / ``<video>`` tags in the content; the preprocessor leaves each ``videos`` entry as
+  given (``swift/llm/dataset/preprocessor/core.py``, ``_cast_mm_data``) and the Qwen2-VL template
+  passes it to ``qwen_vl_utils.fetch_video`` (``swift/llm/template/template/qwen.py``), which
+  reads a list of frame images.
 """
 
 from __future__ import annotations
@@ -442,6 +443,21 @@ def test_media_names_and_files_carry_no_raw_id(built, export):
         if path.is_file():
             data = path.read_bytes()
             assert not any(raw.encode() in data for raw in RAW_IDS)
+
+
+def test_image_root_writes_relative_media_paths_and_refuses_media_outside_it(built, tmp_path):
+    _, ds = built
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["export", str(ds), str(out), "--format", "swift", "--images", "slice",
+                                 "--image-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for line in out.read_text().splitlines():
+        for path in json.loads(line)["images"]:
+            assert path.startswith("out_media/") and (tmp_path / path).is_file()
+    result = runner.invoke(app, ["export", str(ds), str(tmp_path / "other"), "--format", "swift", "--images",
+                                 "slice", "--image-root", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 1 and "--image-root" in result.output
+    assert not (tmp_path / "other" / "media").exists()          # refused before rendering
 
 
 def test_changed_ct_stops_the_export_naming_its_case_or_is_skipped(built, tmp_path):

@@ -155,7 +155,8 @@ def _path_writer(image_root: Path | None):
         try:
             return str(Path(os.path.abspath(path)).relative_to(root))
         except ValueError:
-            raise ExportError(f"media folder {path.parent} is not under --image-root {root}") from None
+            raise ExportError(f"media folder {path.parent} is not under --image-root {root} "
+                              "(choose --media-dir inside it)") from None
     return path_of
 
 
@@ -184,7 +185,9 @@ def export_chat(dataset_dir: Path, out: Path, fmt: str, *, splits: list[str] | N
     plan, failed = None, {}
     if images in IMAGE_MODES:
         media_dir = Path(media_dir) if media_dir else (out.parent / f"{out.stem}_media" if single else out / "media")
-        plan = MediaPlan(case_images, media_dir, images, overlay=overlay, path_of=_path_writer(image_root))
+        path_of = _path_writer(image_root)
+        path_of(media_dir / "x")          # media outside --image-root: say so before rendering anything
+        plan = MediaPlan(case_images, media_dir, images, overlay=overlay, path_of=path_of)
         for split in splits:
             for record in iter_records(dataset_dir, split):
                 if not skip_missing or case_images.available(record.case_id):
