@@ -54,8 +54,7 @@ def test_boundary_is_the_mask_minus_its_cross_erosion(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_marching_cubes_on_surface_cubes_builds_the_whole_volume_mesh(seed):
     mask = _blobs(seed)
-    if not mask.any():
-        pytest.skip("empty blob")
+    mask.flat[mask.size // 2] = True  # never empty
     padded = np.pad(mask, 1).astype(np.float32)
     spacing = (1.5, 0.8, 0.7)
     verts, faces, _, _ = marching_cubes(padded, 0.5, spacing=spacing)
