@@ -93,3 +93,29 @@ def test_kg_release_decodes_no_ct_and_splits_change_regenerates_nothing(tmp_path
     moved = {r["record_id"]: r for r in read_records(out).to_pylist()}
     assert {r["split"] for r in moved.values()} == {"test"}
     assert {k: dict(r, split=None) for k, r in moved.items()} == {k: dict(r, split=None) for k, r in after.items()}
+
+
+def test_facts_are_kept_as_soon_as_measured_so_a_case_lost_before_its_records_is_not_measured_again(tmp_path,
+                                                                                                   monkeypatch):
+    import tumorcot.pipeline as pipeline
+    from tumorcot.flows.build import run_build
+    from tumorcot.store.private import default_state_dir
+
+    decodes = []   # every CT the build decodes goes through pipeline.load_ct
+    real = pipeline.load_ct
+    monkeypatch.setattr(pipeline, "load_ct", lambda *a, **k: decodes.append(a[0]) or real(*a, **k))
+    monkeypatch.setenv("TUMORCOT_SALT", "two-keys")
+    manifest = write_phantom_cases(tmp_path / "cases", 2, seed=12, scale=4)
+    out = tmp_path / "ds"
+    first = run_build(manifest, out, concurrency=1)
+    assert first["ok"] == 2 and first["measured"] == 2 and len(decodes) == 2
+    before = {r["record_id"]: r for r in read_records(out).to_pylist()}
+    cases = sorted((default_state_dir(out) / "cases").iterdir())
+    for folder in cases:   # as if killed after measuring, before its records were stored
+        (folder / "done.json").unlink()
+        (folder / "records.arrow").unlink()
+    decodes.clear()
+    again = run_build(manifest, out, concurrency=1)
+    assert again["failed"] == 0 and again["ok"] == 2 and again["measured"] == 0 and decodes == []
+    after = {r["record_id"]: r for r in read_records(out).to_pylist()}
+    assert after.keys() == before.keys()

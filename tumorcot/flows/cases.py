@@ -1,9 +1,10 @@
 """The per-case tasks of a build: facts (measured, or reused), records, stored results.
 
 ``prepare_case`` decides with the two keys of ``tumorcot.store.keys``: a case whose records key
-is stored is *unchanged*; else, when its facts key is stored, its facts are read back from the
-private state folder (no CT decoded, no segmentation run) and only its records are made again;
-else it is segmented and measured. ``finish_case`` stores the records, log and facts with both
+is stored is *unchanged*; else, when facts measured under its facts key are kept
+(``CaseStore.measured``), they are read back from the private state folder (no CT decoded, no
+segmentation run) and only its records are made again; else it is segmented and measured, and
+the facts are kept at once (a case whose generation then fails is not measured again). ``finish_case`` stores the records, log and facts with both
 keys. ``process_cases`` runs batches with the offline generator, ``process_cases_llm`` with the
 build-wide LLM scheduler (see ``agents/scheduler.py``).
 """
@@ -91,26 +92,31 @@ def prepare_case(case: CaseInput, dataset_dir: Path, salt: bytes, run_id: str, f
         signature = input_signature(case)
         hashes = recorded_hashes(case, done, signature) or input_hashes(case)
         fkey = facts_key(hashes, versions)
-        if stored_facts_current(done, fkey):
-            facts_hash, measured = done["facts_sha256"], False
-            key = records_key(facts_hash, hashes, versions)
-            if done.get("key") == key:
-                return _unchanged(store, case, case_id, run_id, done, started, input_signature=signature)
-            facts = with_t_checks(store.facts(case_id))   # KG-dependent checks: current KG
+        if stored_facts_current(done, fkey) and done.get("key") == records_key(done["facts_sha256"], hashes, versions):
+            return _unchanged(store, case, case_id, run_id, done, started, input_signature=signature)
+        kept = None if force else store.measured(case_id, fkey)
+        if kept is not None:   # KG-dependent checks (given T vs the KG's size rule): from the current KG
+            (facts, facts_hash), measured = (with_t_checks(kept[0]), kept[1]), False
         else:
             plan = resolve_plan(segmentation)
-            segmented = segmented_case(case, plan, dataset_dir, hashes["ct"])
-            facts = extract_facts(segmented, salt, hashes if segmented is case else input_hashes(segmented),
-                                  segmentation_backend=plan.backend)
+            facts = measure_case(case, plan, dataset_dir, salt, hashes)
             facts_hash, measured = facts_sha256(facts), True
-            key = records_key(facts_hash, hashes, versions)
-            if done is not None and done.get("key") == key:   # measured again, same facts: records stand
-                return _unchanged(store, case, case_id, run_id, done, started, measured=True, facts_key=fkey,
-                                  input_signature=signature, input_sha256=hashes)
+            store.keep_measured(case_id, fkey, facts_hash, facts)
+        key = records_key(facts_hash, hashes, versions)
+        if done is not None and done.get("key") == key:   # same facts as the stored records': they stand
+            return _unchanged(store, case, case_id, run_id, done, started, measured=measured, facts_key=fkey,
+                              facts_sha256=facts_hash, input_signature=signature, input_sha256=hashes)
         return PreparedCase(case, case_id, key, facts, hashes, signature, fkey, facts_hash, measured,
                             frozenset(quarantined_records), started)
     except Exception as exc:  # a bad case is reported and the batch goes on
         return failed_outcome(case, case_id, run_id, exc)
+
+
+def measure_case(case: CaseInput, plan, dataset_dir: Path, salt: bytes, hashes: dict) -> CaseFacts:
+    """Segment (with the plan's backend) and measure: the one CT decode of a case."""
+    segmented = segmented_case(case, plan, dataset_dir, hashes["ct"])
+    return extract_facts(segmented, salt, hashes if segmented is case else input_hashes(segmented),
+                         segmentation_backend=plan.backend)
 
 
 def llm_gaps(log: list) -> list[str]:

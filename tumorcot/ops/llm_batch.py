@@ -36,17 +36,34 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
     from tumorcot.agents.llm import LLMGenerator
     from tumorcot.case_manifest import read_case_manifest
     from tumorcot.knowledge_graph import load_kg
-    from tumorcot.pipeline import extract_facts
-    from tumorcot.store.keys import input_hashes
-    from tumorcot.privacy import load_or_create_salt, scrub_ids
     from tumorcot.flows.settings import resolve_settings
+    from tumorcot.flows.versions import pipeline_versions
+    from tumorcot.pipeline import extract_facts, with_t_checks
+    from tumorcot.privacy import case_id_for, load_or_create_salt, scrub_ids
+    from tumorcot.store.cases import CaseStore
+    from tumorcot.store.keys import facts_key, facts_sha256, input_hashes
 
     config = LLMConfig.from_env(cache_dir=cache_dir(dataset_dir))
     if not config.model:
         raise LLMOutputError("batch mode needs TUMORCOT_MODEL (the model name is part of every request)")
     Path(dataset_dir).mkdir(parents=True, exist_ok=True)
-    options = resolve_settings(dataset_dir, "llm", options).options   # the dataset's own unless given
-    salt, kg = load_or_create_salt(dataset_dir), load_kg()
+    settings = resolve_settings(dataset_dir, "llm", options)   # the dataset's own unless given
+    options, versions = settings.options, pipeline_versions("llm", settings.options, settings.segmentation)
+    salt, kg, store = load_or_create_salt(dataset_dir), load_kg(), CaseStore(dataset_dir)
+
+    def facts_of(entry):
+        """Facts kept under the case's facts key (a build or an earlier round measured it), else
+        measured from the manifest's masks, and kept when that is the dataset's segmentation."""
+        case_id, hashes = case_id_for(entry.patient_id, entry.study_id, salt), input_hashes(entry)
+        key = facts_key(hashes, versions)
+        kept = store.measured(case_id, key)
+        if kept is not None:
+            return with_t_checks(kept[0])   # KG-dependent checks from the current KG
+        facts = extract_facts(entry, salt, hashes)
+        if settings.segmentation.backend == "precomputed":
+            store.keep_measured(case_id, key, facts_sha256(facts), facts)
+        return facts
+
     writer = BatchWriter()
     summary = {"requests": 0, "ready": 0, "pending": 0, "failed": []}
     entries = read_case_manifest(manifest)
@@ -58,7 +75,7 @@ def prepare_round(manifest: Path, dataset_dir: Path, requests_path: Path, *, opt
                     summary["failed"].append(str(entry))
                 else:
                     try:
-                        facts = extract_facts(entry, salt, input_hashes(entry))
+                        facts = facts_of(entry)
                         result = await LLMGenerator(kg, config, options=options).agenerate(
                             facts, report=entry.report, client=client)
                         summary["pending" if result.deferred else "ready"] += 1

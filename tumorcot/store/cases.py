@@ -1,9 +1,10 @@
 """Per-case results of a build, kept between runs: the unit of incremental and crash-safe work.
 
-``STATE/cases/<case_id>/`` (the dataset's private state folder, ``store/private.py``) holds ``records.arrow``, ``log.arrow`` (Arrow IPC, lz4),
-``facts.json``, ``input.json`` and, written last, ``done.json`` with the case's build key (input
-content hashes + pipeline, KG, prompt and generator versions). A case whose ``done.json`` carries
-the current key is not reprocessed; a killed run leaves no ``done.json`` for the case it was
+``STATE/cases/<case_id>/`` (the dataset's private state folder, ``store/private.py``) holds
+``records.arrow``, ``log.arrow`` (Arrow IPC, lz4), ``facts.json`` (the facts of those records),
+``measured.json`` (the last measured facts with their facts key, reused while the key holds),
+``input.json`` and, written last, ``done.json`` with the case's keys (``store/keys.py``). A case
+whose ``done.json`` carries the current records key is not reprocessed; a killed run leaves no ``done.json`` for the case it was
 working on. The data files are fsynced one by one, the folder once, then ``done.json`` is
 written atomically: a ``done.json`` is never seen before the files it vouches for.
 
@@ -133,6 +134,23 @@ class CaseStore:
 
     def facts(self, case_id: str) -> CaseFacts:
         return CaseFacts.model_validate_json((self.folder(case_id) / "facts.json").read_text())
+
+    def keep_measured(self, case_id: str, facts_key: str, facts_hash: str, facts: CaseFacts) -> None:
+        """Keep freshly measured facts under their facts key (``measured.json``, one atomic file),
+        before any record is made from them: a case whose generation fails, or a batch round,
+        measures once. ``facts.json`` stays the facts of the case's stored records."""
+        atomic_write_json(self.folder(case_id) / "measured.json",
+                          {"facts_key": facts_key, "facts_sha256": facts_hash, "facts": facts.model_dump(mode="json")})
+
+    def measured(self, case_id: str, facts_key: str) -> tuple[CaseFacts, str] | None:
+        """(facts, their hash) measured under ``facts_key``, if kept; else None."""
+        try:
+            kept = json.loads((self.folder(case_id) / "measured.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if kept.get("facts_key") != facts_key:
+            return None
+        return CaseFacts.model_validate(kept["facts"]), kept["facts_sha256"]
 
     def case_ids(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir()) if self.root.exists() else []
