@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tumorcot import __version__
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.vocabulary import display_name
 from tumorcot.privacy import assign_split
-from tumorcot.prompts import prompt_version, render_question
+from tumorcot.prompts import prompt_version, render_answer, render_question
 from tumorcot.schemas import CaseFacts, CoTRecord, GenerationOptions, LesionFacts
 
 PIPELINE_VERSION = f"tumorcot-{__version__}"
@@ -111,12 +112,21 @@ class RecordFactory:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     _placed: dict[int, int] = field(default_factory=dict, init=False, repr=False)
 
+    @cached_property
+    def table(self) -> dict:
+        """The case's citable facts by id (``CaseFacts.fact_table``), computed once."""
+        return self.facts.fact_table()
+
     @property
     def split(self) -> str:
         return assign_split(self.facts.patient_pseudo_id, self.options.splits)
 
     def question(self, subtask: str, subject: str, **context) -> tuple[str, str]:
         return render_question(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
+
+    def answer(self, subtask: str, subject: str, **context) -> str:
+        """The answer sentence, one of the subtask's answer forms (``prompts/answers``)."""
+        return render_answer(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
 
     def wants_choice(self, subtask: str, subject: str) -> bool:
         """Whether this closed-answer record is asked as multiple choice (share ``mc_share``)."""
