@@ -53,7 +53,9 @@ def sarcoma_facts(shared_data):
 @pytest.fixture(scope="module")
 def totalseg_facts(shared_data):
     ts = shared_data / "totalseg"
-    return facts_of(CaseInput(row=1, patient_id="TS-0001", study_id="1", ct=ts / "example_ct.nii.gz",
+    # example_seg.nii.gz is TotalSegmentator's output for example_ct_sm.nii.gz (the same grid); on
+    # example_ct.nii.gz it would be misaligned (the liver would measure about -69 HU)
+    return facts_of(CaseInput(row=1, patient_id="TS-0001", study_id="1", ct=ts / "example_ct_sm.nii.gz",
                               organ_mask=ts / "example_seg.nii.gz"))
 
 

@@ -74,8 +74,9 @@ def lesion_phrase(lesion: LesionFacts, facts: CaseFacts | None = None, *, with_s
     (its longest axial diameter, fact ``long_axis_mm``) and place, never by an internal id and
     never by a noun that gives an answer away ("cyst", "tumour"); with ``facts``, told from a
     same-named lesion of the organ by its slice or volume. ``with_size=False`` where the question
-    asks for the size."""
-    noun = f"{mm(lesion.long_axis_mm)} mm lesion" if with_size else "lesion"
+    asks for the size. A lesion cut by the field of view is 'lesion of at least 44 mm'."""
+    size = f"{mm(lesion.long_axis_mm)} mm lesion" if not lesion.truncated else f"lesion of at least {mm(lesion.long_axis_mm)} mm"
+    noun = size if with_size else "lesion"  # a truncated lesion (cut by the field of view): a lower bound
     return noun, lesion_where(lesion) + _twin(lesion, facts, with_size)[0]
 
 
