@@ -47,8 +47,8 @@ def cases_and_reference(tmp_path_factory, prefect_server):
 
 
 def _tumorcot(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "tumorcot"), *args], cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([str(BIN / "tumorcot"), *args], cwd=cwd, env=_env(), capture_output=True,
+                          encoding="utf-8", errors="replace", timeout=300)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ def _subprocess(args: list[str], cwd: Path, **env) -> subprocess.CompletedProces
     environ = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), **env)
     environ.pop("PREFECT_API_URL", None)
     environ.update(env)
-    return subprocess.run([TUMORCOT, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=240)
+    return subprocess.run([TUMORCOT, *args], cwd=cwd, env=environ, capture_output=True, encoding="utf-8",
+                          errors="replace", timeout=240)
 
 
 @pytest.fixture(scope="module")

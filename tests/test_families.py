@@ -53,14 +53,17 @@ def sarcoma_facts(shared_data):
 @pytest.fixture(scope="module")
 def totalseg_facts(shared_data):
     ts = shared_data / "totalseg"
-    return facts_of(CaseInput(row=1, patient_id="TS-0001", study_id="1", ct=ts / "example_ct.nii.gz",
+    # example_seg.nii.gz is TotalSegmentator's output for example_ct_sm.nii.gz (the same grid); on
+    # example_ct.nii.gz it would be misaligned (the liver would measure about -69 HU)
+    return facts_of(CaseInput(row=1, patient_id="TS-0001", study_id="1", ct=ts / "example_ct_sm.nii.gz",
                               organ_mask=ts / "example_seg.nii.gz"))
 
 
-def test_real_organ_segmentation_without_lesion_mask_gives_localization_only(totalseg_facts):
+def test_real_organ_segmentation_without_lesion_mask_gives_organ_level_families_only(totalseg_facts):
     records = generate(totalseg_facts)
-    assert {r.task for r in records} == {"localization"}
-    assert {r.subtask for r in records} == {"organ_box"}
+    # no lesion mask: boxes, measures and relations of complete organs (tests/test_families_organs.py)
+    assert {r.task for r in records} == {"localization", "organ_measure", "spatial"}
+    assert {r.subtask for r in records if r.task == "localization"} == {"organ_box"}
 
 
 def test_real_sarcoma_labels_are_question_context_and_ajcc_soft_tissue_t_comes_from_size(sarcoma_facts):
@@ -100,9 +103,10 @@ def test_real_sarcoma_given_t_that_disagrees_with_the_size_is_flagged(sarcoma_fa
     assert "N0" not in tnm.answer + tnm.think
 
 
-def test_phantom_shows_all_five_families_and_every_subtask(phantom_facts):
+def test_phantom_shows_every_family_and_every_subtask(phantom_facts):
     records = [r for f in phantom_facts for r in generate(f)]
-    assert {r.task for r in records} == {"localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology"}
+    assert {r.task for r in records} == {"localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology",
+                                         "organ_measure", "tumor_burden", "spatial"}
     assert {"organ_box", "lesion_box", "presence", "count", "size", "density", "shape", "margin", "content",
             "sub_location", "organ_report", "tnm", "pathology"} <= {r.subtask for r in records}
 

@@ -33,7 +33,7 @@ runner = CliRunner()
 def example(shared_data):
     ts = shared_data / "totalseg"
     seg = sitk.ReadImage(str(ts / "example_seg.nii.gz"))
-    return ts / "example_ct.nii.gz", seg, sitk.GetArrayFromImage(seg)
+    return ts / "example_ct_sm.nii.gz", seg, sitk.GetArrayFromImage(seg)   # the pair on one grid
 
 
 def write_like(array: np.ndarray, reference: sitk.Image, path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""The response cache's segments (batched, crash-safe) and the adaptive in-flight limit."""
+"""The response cache's segments (batched, crash-safe), the adaptive in-flight limit and the
+LLM batches of a build."""
 
 from __future__ import annotations
 
@@ -106,3 +107,16 @@ def test_retry_after_pauses_new_sends_and_waiters_go_in_priority_order():
         assert order[0][1] - throttled_at >= 0.3   # the timer fired no earlier than Retry-After
 
     asyncio.run(scenario())
+
+
+def test_llm_batches_put_every_case_in_flight_one_batch_per_worker_with_a_cap():
+    from tumorcot.flows.cases import LLM_CASES_PER_SLOT, llm_batches
+
+    cases = list(range(240))
+    batches = llm_batches(cases, workers=2, llm_concurrency=64)
+    assert [len(b) for b in batches] == [120, 120] and sum(batches, []) == cases
+    assert llm_batches(cases[:3], workers=8, llm_concurrency=64) == [[0], [1], [2]]
+    big = list(range(5 * LLM_CASES_PER_SLOT * 4))
+    sizes = [len(b) for b in llm_batches(big, workers=2, llm_concurrency=4)]
+    assert len(sizes) == 5 and max(sizes) <= LLM_CASES_PER_SLOT * 4 and sum(sizes) == len(big)
+    assert llm_batches([], workers=2, llm_concurrency=4) == []

@@ -108,7 +108,8 @@ def test_published_files_follow_the_umask_and_private_ones_stay_owner_only(tmp_p
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     env.pop("TUMORCOT_STATE_DIR", None)
     result = subprocess.run([str(Path(sys.executable).parent / "tumorcot"), "build", "-m", str(manifest), "-o", "ds"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env=env, capture_output=True, encoding="utf-8", errors="replace",
+                            timeout=300,
                             preexec_fn=lambda: os.umask(0o027))
     assert result.returncode == 0, result.stdout + result.stderr
     ds, private = tmp_path / "ds", tmp_path / "ds.private"

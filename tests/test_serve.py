@@ -21,6 +21,10 @@ from tumorcot.store.shards import read_manifest
 TUMORCOT = str(Path(sys.executable).parent / "tumorcot")
 
 
+def log_text(folder: Path) -> str:
+    return (folder / "serve.log").read_text(encoding="utf-8", errors="replace")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,8 +47,8 @@ def test_serve_starts_a_server_and_a_scheduled_run_uses_the_stored_options(tmp_p
     try:
         deadline = time.monotonic() + 240
         while len(list((ds / "runs").glob("*.json"))) < 2:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            assert process.poll() is None, log_text(tmp_path)[-3000:]
+            assert time.monotonic() < deadline, log_text(tmp_path)[-3000:]
             time.sleep(0.5)
     finally:
         os.killpg(process.pid, signal.SIGTERM)   # serve, the server it started, any flow run in progress
@@ -53,7 +57,7 @@ def test_serve_starts_a_server_and_a_scheduled_run_uses_the_stored_options(tmp_p
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
-    output = (tmp_path / "serve.log").read_text()
+    output = log_text(tmp_path)
     assert "starting a local Prefect server" in output
     runs = [json.loads(p.read_text()) for p in (ds / "runs").glob("*.json")]
     scheduled = next(r for r in runs if r["run_id"] != first["run_id"])

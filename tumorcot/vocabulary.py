@@ -224,6 +224,13 @@ THRESHOLDS = {
                             "nephrogram later"),
     "kidney_cortex_mm": (4.0, "mm", "tumorcot: kidney cortex = within 4 mm of the kidney surface"),
     "kidney_medulla_mm": (8.0, "mm", "tumorcot: kidney medulla = deeper than 8 mm"),
+    # organ-level findings (agents/families/organs.py)
+    "spleen_volume_ml": (314.5, "mL", "Prassopoulos P et al., Eur Radiol 1997;7:246-248, Results: normal splenic "
+                         "volume on CT 107.2-314.5 cm3 (140 adults); above the upper end: enlarged spleen"),
+    "steatosis_liver_spleen_hu": (1.0, "HU", "Park YS, Park SH, Lee SS et al., Radiology 2011;258:760-766, Results: "
+                                  "liver minus spleen attenuation on non-contrast CT 1-18 HU in biopsy-proven "
+                                  "non-steatotic livers; below 1 HU as the criterion for steatosis"),
+    "relation_min_mm": (10.0, "mm", "tumorcot: centres closer than 10 mm along an axis state no relation on it"),
 }
 
 # Organs whose mask holds a lumen (gas, fluid, oral contrast, bile, urine): their HU is no

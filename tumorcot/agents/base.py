@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tumorcot import __version__
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.vocabulary import display_name
 from tumorcot.privacy import assign_split
-from tumorcot.prompts import prompt_version, render_question
+from tumorcot.prompts import prompt_version, render_answer, render_question
 from tumorcot.schemas import CaseFacts, CoTRecord, GenerationOptions, LesionFacts
 
 PIPELINE_VERSION = f"tumorcot-{__version__}"
@@ -73,8 +74,9 @@ def lesion_phrase(lesion: LesionFacts, facts: CaseFacts | None = None, *, with_s
     (its longest axial diameter, fact ``long_axis_mm``) and place, never by an internal id and
     never by a noun that gives an answer away ("cyst", "tumour"); with ``facts``, told from a
     same-named lesion of the organ by its slice or volume. ``with_size=False`` where the question
-    asks for the size."""
-    noun = f"{mm(lesion.long_axis_mm)} mm lesion" if with_size else "lesion"
+    asks for the size. A lesion cut by the field of view is 'lesion of at least 44 mm'."""
+    size = f"{mm(lesion.long_axis_mm)} mm lesion" if not lesion.truncated else f"lesion of at least {mm(lesion.long_axis_mm)} mm"
+    noun = size if with_size else "lesion"  # a truncated lesion (cut by the field of view): a lower bound
     return noun, lesion_where(lesion) + _twin(lesion, facts, with_size)[0]
 
 
@@ -110,12 +112,21 @@ class RecordFactory:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     _placed: dict[int, int] = field(default_factory=dict, init=False, repr=False)
 
+    @cached_property
+    def table(self) -> dict:
+        """The case's citable facts by id (``CaseFacts.fact_table``), computed once."""
+        return self.facts.fact_table()
+
     @property
     def split(self) -> str:
         return assign_split(self.facts.patient_pseudo_id, self.options.splits)
 
     def question(self, subtask: str, subject: str, **context) -> tuple[str, str]:
         return render_question(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
+
+    def answer(self, subtask: str, subject: str, **context) -> str:
+        """The answer sentence, one of the subtask's answer forms (``prompts/answers``)."""
+        return render_answer(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
 
     def wants_choice(self, subtask: str, subject: str) -> bool:
         """Whether this closed-answer record is asked as multiple choice (share ``mc_share``)."""

@@ -10,12 +10,12 @@ from tumorcot.agents.base import fmt, lesion_name, name_fact_ids
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import case_phase, features_for, lesion_organ_key
 from tumorcot.knowledge_graph.staging import greatest_dimension_cm
-from tumorcot.vocabulary import display_name
+from tumorcot.vocabulary import HOLLOW_ORGANS, display_name
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
 from tumorcot.scope import labels_for_lesion, pathology_organ
 
 __all__ = ["pathology_organ", "organ_chain", "lesion_chain", "render_think", "conclusion_of", "given_labels_for",
-           "phase_clause", "report_context"]
+           "phase_clause", "phase_sentence", "not_assessed_reason", "report_context"]
 
 MAX_DIFFERENTIAL = 3
 
@@ -25,29 +25,53 @@ def phase_clause(facts: CaseFacts) -> tuple[str, list[str]]:
     caveat every attenuation statement carries."""
     phase = case_phase(facts)
     if phase is None:
-        return "(contrast phase not determined)", []
+        return "(contrast phase not determined from the measured HU)", ["case.contrast_phase"]
     return f"on this {phase.replace('_', '-')} CT (phase estimated from measured HU)", ["case.contrast_phase"]
+
+
+def phase_sentence(facts: CaseFacts) -> tuple[str, list[str]]:
+    """'Contrast phase: non-contrast (estimated from measured HU).', opening each organ report's
+    findings, and the fact it cites."""
+    phase = case_phase(facts)
+    if phase is None:
+        return "Contrast phase: not determined from the measured HU.", ["case.contrast_phase"]
+    return f"Contrast phase: {phase.replace('_', '-')} (estimated from measured HU).", ["case.contrast_phase"]
+
+
+def not_assessed_reason(lesion: LesionFacts, attribute: str) -> str:
+    """Why a lesion's margin is 'not assessable' or its attenuation 'not assessed' (the rules of
+    ``imaging.texture.margin_of`` and ``imaging.measure``)."""
+    if attribute == "margin":
+        if lesion.edge_contrast_hu is None:
+            return "there is no surrounding tissue to compare its inside with"
+        return "the lesion's inside looks like its surroundings"
+    if lesion.organ in HOLLOW_ORGANS:
+        return f"the {display_name(lesion.organ)} is a hollow organ with no parenchymal reference"
+    return f"too little of the {display_name(lesion.organ)} remains around its lesions for a reference"
 
 
 def _finding_text(facts: CaseFacts, lesion: LesionFacts) -> str:
     name = lesion_name(lesion, facts)
-    parts = [f"{name[0].upper()}{name[1:]}: {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm on axial slice "
-             f"{lesion.axial_slice}, greatest dimension {fmt(greatest_dimension_cm(lesion))} cm, volume "
-             f"{fmt(lesion.volume_ml)} mL, mean {fmt(lesion.mean_hu)} HU"]
-    if lesion.attenuation and lesion.hu_difference is not None:
-        phase, _ = phase_clause(facts)
+    least = "at least " if lesion.truncated else ""  # cut by the field of view: lower bounds only
+    parts = [f"{name[0].upper()}{name[1:]}: {least}{fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm on "
+             f"axial slice {lesion.axial_slice}, greatest dimension {least}{fmt(greatest_dimension_cm(lesion))} cm, "
+             f"volume {least}{fmt(lesion.volume_ml)} mL{' (cut by the field of view)' if least else ''}, "
+             f"mean {fmt(lesion.mean_hu)} HU"]
+    phase, _ = phase_clause(facts)
+    if lesion.attenuation == "not assessed":
+        parts.append(f"attenuation relative to the organ not assessed ({not_assessed_reason(lesion, 'attenuation')})")
+    elif lesion.attenuation and lesion.hu_difference is not None:
         core = f"core median {fmt(lesion.core_median_hu)} HU, " if lesion.core_median_hu is not None else ""
         parts.append(f"{lesion.attenuation} relative to the organ ({core}difference {fmt(lesion.hu_difference)} HU) {phase}")
     for value in (lesion.shape, lesion.margin, lesion.content):
-        if value:
-            parts.append("margin not assessable" if value == "not assessable" else value)
+        if value == "not assessable":
+            parts.append(f"margin not assessable ({not_assessed_reason(lesion, 'margin')})")
+        elif value:
+            parts.append(value)
     for vessel, deg in sorted(lesion.vessel_contact_deg.items()):
         if deg > 0:
             parts.append(f"contact with the {display_name(vessel)} over {fmt(deg)} degrees")
-    text = ", ".join(parts) + "."
-    if lesion.truncated:
-        text += " It touches the edge of the field of view, so these measurements are lower bounds."
-    return text
+    return ", ".join(parts) + "."
 
 
 def _lesion_fact_ids(facts: CaseFacts, lesion: LesionFacts) -> list[str]:
@@ -58,7 +82,7 @@ def _lesion_fact_ids(facts: CaseFacts, lesion: LesionFacts) -> list[str]:
     values = lesion.model_dump()
     ids = [f"lesion:{lesion.id}.{n}" for n in names
            if n.startswith("contact_") or n in ("organ", "max_diameter_3d_cm") or values.get(n) is not None]
-    if lesion.attenuation and lesion.hu_difference is not None:
+    if lesion.attenuation and lesion.attenuation != "not assessed" and lesion.hu_difference is not None:
         ids += phase_clause(facts)[1]
     if lesion.truncated:
         ids.append(f"lesion:{lesion.id}.truncated")
@@ -178,8 +202,8 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
     box = list(organ_facts.bbox.normalized) if organ_facts else None
     if not lesions:  # only organs the lesion mask covers (report_organs): a verified negative
         if organ_facts.truncated:  # cut by the field of view: its volume is of the visible part only
-            text = (f"The {name}, cut by the edge of the field of view, shows no focal lesion in its visible part "
-                    f"({fmt(organ_facts.volume_ml)} mL).")
+            text = (f"The {name} measures at least {fmt(organ_facts.volume_ml)} mL (cut by the field of view) "
+                    "with no focal lesion in its visible part.")
             ids = [f"organ:{organ}.volume_ml", f"organ:{organ}.lesion_count", f"organ:{organ}.truncated"]
         else:
             text = f"The {name} measures {fmt(organ_facts.volume_ml)} mL with no focal lesion."
@@ -187,10 +211,19 @@ def organ_chain(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> list[Step]:
         f = chain.add("finding", text, ids, ["feature:no_focal_lesion"], box)
         i = chain.add("impression", f"No focal lesion in the {name}.", [], [f"impression:{organ_key}:normal"], box, [f])
         chain.add("pathology", "No tumour pathology is suggested.", [], ["pathology:none"], box, [i])
-        return chain.steps
+        return _open_with_phase(chain.steps, facts)
     impressions = [_lesion_steps(chain, facts, lesion, kg) for lesion in lesions]
     _pathology_step(chain, facts, kg, lesions, impressions, box)
-    return chain.steps
+    return _open_with_phase(chain.steps, facts)
+
+
+def _open_with_phase(steps: list[Step], facts: CaseFacts) -> list[Step]:
+    """The steps with the contrast phase stated (and cited) at the start of the first finding."""
+    sentence, ids = phase_sentence(facts)
+    first = steps[0]
+    steps[0] = first.model_copy(update={"text": f"{sentence} {first.text}",
+                                        "fact_ids": list(dict.fromkeys([*ids, *first.fact_ids]))})
+    return steps
 
 
 def lesion_chain(facts: CaseFacts, lesion: LesionFacts, kg: KnowledgeGraph) -> list[Step]:

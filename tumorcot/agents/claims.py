@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tumorcot.conversation import answer_text, question_text, without_answer_line
-from tumorcot.agents.lexicon import Hit, lexicon_for
+from tumorcot.agents.lexicon import ORGAN_FINDINGS, Hit, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import features_for
 from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, organ_family, side_of
@@ -150,13 +150,15 @@ class Binder:
 
     @staticmethod
     def _alternatives(hits: list[Hit], text: str) -> set[int]:
-        """Indices of terms a question offers as alternatives: 2+ of one group in one sentence."""
+        """Indices of terms a question offers as alternatives: 2+ of one group in one sentence; an
+        organ finding a question asks about ("Is there splenomegaly?")."""
         groups: dict[tuple[str, str], list[int]] = {}
         for i, h in enumerate(hits):
             if h.term is not None:
                 g = h.term.group if h.term.kind == "feature" else h.term.kind
                 groups.setdefault((h.term.kind, g), []).append(i)
-        return {i for idx in groups.values() if len({hits[j].term.keys for j in idx}) > 1 for i in idx}
+        asked = {i for i, h in enumerate(hits) if h.term is not None and h.term.kind == "organ_finding"}
+        return asked | {i for idx in groups.values() if len({hits[j].term.keys for j in idx}) > 1 for i in idx}
 
     def _context(self, text: str, hits: list[Hit], i: int) -> str | None:
         """The lesion the sentence around hit ``i`` is about (the last lesion id before it)."""
@@ -188,6 +190,8 @@ class Binder:
             return self._subregion(hit, scope, lesion)
         if term.kind == "feature":
             return self._feature(hit, scope, lesion)
+        if term.kind == "organ_finding":
+            return self._organ_finding(hit, scope)
         if term.kind == "phase":
             ok = any(f.name == "contrast_phase" and f.value in term.keys for f in scope.facts.values())
             return None if ok else ("phase", f"says '{hit.text}' but cites no contrast-phase fact that says so")
@@ -260,6 +264,14 @@ class Binder:
                     return None
         return "subregion", f"names sub-region '{hit.text}' but cites no sub-location fact that says so" + (
             f" for {lesion}" if lesion else "")
+
+    def _organ_finding(self, hit: Hit, scope: Scope) -> tuple[str, str] | None:
+        """'splenomegaly' / 'no hepatic steatosis' bound to the cited derived finding that decides it."""
+        finding, name = ORGAN_FINDINGS[hit.text.lower()]
+        values = [f.value for f in scope.facts.values() if f.name == name]
+        if values and all((v != finding) if hit.negated else (v == finding) for v in values):
+            return None
+        return "organ-finding", f"says '{'not ' if hit.negated else ''}{hit.text}' but cites no {name} fact that says so"
 
     def _truth(self, scope: Scope, lesion: str | None) -> tuple[set[str], set[str]]:
         """(true feature nodes, feature nodes whose attribute the scope cites) of the subjects."""

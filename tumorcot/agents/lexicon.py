@@ -57,6 +57,10 @@ FEATURE_SYNONYMS = {
 FEATURE_GROUPS = {**{k: v for k, v in ATTRIBUTE_VALUES.items() if k not in ("presence", "behavior")},
                   "multiplicity": ("solitary", "multiple"), "size": ("small", "large")}
 KIND_WORDS = ("cyst", "cysts")
+# Organ-level findings: phrase -> (the finding value, the derived fact that decides it).
+ORGAN_FINDINGS = {"splenomegaly": ("splenomegaly", "size_finding"),
+                  "hepatic steatosis": ("hepatic steatosis", "fat_finding"),
+                  "steatosis": ("hepatic steatosis", "fat_finding")}
 CATEGORY_WORDS = {"malignancy": "pathology:malignant", "cancer": "pathology:malignant"}
 NUMBER_WORDS = {w: i for i, w in enumerate(("zero one two three four five six seven eight nine ten eleven "
                                             "twelve").split())}
@@ -133,6 +137,8 @@ class Lexicon:
         self._subregions()
         self._features()
         self._nodes()
+        for phrase, (finding, _) in ORGAN_FINDINGS.items():  # organ-level labels (schemas.derived)
+            self.add(phrase, "organ_finding", finding)
         words = sorted(self.phrases, key=len, reverse=True)
         self.pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w) for w in words) + r")(?![\w-])", re.I)
 
@@ -145,7 +151,7 @@ class Lexicon:
         if not entries:
             return None
         kinds = sorted({e[0] for e in entries}, key=("organ", "subregion", "feature", "impression", "histology",
-                                                     "category", "kind", "phase").index)
+                                                     "category", "kind", "phase", "organ_finding").index)
         kind = kinds[0]
         chosen = [e for e in entries if e[0] == kind]
         return Term(kind, tuple(sorted({e[1] for e in entries})), chosen[0][2])

@@ -4,13 +4,17 @@ Per case it writes every task family the case's data supports (``agents/families
 localization (organ and lesion boxes), lesion attributes (presence, count, size, density, shape,
 margin, content, sub-location), a per-organ chain-of-thought report (findings -> impression ->
 pathology), TNM staging where labels or a KG size rule license it, and pathology (labels, or a
-KG differential said to be one). Then it keeps the configured share of negatives and gives
+KG differential said to be one), and the organ-level families (organ measures, tumour burden,
+spatial relations). Then it keeps the configured share of negatives and gives
 every record its conversation turns.
 """
 
 from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory
+from tumorcot.agents.families.burden import tumor_burden_records
+from tumorcot.agents.families.organs import organ_measure_records
+from tumorcot.agents.families.spatial import spatial_records
 from tumorcot.agents.families.attributes import lesion_attribute_records, organ_presence_records
 from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.localization import LOCALIZATION_FAMILIES, REPORT_FAMILIES, localization_records
@@ -51,6 +55,7 @@ class OfflineGenerator:
             records += report_records(make)
         records += staging_records(make)
         records += pathology_records(make)
+        records += organ_measure_records(make) + tumor_burden_records(make) + spatial_records(make)
         return records
 
     def generate(self, facts: CaseFacts) -> list[CoTRecord]:

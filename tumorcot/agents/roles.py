@@ -21,6 +21,7 @@ from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import features_for
 from tumorcot.vocabulary import display_name
 from tumorcot.prompts import render, template_sha256
+from tumorcot.schemas.derived import derived_names
 from tumorcot.schemas import CaseFacts, Fact, Step
 
 SPLIT = "---USER---"
@@ -124,7 +125,8 @@ def extractor_prompt(facts: CaseFacts, report: str, pathology_report: str | None
 
 def organ_facts(facts: CaseFacts, organ: str, table: dict[str, Fact]) -> list[Fact]:
     subjects = {f"organ:{organ}"} | {f"lesion:{l.id}" for l in facts.lesions_in(organ)}
-    return [f for f in table.values() if f.subject in subjects and "box_" not in f.name]
+    derived = derived_names(facts)   # organ comparisons and relations: the organ families' own facts
+    return [f for f in table.values() if f.subject in subjects and "box_" not in f.name and f.id not in derived]
 
 
 def skeleton(facts: CaseFacts, organ: str, kg: KnowledgeGraph) -> str:

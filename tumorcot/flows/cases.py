@@ -239,11 +239,19 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
     return outcomes
 
 
+LLM_CASES_PER_SLOT = 16   # an LLM batch holds at most this many cases per --llm-concurrency slot
+
+
 def llm_batches(pending: list, workers: int, llm_concurrency: int) -> list[list]:
     """Batches for the LLM generator: one per case worker (every worker measures and feeds the
-    scheduler), at most ``llm_concurrency`` cases each (more in flight would only queue)."""
+    scheduler), so that every pending case is in flight at once and one batch's last cases never
+    leave the endpoint idle while the next batch waits for a worker; at most
+    ``LLM_CASES_PER_SLOT * llm_concurrency`` cases each, which bounds the facts held in memory
+    and keeps progress moving on very large builds (then the drain at a batch's end is a few
+    percent of its time)."""
     if not pending:
         return []
-    count = max(max(1, workers), math.ceil(len(pending) / max(1, llm_concurrency)))
+    cap = LLM_CASES_PER_SLOT * max(1, llm_concurrency)
+    count = max(max(1, workers), math.ceil(len(pending) / cap))
     size = math.ceil(len(pending) / min(count, len(pending)))
     return [pending[i:i + size] for i in range(0, len(pending), size)]

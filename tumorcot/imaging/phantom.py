@@ -43,6 +43,7 @@ PHASE_HU = {
 }
 PORTAL_VEIN_MM = ((-40.0, 5.0, 10.0), (-70.0, 0.0, 30.0), 6.0)   # a segment in the liver hilum
 KIDNEY_MEDULLA_INSET_MM = 8.0
+FATTY_LIVER_HU = 35.0   # liver minus spleen about -25 HU unenhanced: below Park 2011's 1 HU criterion
 LABEL = {name: label_id(name) for name in ("spleen", "kidney_right", "kidney_left", "liver", "stomach", "pancreas",
                                            "vertebrae_L1", "aorta", "inferior_vena_cava",
                                            "portal_vein_and_splenic_vein")}
@@ -132,7 +133,7 @@ def organ_hu_of(phase: str) -> dict[str, float]:
             "kidney_right": p["kidney"][0], "kidney_left": p["kidney"][0], "vertebrae_L1": 400}
 
 
-def _anatomy(grid: _Grid, phase: str = "portal_venous"):
+def _anatomy(grid: _Grid, phase: str = "portal_venous", spleen_scale: float = 1.0, fatty_liver: bool = False):
     hu = np.full(grid.zyx, -1000.0, dtype=np.float32)
     labels = np.zeros(grid.zyx, dtype=np.uint8)
     body = grid.cylinder(0.0, 10.0, 140.0, 110.0)
@@ -142,7 +143,7 @@ def _anatomy(grid: _Grid, phase: str = "portal_venous"):
     organs = {
         "liver": grid.ellipsoid((-60.0, -5.0, 20.0), (75.0, 65.0, 70.0)),
         "stomach": grid.ellipsoid((55.0, -40.0, 40.0), (30.0, 25.0, 30.0)),
-        "spleen": grid.ellipsoid((95.0, 45.0, 30.0), (25.0, 35.0, 40.0)),
+        "spleen": grid.ellipsoid((95.0, 45.0, 30.0), tuple(r * spleen_scale for r in (25.0, 35.0, 40.0))),
         "kidney_right": grid.ellipsoid((-60.0, 65.0, -30.0), (25.0, 28.0, 45.0)),
         "kidney_left": grid.ellipsoid((60.0, 65.0, -25.0), (25.0, 28.0, 45.0)),
         "pancreas": grid.capsule(*PANCREAS_AXIS_MM, PANCREAS_RADIUS_MM),
@@ -152,6 +153,8 @@ def _anatomy(grid: _Grid, phase: str = "portal_venous"):
         "portal_vein_and_splenic_vein": grid.capsule(*PORTAL_VEIN_MM),
     }
     organ_hu = organ_hu_of(phase)
+    if fatty_liver:
+        organ_hu["liver"] -= FATTY_LIVER_HU
     for name, region in organs.items():
         inside = region & body
         labels[inside] = LABEL[name]
@@ -223,6 +226,8 @@ def make_phantom(
     plan: str = "random",
     flip_xy: bool = False,
     phase: str = "portal_venous",
+    spleen_scale: float = 1.0,
+    fatty_liver: bool = False,
     shape: tuple[int, int, int] = (160, 160, 80),
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 3.0),
 ):
@@ -231,12 +236,16 @@ def make_phantom(
     ``plan``: "random" (1-3 lesions in liver / pancreas / kidneys / spleen), "aorta_contact"
     (a pancreas-body lesion touching the aorta plus a distant liver lesion), "variety" (one lesion
     per shape, margin, content and attenuation value: ``tumorcot.imaging.phantom_variety``) or
-    "none". ``phase``: contrast phase of the enhancing structures (``PHASE_HU``).
+    "none". ``phase``: contrast phase of the enhancing structures (``PHASE_HU``); ``spleen_scale``
+    scales the spleen's radii (1.4: about 400 mL, enlarged); ``fatty_liver`` lowers the liver by
+    ``FATTY_LIVER_HU`` (below the spleen on a non-contrast scan).
     """
     rng = np.random.default_rng(seed)
     grid = _Grid(shape, spacing_mm)
-    hu, labels = _anatomy(grid, phase)
+    hu, labels = _anatomy(grid, phase, spleen_scale, fatty_liver)
     organ_hu = organ_hu_of(phase)
+    if fatty_liver:
+        organ_hu["liver"] -= FATTY_LIVER_HU
     lesion_mask = np.zeros(grid.zyx, dtype=np.uint8)
     truth = PhantomTruth(flip_xy=flip_xy)
     taken: list = []
@@ -310,6 +319,13 @@ def _pathology(truth: PhantomTruth) -> str:
     return ""
 
 
+def case_variant(index: int) -> dict:
+    """Organ-level variety of case ``index`` (every 8th+6: non-contrast with a fatty liver and an
+    enlarged spleen; every 8th+7: non-contrast, normal organs); the rest portal venous, normal."""
+    return {6: {"phase": "non_contrast", "spleen_scale": 1.4, "fatty_liver": True},
+            7: {"phase": "non_contrast"}}.get(index % 8, {})
+
+
 def case_plan(index: int) -> tuple[str, bool]:
     """Plan and orientation of case ``index``: every 4th case has no lesion, every 4th+1 has the
     aorta-contact lesion; odd cases are stored RAS-like."""
@@ -329,7 +345,7 @@ def write_phantom_cases(out_dir: Path, n_cases: int, seed: int = 0, *, scale: in
     for index in range(n_cases):
         plan, flip = case_plan(index)
         ct, organs, lesions, truth = make_phantom(
-            seed * 100_003 + index, plan=plan, flip_xy=flip,
+            seed * 100_003 + index, plan=plan, flip_xy=flip, **case_variant(index),
             shape=(160 // scale, 160 // scale, 80 // scale), spacing_mm=(2.0 * scale, 2.0 * scale, 3.0 * scale))
         stem = f"case_{index:03d}"
         names = {part: f"{stem}_{part}.nii.gz" for part in ("ct", "organs", "lesions")}

@@ -3,7 +3,7 @@
 Rules (thresholds and sources in ``tumorcot.vocabulary.THRESHOLDS``):
 
 - erosion / dilation by a box of ``radius_voxels(spacing)`` voxels per axis = ceil(2 mm /
-  spacing), at least 1; done as three 1-D min/max filters (separable, cost linear in the crop);
+  spacing), at least 1; done axis by axis (separable, cost linear in the crop);
 - organ reference: the organ's label inside its own box, minus every lesion voxel, eroded; its
   median and IQR HU. Hollow organs and the gallbladder (``HOLLOW_ORGANS``) have none, nor has an
   organ with fewer than ``MIN_REGION_VOXELS`` voxels left;
@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from tumorcot.imaging.geometry import bbox_slices
 from tumorcot.vocabulary import HOLLOW_ORGANS, threshold
@@ -59,22 +58,41 @@ def radius_voxels(spacing_ijk) -> tuple[int, int, int]:
     return tuple(max(1, math.ceil(EROSION_MM / float(s) - 1e-6)) for s in spacing_ijk[::-1])
 
 
-def _box_filter(mask: np.ndarray, radius, filter1d) -> np.ndarray:
-    out = mask.astype(np.uint8)
+def _box_filter(mask: np.ndarray, radius, combine) -> np.ndarray:
+    """``combine`` (AND: erosion, OR: dilation) over a window of ``2 r + 1`` voxels per axis,
+    outside the array False. Per axis: zero padding of ``r`` and a doubling of the window
+    (each step combines two shifted views), so the cost is a few boolean passes per axis."""
+    out = mask.astype(bool)  # a fresh boolean array, whatever the radius
     for axis, r in enumerate(radius):
-        if r > 0:
-            out = filter1d(out, 2 * r + 1, axis=axis, mode="constant", cval=0)
-    return out.astype(bool)
+        if r <= 0:
+            continue
+        n = out.shape[axis]
+        shape = list(out.shape)
+        shape[axis] = n + 2 * r
+        windows = np.zeros(shape, dtype=bool)
+        windows[_along(axis, r, r + n)] = out
+        width, w = 2 * r + 1, 1  # windows[i] covers padded voxels i .. i + w - 1
+        while w < width:
+            step = min(w, width - w)
+            size = windows.shape[axis]
+            windows = combine(windows[_along(axis, 0, size - step)], windows[_along(axis, step, size)])
+            w += step
+        out = windows
+    return out
+
+
+def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
+    return (slice(None),) * axis + (slice(start, stop),)
 
 
 def erode(mask: np.ndarray, radius) -> np.ndarray:
     """Box erosion (outside the array counts as background)."""
-    return _box_filter(mask, radius, ndimage.minimum_filter1d)
+    return _box_filter(mask, radius, np.logical_and)
 
 
 def dilate(mask: np.ndarray, radius) -> np.ndarray:
     """Box dilation."""
-    return _box_filter(mask, radius, ndimage.maximum_filter1d)
+    return _box_filter(mask, radius, np.logical_or)
 
 
 def touches_edge(vmin, vmax, size) -> bool:

@@ -21,7 +21,6 @@ import numpy as np
 from skimage.measure import marching_cubes, mesh_surface_area, perimeter
 from skimage.morphology import convex_hull_image
 
-from tumorcot.imaging.regions import dilate, erode
 from tumorcot.vocabulary import threshold
 
 IRREGULAR_INDEX, LOBULATED_INDEX = threshold("irregular_index"), threshold("lobulated_index")
@@ -36,12 +35,25 @@ perimeter: at most 0.42 for digitised discs of radius 3-50 pixels (measured); su
 a convex outline scores 0 whatever its size."""
 
 
+def _surface_cubes(padded: np.ndarray) -> np.ndarray:
+    """Cubes whose 8 corners are not all alike, marked at their highest corner (skimage's
+    Lewiner ``mask`` is read at ``[z + 1, y + 1, x + 1]``): the only cubes the surface passes
+    through, so marching cubes restricted to them builds the same mesh."""
+    any_set, all_set = padded, padded
+    for axis in range(3):
+        lo = tuple(slice(0, -1) if a == axis else slice(None) for a in range(3))
+        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+        any_set = any_set[lo] | any_set[hi]
+        all_set = all_set[lo] & all_set[hi]
+    cubes = np.zeros(padded.shape, dtype=bool)
+    cubes[1:, 1:, 1:] = any_set & ~all_set
+    return cubes
+
+
 def ibsi_sphericity(mask: np.ndarray, spacing_ijk) -> float:
     """IBSI mesh-based sphericity of a boolean ``[k, j, i]`` mask."""
     padded = np.pad(mask, 1)
-    # cubes only where the surface can pass (one voxel either side of the boundary): same mesh
-    band = dilate(padded, (1, 1, 1)) & ~erode(padded, (1, 1, 1))
-    verts, faces, _, _ = marching_cubes(padded.astype(np.float32), 0.5, mask=band,
+    verts, faces, _, _ = marching_cubes(padded.astype(np.float32), 0.5, mask=_surface_cubes(padded),
                                         spacing=tuple(float(s) for s in spacing_ijk[::-1]))
     area = mesh_surface_area(verts, faces)
     a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
@@ -52,10 +64,11 @@ def ibsi_sphericity(mask: np.ndarray, spacing_ijk) -> float:
 
 
 def axis_ratio(mask: np.ndarray, spacing_ijk) -> float:
-    index = np.nonzero(mask)
-    step = max(1, index[0].size // AXIS_SAMPLE) if index[0].size > 2 * AXIS_SAMPLE else 1
+    flat = np.flatnonzero(mask)  # one index array, unravelled after sampling
+    step = max(1, flat.size // AXIS_SAMPLE) if flat.size > 2 * AXIS_SAMPLE else 1
     # an evenly strided sample keeps the covariance within 0.1 % for large lesions
-    points = np.stack([a[::step] * float(s) for a, s in zip(index, spacing_ijk[::-1])], axis=1)
+    index = np.unravel_index(flat[::step], mask.shape)
+    points = np.stack([a * float(s) for a, s in zip(index, spacing_ijk[::-1])], axis=1)
     if len(points) < 4:
         return 1.0
     eig = np.linalg.eigvalsh(np.cov(points, rowvar=False))

@@ -44,6 +44,15 @@ def render_question(subtask: str, key: str, **context) -> tuple[str, str]:
     return variants[index].render(**context).strip(), f"questions/{subtask}.j2#{index}"
 
 
+def render_answer(subtask: str, key: str, **context) -> str:
+    """An answer sentence from ``answers/<subtask>.j2`` (one form per line), chosen like a
+    question's wording but independently of it (salted key)."""
+    lines = [line for line in template_source(f"answers/{subtask}.j2").splitlines()
+             if line.strip() and not line.lstrip().startswith("{#")]
+    index = int(hashlib.sha256(f"answer\x1f{key}".encode()).hexdigest(), 16) % len(lines)
+    return _ENV.from_string(lines[index]).render(**context).strip()
+
+
 @lru_cache(maxsize=None)
 def _compiled(name: str) -> jinja2.Template:
     return _ENV.from_string(template_source(name))

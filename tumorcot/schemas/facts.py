@@ -229,6 +229,9 @@ class CaseFacts(BaseModel):
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), les.bbox.normalized):
                 add(s, f"box_{axis}", v)
         add("case", "slice_mm", round(self.ct.spacing_mm[2], 2), "mm")
+        from tumorcot.schemas.derived import derived_facts   # organ findings, comparisons, relations
+        for subject, name, value, unit in derived_facts(self):
+            add(subject, name, value, unit)
         if self.pathology is not None:
             for name, value in self.pathology.model_dump().items():
                 add("pathology", name, value)

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Stage = Literal["finding", "impression", "pathology"]
-Task = Literal["localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology"]
+Task = Literal["localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology",
+               "organ_measure", "tumor_burden", "spatial"]
 Split = Literal["train", "validation", "test"]
 Form = Literal["open", "multiple_choice"]
 TurnKind = Literal["question", "answer", "first_pass", "attend", "final"]

@@ -11,10 +11,17 @@ lesion_attr.   presence, count, size, density, shape, margin, content, sub_locat
 cot_report     organ_report (findings -> impression -> pathology, then conclusion)   lesion mask
 tnm_staging    tnm                                                                   labels, or a size rule
 pathology      pathology (labels; otherwise a KG differential, said to be one)       a lesion
+organ_measure  organ_volume, spleen_size, liver_fat, kidney_compare (``organs``)     complete organs
+tumor_burden   lesion_burden, largest_lesion, location_count (``burden``)           lesion mask
+spatial        relative_position (``spatial``)                                       complete organs
 ============== ===================================================================== ==============
+
+The organ-level families state facts derived from measurements (``schemas.derived``) through
+multi-step chains (``chain``): value -> reference or threshold -> label.
 
 ``choice`` holds the closed answer sets multiple-choice questions draw options from,
 ``focus`` the interleaved organ-focus turns, ``negatives`` the negative-share selection.
 """
 
-FAMILIES = ("localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology")
+FAMILIES = ("localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology",
+            "organ_measure", "tumor_burden", "spatial")

@@ -9,7 +9,7 @@ multiple-choice record is the option text; its conclusion is the full sentence.
 from __future__ import annotations
 
 from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, lesion_where, name_fact_ids, place_only
-from tumorcot.agents.chains import phase_clause
+from tumorcot.agents.chains import not_assessed_reason, phase_clause
 from tumorcot.agents.families.choice import (count_pool, distractors,
                                              sub_location_pool)
 from tumorcot.agents.families.localization import REPORT_FAMILIES
@@ -74,17 +74,22 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
                        organ=lesion.organ, roi=lesion.bbox.normalized, lesion_id=lesion.id, closed=closed,
                        question_ctx=dict(organ=organ_name, **ctx))
 
-    size_where, size_ids = place_only(make.facts, lesion)
-    cut = " It touches the edge of the field of view, so these measurements are lower bounds." if lesion.truncated else ""
-    out = [attribute(
-        "size",
-        f"The lesion {size_where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
-        f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume {fmt(lesion.volume_ml)} mL)."
-        + cut,
-        [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm", "volume_ml",
-         *(["truncated"] if lesion.truncated else [])],
-        lesion="lesion", where=size_where)]
-    if lesion.attenuation and lesion.hu_difference is not None and lesion.core_median_hu is not None:
+    out = []
+    if not lesion.truncated:  # cut by the field of view: no complete size or volume is claimed
+        size_where, size_ids = place_only(make.facts, lesion)
+        out.append(attribute(
+            "size",
+            f"The lesion {size_where} measures {fmt(lesion.long_axis_mm)} x {fmt(lesion.short_axis_mm)} mm in the "
+            f"axial plane (greatest dimension {fmt(lesion.max_diameter_3d_mm)} mm in 3D, volume "
+            f"{fmt(lesion.volume_ml)} mL).",
+            [*(i.split(".", 1)[1] for i in size_ids), "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm",
+             "volume_ml"],
+            lesion="lesion", where=size_where))
+    if lesion.attenuation == "not assessed":
+        out.append(attribute(
+            "density", f"The attenuation of {name} relative to its organ is not assessed: "
+            f"{not_assessed_reason(lesion, 'attenuation')}.", [*name_ids, "attenuation"]))
+    elif lesion.attenuation and lesion.hu_difference is not None and lesion.core_median_hu is not None:
         phase, phase_ids = phase_clause(make.facts)
         out.append(_with_facts(attribute(
             "density",
@@ -93,9 +98,12 @@ def lesion_attribute_records(make: RecordFactory, lesion: LesionFacts) -> list[C
             [*name_ids, "attenuation", "core_median_hu", "hu_difference"], [f"feature:{lesion.attenuation}"],
             closed=(lesion.attenuation, ATTRIBUTE_VALUES["density"])), phase_ids))
     for subtask, value in (("shape", lesion.shape), ("margin", lesion.margin), ("content", lesion.content)):
-        if value in ATTRIBUTE_VALUES[subtask]:  # "not assessable" has no closed answer set
+        if value in ATTRIBUTE_VALUES[subtask]:
             out.append(attribute(subtask, f"{name[0].upper()}{name[1:]} is {value}.", [*name_ids, subtask],
                                  [f"feature:{value.replace('-', '_')}"], closed=(value, ATTRIBUTE_VALUES[subtask])))
+        elif value == "not assessable":  # open answer with its reason: no closed set holds it
+            out.append(attribute(subtask, f"The {subtask} of {name} is not assessable: "
+                                 f"{not_assessed_reason(lesion, subtask)}.", [*name_ids, subtask]))
     if lesion.sub_location:
         key = make.kg.organ_key(lesion.organ)
         sub = make.kg.subregion_node(key, lesion.sub_location) if key else None

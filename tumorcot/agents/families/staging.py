@@ -31,7 +31,10 @@ def given_histologies(kg, given) -> list[str]:
 
 def size_t_category(make: RecordFactory, organ: str, lesion, steps) -> str | None:
     """T by the KG size rule for the organ's index lesion, or None where size does not decide it
-    (no size rule, a tumour type the rule does not stage, or a case the rule leaves open)."""
+    (no size rule, a tumour type the rule does not stage, a case the rule leaves open, or a lesion
+    cut by the field of view)."""
+    if lesion.truncated:
+        return None  # cut by the field of view: its greatest dimension is a lower bound, no T by size
     key = make.kg.organ_key(organ)
     impressions = [n for n in steps[1].kg_node_ids if n.startswith("impression:")]
     given, _ = given_labels_for(make.facts, lesion)
