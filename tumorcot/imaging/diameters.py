@@ -65,7 +65,9 @@ def _farthest_pair(points: np.ndarray, hull_from: np.ndarray | None = None) -> t
             candidates = points
     # search in float32 around the centroid (dist^2 error < 1e-3 mm^2 at 500 mm; exact length
     # below), rows by decreasing distance from the centroid: once a row's distance plus the largest
-    # cannot beat the best pair found, no later row can (triangle inequality) and the search stops
+    # cannot beat the best pair found, no later row can (triangle inequality) and the search stops;
+    # by the same bound a row block needs only the columns (also by decreasing distance) whose
+    # distance plus the block's largest can beat it
     centred = (candidates - candidates.mean(axis=0)).astype(np.float32)
     radius = np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64))
     order = np.argsort(-radius, kind="stable")
@@ -75,8 +77,11 @@ def _farthest_pair(points: np.ndarray, hull_from: np.ndarray | None = None) -> t
     for start in range(0, len(centred), PAIR_CHUNK):
         if best >= 0.0 and radius[start] + radius[0] < np.sqrt(best) - 1e-3:
             break
+        cols = len(centred)
+        if best >= 0.0:
+            cols = int(np.searchsorted(-radius, radius[start] + 1e-3 - np.sqrt(best), side="right"))
         block = centred[start : start + PAIR_CHUNK]
-        dist2 = sq[start : start + PAIR_CHUNK, None] + sq[None, :] - 2.0 * (block @ centred.T)
+        dist2 = sq[start : start + PAIR_CHUNK, None] + sq[None, :cols] - 2.0 * (block @ centred[:cols].T)
         a, b = np.unravel_index(int(np.argmax(dist2)), dist2.shape)
         if dist2[a, b] > best:
             best, best_pair = float(dist2[a, b]), (int(order[start + a]), int(order[b]))
