@@ -22,6 +22,7 @@ Printed, per latency (default L = 200 ms and 2 s, C = 64):
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -112,7 +113,12 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
         load = os.getloadavg()[0]
         before = stats(base_url)["count"]
         again = build(manifest, out, base_url, capacity, force=True, runner=runner)
-        figures.update(rerun_requests=stats(base_url)["count"] - before, rerun_calls=again["llm_calls"],
+        rerun = stats(base_url)
+        if rerun["count"] > before:   # what the rerun asked (should be nothing): name the schemas
+            names = [json.loads(b)["response_format"].get("json_schema", {}).get("name", "?")
+                     for b in rerun.get("bodies", [])[before:]]
+            print(f"  rerun asked: {dict(collections.Counter(names))}")
+        figures.update(rerun_requests=rerun["count"] - before, rerun_calls=again["llm_calls"],
                        max_in_flight=stats(base_url)["max_in_flight"], load=load, summary=summary)
     finally:
         server.terminate()

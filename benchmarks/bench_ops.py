@@ -2,10 +2,11 @@
 on real-size CT, unchanged rebuild, single-patient regeneration, orchestration overhead, memory
 flatness. Offline generator; prints ratios with the load average, asserts nothing.
 
-    python benchmarks/bench_ops.py [N] [--ct-cases K]   (default N = 1000 rows, K = 2 real-size CTs)
+    python benchmarks/bench_ops.py [N] [--ct-cases K]   (default N = 1000 rows, K = 8 real-size CTs)
 
-Two keys (``tumorcot.store.keys``), on K cases of a synthetic 512x512x300 int16 CT (written as
-``bench_measure.py`` writes it, with its 117-label organ mask and 6 lesions): first build, then
+Two keys (``tumorcot.store.keys``), on K cases (distinct patients) of one real-size phantom CT
+(``make_phantom`` at 512x512x300 voxels of 0.625x0.625x0.8 mm: the phantom's anatomy, which
+passes the input plausibility checks that ``bench_measure.py``'s block pattern does not): first build, then
 the same build after a knowledge-graph release (the KG data file changed: records regenerated
 from the stored facts), then after a ``--splits`` change (shards rewritten, nothing
 regenerated). CT decodes are counted by wrapping ``tumorcot.pipeline.load_ct``. It runs in a
@@ -124,9 +125,11 @@ def two_keys_child(folder: Path, cases: int) -> None:
     from tumorcot.knowledge_graph import graph
     from tumorcot.schemas import GenerationOptions
 
+    import SimpleITK as sitk
+
+    from tumorcot.imaging.phantom import LESION_VALUE, make_phantom
+
     sys.path.insert(0, str(ROOT / "tests"))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_measure import write_case
     from ops_helpers import write_rows
 
     decodes = []
@@ -138,15 +141,22 @@ def two_keys_child(folder: Path, cases: int) -> None:
 
     pipeline.load_ct = counted_load_ct
     os.environ["PREFECT_HOME"] = str(folder / "prefect-home")
-    paths = write_case(folder, (512, 512, 300))
+    ct, organs, lesions, truth = make_phantom(7, plan="random", shape=(512, 512, 300), spacing_mm=(0.625, 0.625, 0.8))
+    paths = {}
+    for name, image in (("ct", ct), ("organs", organs), ("lesions", lesions)):
+        paths[name] = str(folder / f"{name}.nii.gz")
+        sitk.WriteImage(image, paths[name], useCompression=True)
+    labels = ";".join(f"{LESION_VALUE[k]}:{k}" for k in sorted({lesion.kind for lesion in truth.lesions}))
     rows = [{"patient_id": f"ct-{i}", "study_id": "1", "ct": paths["ct"], "organ_mask": paths["organs"],
-             "lesion_mask": paths["lesions"], "lesion_labels": "1:tumor;2:cyst", "source": "synthetic-bench"}
+             "lesion_mask": paths["lesions"], "lesion_labels": labels, "source": "synthetic-bench"}
             for i in range(cases)]
     manifest = write_rows(folder / "ct.csv", rows)
     run_build(write_rows(folder / "warm.csv", rows[:1]), folder / "warm-ds")   # API server, imports, page cache
     decodes.clear()
     first_s, first = timed(run_build, manifest, folder / "ds", concurrency=2)
     first_decodes = len(decodes)
+    if first["ok"] != cases:
+        raise RuntimeError(f"first build: {[o['reason'] for o in first['outcomes'] if o['status'] != 'ok']}")
     kg_file = Path(graph.__file__).parent / "data" / graph.DATA_FILE
     if ROOT in kg_file.parents:
         raise RuntimeError(f"refusing to edit the repository's KG file {kg_file}: run on the package copy")
@@ -219,7 +229,7 @@ if __name__ == "__main__":
         two_keys_child(Path(sys.argv[2]), int(sys.argv[3]))
     else:
         args = [a for a in sys.argv[1:] if not a.startswith("--")]
-        k = int(sys.argv[sys.argv.index("--ct-cases") + 1]) if "--ct-cases" in sys.argv else 2
+        k = int(sys.argv[sys.argv.index("--ct-cases") + 1]) if "--ct-cases" in sys.argv else 8
         if "--ct-cases" in sys.argv:
             args.remove(str(k))
         main(int(args[0]) if args else 1000, k)

@@ -169,7 +169,8 @@ class ScriptedLLMServer:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {"count": len(self.requests), "max_in_flight": self.max_in_flight,
-                    "intervals": [[r.arrived, r.finished, r.status] for r in self.requests]}
+                    "intervals": [[r.arrived, r.finished, r.status] for r in self.requests],
+                    "bodies": [json.dumps(r.body) for r in self.requests]}
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -181,3 +181,47 @@ def test_phantom_variety_states_its_phase_and_every_not_assessed_value(tmp_path,
     for record, value in [(r, "margin") for r in margins] + [(r, "attenuation") for r in densities]:
         assert f"lesion:{record.lesion_id}.{value}" in record.steps[0].fact_ids
     _volume_claims_are_lower_bounds(facts, records)  # any organ the phantom cuts: "at least" volumes
+
+
+def test_real_contrast_enhanced_dicom_series_states_its_phase(shared_data, tmp_path):
+    """The 20-slice DICOM series is contrast-enhanced (aorta well above 100 HU): a ball drawn in
+    its liver is described on this enhanced phase, and the liver report opens with it."""
+    ts = shared_data / "totalseg"
+    seg = sitk.ReadImage(str(ts / "example_seg_dicom.nii.gz"))
+    labels = sitk.GetArrayFromImage(seg)
+    image = sitk.GetImageFromArray(ball_in(labels == IDS["liver"], 3).astype(np.uint8))
+    image.CopyInformation(seg)
+    sitk.WriteImage(image, str(tmp_path / "lesion.nii.gz"))
+    facts, records = records_of(CaseInput(row=1, patient_id="DCM", study_id="1", ct=ts / "example_ct_dicom",
+                                          organ_mask=ts / "example_seg_dicom.nii.gz",
+                                          lesion_mask=tmp_path / "lesion.nii.gz",
+                                          annotated_organs=["liver"]))
+    assert facts.contrast_phase in ("arterial", "portal_venous", "delayed") and facts.phase_evidence["aorta"] > 100
+    said = facts.contrast_phase.replace("_", "-")
+    reports = {r.organ: r for r in records if r.task == "cot_report"}
+    assert set(reports) == {"liver"}
+    for report in reports.values():
+        assert report.steps[0].text.startswith(f"Contrast phase: {said} (estimated from measured HU).")
+        assert "case.contrast_phase" in report.steps[0].fact_ids
+    [lesion] = facts.lesions
+    density = [r for r in records if r.subtask == "density" and r.lesion_id == lesion.id]
+    for record in density:
+        assert f"on this {said} CT" in record.answer and "case.contrast_phase" in record.steps[0].fact_ids
+    _volume_claims_are_lower_bounds(facts, records)
+
+
+def test_the_margin_reason_follows_the_rule_that_made_it_not_assessable(real):
+    """imaging.texture.margin_of: no surroundings; contrast <= 10 HU (isodense_hu); else below one noise SD."""
+    from tumorcot.agents.chains import not_assessed_reason
+
+    facts, _ = real
+    lesion = next(l for l in facts.lesions if l.margin == "not assessable")
+    assert lesion.edge_contrast_hu <= 10
+    assert not_assessed_reason(lesion, "margin") == "the lesion's inside looks like its surroundings"
+    noisy = lesion.model_copy(update={"edge_contrast_hu": 30.0})
+    assert not_assessed_reason(noisy, "margin") == "its difference from the surroundings is within the image noise"
+    alone = lesion.model_copy(update={"edge_contrast_hu": None})
+    assert not_assessed_reason(alone, "margin") == "there is no surrounding tissue to compare its inside with"
+    liver = lesion.model_copy(update={"attenuation": "not assessed"})
+    assert not_assessed_reason(liver, "attenuation") == \
+        "too little of the liver remains around its lesions for a reference"

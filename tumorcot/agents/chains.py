@@ -10,7 +10,7 @@ from tumorcot.agents.base import fmt, lesion_name, name_fact_ids
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import case_phase, features_for, lesion_organ_key
 from tumorcot.knowledge_graph.staging import greatest_dimension_cm
-from tumorcot.vocabulary import HOLLOW_ORGANS, display_name
+from tumorcot.vocabulary import HOLLOW_ORGANS, display_name, threshold
 from tumorcot.schemas import CaseFacts, LesionFacts, Step
 from tumorcot.scope import labels_for_lesion, pathology_organ
 
@@ -39,12 +39,15 @@ def phase_sentence(facts: CaseFacts) -> tuple[str, list[str]]:
 
 
 def not_assessed_reason(lesion: LesionFacts, attribute: str) -> str:
-    """Why a lesion's margin is 'not assessable' or its attenuation 'not assessed' (the rules of
-    ``imaging.texture.margin_of`` and ``imaging.measure``)."""
+    """Why a lesion's margin is 'not assessable' (no surroundings; a contrast across the edge of
+    at most ``isodense_hu``; or one below ``margin_min_cnr`` noise SD: ``imaging.texture.margin_of``)
+    or its attenuation 'not assessed' (a host without a parenchymal reference: ``imaging.measure``)."""
     if attribute == "margin":
         if lesion.edge_contrast_hu is None:
             return "there is no surrounding tissue to compare its inside with"
-        return "the lesion's inside looks like its surroundings"
+        if lesion.edge_contrast_hu <= threshold("isodense_hu"):
+            return "the lesion's inside looks like its surroundings"
+        return "its difference from the surroundings is within the image noise"
     if lesion.organ in HOLLOW_ORGANS:
         return f"the {display_name(lesion.organ)} is a hollow organ with no parenchymal reference"
     return f"too little of the {display_name(lesion.organ)} remains around its lesions for a reference"

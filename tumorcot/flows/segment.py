@@ -48,7 +48,7 @@ class SegmentationPlan(BaseModel):
         return tuple(sorted(set(value)))
 
     def version(self) -> dict:
-        """What changes the masks (part of the build key); device, slots and timeout do not."""
+        """What changes the masks (part of the facts key); device, slots and timeout do not."""
         if self.backend == "precomputed":
             return {"backend": "precomputed"}
         return {"backend": self.backend, "fast": self.fast, "subtasks": list(self.subtasks)}

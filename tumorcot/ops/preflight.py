@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,6 +162,35 @@ def check_api(url: str, timeout_s: float = 10.0) -> None:
             "`prefect server start` (or unset PREFECT_API_URL to use a temporary server)")
 
 
+def server_log_path() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"tumorcot-prefect-server-{os.getuid()}-{os.getpid()}.log"
+
+
+@contextmanager
+def output_to(path: Path):
+    """Point this process's stdout and stderr (file descriptors 1 and 2) at ``path`` for the block;
+    a child started inside keeps them for its whole life."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
+
+
 def prefect_api() -> str:
     """The Prefect API this process will use, started (temporary server) or checked (configured)."""
     from tumorcot.ops.orphans import reap_orphans, register
@@ -174,13 +204,15 @@ def prefect_api() -> str:
 
     timeout = startup_timeout()
     server = SubprocessASGIServer()
+    log = server_log_path()
     try:
-        server.start(timeout=timeout)
+        with output_to(log):   # the server process inherits these: its tracebacks go to the log
+            server.start(timeout=timeout)
     except Exception as exc:  # Prefect raises RuntimeError with the server's whole output
         first = str(exc).split(" stdout:", 1)[0].strip()
         raise PrefectUnavailableError(
-            f"Prefect's temporary API server did not start within {timeout} s ({first}). On a busy machine "
-            f"raise {STARTUP_ENV}, or start a server once with `prefect server start` and set "
+            f"Prefect's temporary API server did not start within {timeout} s ({first}; its output: {log}). "
+            f"On a busy machine raise {STARTUP_ENV}, or start a server once with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api: every tumorcot command then reuses it") from None
     if server.server_process is not None:
         register(server.server_process.pid, server.port)

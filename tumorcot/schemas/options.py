@@ -1,5 +1,6 @@
-"""Build options that shape the records (not the measurements): part of every case's build key,
-so changing one regenerates the records it affects."""
+"""Build options that shape the records (not the measurements): part of every case's records key
+(except ``split_ratios``, applied when shards are written), so changing one regenerates the
+records it affects from the stored facts."""
 
 from __future__ import annotations
 
