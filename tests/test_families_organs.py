@@ -151,3 +151,26 @@ def test_no_question_states_its_answer(phantom):
         for word in VALUE_WORDS.get(rec.subtask, ()):
             assert not (word in answer and word in words), (rec.question, rec.answer)
         assert not set(re.findall(r"\d+(?:\.\d+)?", rec.answer)) & set(re.findall(r"\d+(?:\.\d+)?", rec.question))
+
+
+CLOSED_VALUES = {"density": ("hypodense", "isodense", "hyperdense"), "shape": ("round", "oval", "lobulated", "irregular"),
+                 "margin": ("well-defined", "ill-defined"), "content": ("cystic", "calcified", "solid", "fatty")}
+
+
+def test_every_subtask_has_eight_question_forms_in_use_and_closed_answers_stay_out_of_questions(phantom):
+    _, per_case = phantom
+    forms = defaultdict(set)
+    for r in (r for recs in per_case for r in recs):
+        forms[r.subtask].add(r.template)
+        values = CLOSED_VALUES.get(r.subtask, ())
+        named = [v for v in values if re.search(rf"(?<![\w-]){v}(?![\w-])", r.question)]
+        answer = (r.options[r.answer_index] if r.options else r.answer).lower()
+        # a question may offer the alternatives ("hypodense, isodense or hyperdense?") but never one value alone
+        assert len(named) != 1 or named[0] not in answer, (r.question, r.answer)
+    for subtask, used in forms.items():
+        lines = [l for l in template_source(f"questions/{subtask}.j2").splitlines() if l.strip() and not l.startswith("{#")]
+        assert len(lines) >= 8, subtask
+    common = {s for s, used in forms.items() if sum(r.subtask == s for recs in per_case for r in recs) >= 40}
+    assert {"presence", "count", "organ_box", "organ_volume", "relative_position"} <= common
+    for subtask in common:
+        assert len(forms[subtask]) >= 8, (subtask, len(forms[subtask]))
