@@ -24,6 +24,7 @@ anatomy roots) is reported as an ``unknown`` term, so it is rejected rather than
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from tumorcot.knowledge_graph import KnowledgeGraph
@@ -95,9 +96,10 @@ class Term:
     group: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Hit:
-    """One clinical term found in text, at ``span``; ``value``/``unit``/``hint`` for numbers."""
+    """One clinical term found in text, at ``span``; ``value``/``unit``/``hint`` for numbers.
+    Frozen: ``Lexicon.scan`` hands the same hits to every caller of the same text."""
 
     kind: str
     text: str
@@ -141,6 +143,9 @@ class Lexicon:
             self.add(phrase, "organ_finding", finding)
         words = sorted(self.phrases, key=len, reverse=True)
         self.pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w) for w in words) + r")(?![\w-])", re.I)
+        # The lexicon never changes after this point, so a text's hits are computed once: a record's
+        # question, answer, steps and turns repeat sentences, and every gate re-checks them.
+        self._scan_cached = lru_cache(maxsize=SCAN_CACHE_SIZE)(self._scan)
 
     def add(self, phrase: str, kind: str, key: str, group: str = "") -> None:
         for form in _phrase_forms(phrase):
@@ -240,7 +245,11 @@ class Lexicon:
     # -- scanning -----------------------------------------------------------------------------
     def scan(self, text: str) -> list[Hit]:
         """Every clinical term in ``text``, left to right; numbers, TNM and stage groups first,
-        then lexicon phrases (longest first), then lesion ids, sides and unknown clinical words."""
+        then lexicon phrases (longest first), then lesion ids, sides and unknown clinical words.
+        Memoised per lexicon (a new list of the same frozen hits for a text seen before)."""
+        return list(self._scan_cached(text))
+
+    def _scan(self, text: str) -> tuple[Hit, ...]:
         hits: list[Hit] = []
         taken = [False] * len(text)
 
@@ -281,9 +290,10 @@ class Lexicon:
             word = m.group().lower()
             if free(*m.span()) and word not in GENERIC and word not in CLINICAL_EXEMPT:
                 take(Hit("unknown", m.group(), m.span()))
-        return sorted(hits, key=lambda h: h.span)
+        return tuple(sorted(hits, key=lambda h: h.span))
 
 
+SCAN_CACHE_SIZE = 16384   # distinct texts remembered per lexicon (a build's case has a few hundred)
 _LEXICA: dict[tuple[str, int], Lexicon] = {}
 
 
