@@ -24,7 +24,7 @@ from tumorcot.store.keys import input_hashes
 KG = load_kg()
 NEW = {"organ_measure": ("organ_volume", "spleen_size", "liver_fat", "kidney_compare"),
        "tumor_burden": ("lesion_burden", "largest_lesion", "location_count"),
-       "spatial": ("relative_position",)}
+       "spatial": ("relative_position", "vessel_contact")}
 SPLEEN_UPPER_ML = 314.5       # Prassopoulos 1997, Eur Radiol 7:246: normal splenic volume up to 314.5 cm3
 STEATOSIS_BELOW_HU = 1.0      # Park 2011, Radiology 258:760: liver minus spleen < 1 HU unenhanced
 
@@ -73,7 +73,7 @@ def test_spleen_label_follows_the_sourced_volume_limit(phantom):
         enlarged = f.organ("spleen").volume_ml > SPLEEN_UPPER_ML
         labels.append(enlarged)
         assert ("no splenomegaly" not in rec.think) == enlarged
-        assert "314" in rec.think and len(rec.steps) == 3 and rec.steps[2].follows_from == [0, 1]
+        assert "314.5 mL" in rec.think and len(rec.steps) == 3 and rec.steps[2].follows_from == [0, 1]
         assert rec.answer != rec.think
     assert any(labels) and not all(labels)   # the phantom's every-8th+6 case has an enlarged spleen
 
@@ -174,3 +174,20 @@ def test_every_subtask_has_eight_question_forms_in_use_and_closed_answers_stay_o
     assert {"presence", "count", "organ_box", "organ_volume", "relative_position"} <= common
     for subtask in common:
         assert len(forms[subtask]) >= 8, (subtask, len(forms[subtask]))
+
+
+def test_vessel_contact_only_with_segmented_vessels_and_agrees_with_the_angles(phantom, shared_data):
+    facts, per_case = phantom
+    seen = 0
+    for f, recs in zip(facts, per_case):
+        for rec in (r for r in recs if r.subtask == "vessel_contact"):
+            lesion = next(l for l in f.lesions if l.id == rec.lesion_id)
+            assert lesion.vessel_contact_deg and all(f.organ(v) for v in lesion.vessel_contact_deg)
+            touched = [v for v, d in lesion.vessel_contact_deg.items() if d > 0]
+            assert ("touches none" in rec.think) == (not touched)
+            seen += bool(touched)
+    assert seen   # the phantom's aorta-contact plan gives lesions touching the aorta
+    sts = shared_data / "ibsi_sts" / "STS_001"   # a lesion mask without organ masks: no vessel, no record
+    sarcoma = facts_of(CaseInput(row=1, patient_id="STS-001", study_id="1", ct=sts / "CT_image.nii.gz",
+                                 lesion_mask=sts / "CT_mask.nii.gz", lesion_labels="1:tumor"))
+    assert not [r for r in generate(sarcoma) if r.subtask == "vessel_contact"]

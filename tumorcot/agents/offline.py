@@ -14,7 +14,7 @@ from __future__ import annotations
 from tumorcot.agents.base import RecordFactory
 from tumorcot.agents.families.burden import tumor_burden_records
 from tumorcot.agents.families.organs import organ_measure_records
-from tumorcot.agents.families.spatial import spatial_records
+from tumorcot.agents.families.spatial import spatial_records, vessel_contact_records
 from tumorcot.agents.families.attributes import lesion_attribute_records, organ_presence_records
 from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.localization import LOCALIZATION_FAMILIES, REPORT_FAMILIES, localization_records
@@ -57,6 +57,7 @@ class OfflineGenerator:
         records += staging_records(make)
         records += pathology_records(make)
         records += organ_measure_records(make) + tumor_burden_records(make) + spatial_records(make)
+        records += vessel_contact_records(make)
         return records
 
     def generate(self, facts: CaseFacts) -> list[CoTRecord]:

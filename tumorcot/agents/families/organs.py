@@ -52,7 +52,7 @@ def _spleen_size(make: RecordFactory) -> CoTRecord | None:
     if spleen is None:
         return None
     t = make.table
-    volume, limit = fmt(spleen.volume_ml), fmt(t["case.threshold_spleen_volume_ml"].value)
+    volume, limit = fmt(spleen.volume_ml), f"{t['case.threshold_spleen_volume_ml'].value:g}"   # 314.5 as the source states it
     finding = t["organ:spleen.size_finding"].value
     over = t["organ:spleen.volume_ml_over_normal"].value
     links = [Link(f"The spleen mask encloses a volume of {volume} mL.", ["organ:spleen.volume_ml"]),

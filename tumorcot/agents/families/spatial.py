@@ -1,4 +1,5 @@
-"""Spatial relations between organs: left/right, above/below, anterior/posterior.
+"""Spatial relations between organs (left/right, above/below, anterior/posterior) and a lesion's
+contact with segmented vessels (``vessel_contact``).
 
 Task ``spatial``. The relation is read from the organs' centres (LPS millimetres): the offset
 along one axis -> at least ``relation_min_mm`` -> the relation. Only complete organs (a
@@ -9,7 +10,7 @@ family does not swamp the others.
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt, unit_hash
+from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, name_fact_ids, unit_hash
 from tumorcot.agents.families.chain import Link, chain_record
 from tumorcot.schemas import CoTRecord
 from tumorcot.schemas.derived import AXES, AXIS_LETTER
@@ -62,3 +63,34 @@ def _relation(make: RecordFactory, a: str, b: str, axis: str, word: str) -> CoTR
 
 def _union(p, q) -> list[float]:
     return [min(p[i], q[i]) for i in range(3)] + [max(p[i], q[i]) for i in range(3, 6)]
+
+
+def vessel_contact_records(make: RecordFactory) -> list[CoTRecord]:
+    """Per lesion whose contact with segmented vessels was measured: the vessels around it -> the
+    contact angle with each -> which it touches. No record where no vessel was segmented (no
+    measurement, no claim); resectability is not stated (the KG has no sourced criteria for it)."""
+    out = []
+    for lesion in make.facts.lesions:
+        measured = sorted(v for v in lesion.vessel_contact_deg if make.facts.organ(v) is not None)
+        if not measured:
+            continue
+        noun, where = lesion_phrase(lesion, make.facts)
+        name_ids = name_fact_ids(lesion, make.facts)
+        angle_ids = [f"lesion:{lesion.id}.contact_{v}_deg" for v in measured]
+        vessel_ids = [f"organ:{v}.mean_hu" for v in measured]   # names the vessel (a volume could be cut by the FOV)
+        touching = [(v, lesion.vessel_contact_deg[v]) for v in measured if lesion.vessel_contact_deg[v] > 0]
+        vessels = ", ".join(f"the {display_name(v)}" for v in measured)
+        angles = "; ".join(f"{display_name(v)}: contact over {fmt(lesion.vessel_contact_deg[v])} degrees" for v in measured)
+        if touching:
+            verdict = "So it touches " + " and ".join(f"the {display_name(v)}" for v, _ in touching) + "."
+            said = " and ".join(f"the {display_name(v)} ({fmt(d)} degrees)" for v, d in touching)
+        else:
+            verdict, said = "So it touches none of the segmented vessels.", ""
+        links = [Link(f"Segmented vessels measured around the {noun} {where}: {vessels}.", [*name_ids, *vessel_ids]),
+                 Link(f"Circumferential contact per vessel: {angles}.", angle_ids),
+                 Link(verdict, angle_ids)]
+        out.append(chain_record(make, task=TASK, subtask="vessel_contact", subject=lesion.id, organ=lesion.organ,
+                                links=links, question={"lesion": noun, "where": where}, lesion_id=lesion.id,
+                                answer={"touching": bool(touching), "said": said, "vessels": vessels},
+                                roi=lesion.bbox.normalized))
+    return out
