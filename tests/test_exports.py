@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import typing
 import os
 import shutil
 from collections import Counter
@@ -15,6 +16,7 @@ import SimpleITK as sitk
 import yaml
 from typer.testing import CliRunner
 
+from tumorcot.schemas.records import Task
 from tumorcot.cli import app
 from tumorcot.errors import ExportError
 from tumorcot.exports.chat import export_chat
@@ -82,8 +84,7 @@ def test_stats_json_counts_equal_the_parquet_rows(built, rows):
     assert stats["negatives"]["eligible"] == len(eligible)
     assert stats["negatives"]["records"] == sum(r["negative"] for r in rows)
     assert stats["synthetic"] == {"records": len(rows), "share": 1.0}
-    assert stats["families"] == [f for f in ("localization", "lesion_attribute", "cot_report", "tnm_staging",
-                                             "pathology") if f in {r["task"] for r in rows}]
+    assert stats["families"] == [f for f in typing.get_args(Task) if f in {r["task"] for r in rows}]
     choice = [r for r in rows if r["form"] == "multiple_choice"]
     assert sum(e["records"] for e in stats["answer_positions"].values()) == len(choice)
 
