@@ -52,6 +52,9 @@ class Scope:
     organ: str | None = None
     stage: str | None = None
     extra_numbers: list[float] = field(default_factory=list)  # an attend turn's box
+    # facts a sentence about a lesion may cite, per lesion (filled by Binder._candidates once the
+    # scope is built: a text has many numbers, each checked against the same candidates)
+    candidates: dict[str | None, list[Fact]] = field(default_factory=dict, repr=False, compare=False)
 
     def lesions(self) -> set[str]:
         return {f.subject.split(":", 1)[1] for f in self.facts.values() if f.subject.startswith("lesion:")}
@@ -202,11 +205,12 @@ class Binder:
         return self._node(hit, scope)
 
     def _candidates(self, scope: Scope, lesion: str | None) -> list[Fact]:
-        facts = list(scope.facts.values())
-        if lesion is None:
-            return facts
-        return [f for f in facts if f.subject in (f"lesion:{lesion}", "pathology", f"pathology:{lesion}")
+        if lesion not in scope.candidates:
+            facts = list(scope.facts.values())
+            scope.candidates[lesion] = facts if lesion is None else [
+                f for f in facts if f.subject in (f"lesion:{lesion}", "pathology", f"pathology:{lesion}")
                 or f.subject.startswith(("organ:", "case"))]
+        return scope.candidates[lesion]
 
     def _number(self, hit: Hit, scope: Scope, lesion: str | None) -> tuple[str, str] | None:
         def close(value: float, target: float) -> bool:
@@ -368,8 +372,9 @@ def check_texts(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph, table: 
     """Every clinical term of every text of ``record`` bound and agreeing (reasons; [] = all)."""
     binder = Binder(record, facts, kg, table, size_t)
     reasons: list[str] = []
+    scopes = step_scopes(record, table)
     for step in record.steps:
-        reasons += binder.check(f"step {step.index}", step.text, step_scopes(record, table)[step.index])
+        reasons += binder.check(f"step {step.index}", step.text, scopes[step.index])
     whole = record_scope(record, table)
     reasons += binder.check("question", record.question, binder.with_given_labels(whole), alternatives=True)
     if record.options:
