@@ -34,7 +34,13 @@ def template_sha256(name: str) -> str:
 def question_variants(subtask: str) -> tuple[jinja2.Template, ...]:
     lines = [line for line in template_source(f"questions/{subtask}.j2").splitlines()
              if line.strip() and not line.lstrip().startswith("{#")]
-    return tuple(_ENV.from_string(line) for line in lines)
+    return tuple(_line_template(line) for line in lines)
+
+
+@lru_cache(maxsize=None)
+def _line_template(line: str) -> jinja2.Template:
+    """One template line compiled once per process (jinja caches only loader templates)."""
+    return _ENV.from_string(line)
 
 
 def render_question(subtask: str, key: str, **context) -> tuple[str, str]:
@@ -50,7 +56,7 @@ def render_answer(subtask: str, key: str, **context) -> str:
     lines = [line for line in template_source(f"answers/{subtask}.j2").splitlines()
              if line.strip() and not line.lstrip().startswith("{#")]
     index = int(hashlib.sha256(f"answer\x1f{key}".encode()).hexdigest(), 16) % len(lines)
-    return _ENV.from_string(lines[index]).render(**context).strip()
+    return _line_template(lines[index]).render(**context).strip()
 
 
 @lru_cache(maxsize=None)
