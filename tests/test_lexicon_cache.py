@@ -5,6 +5,7 @@ and the same records with a wrong claim appended (so verdicts include rejections
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -83,3 +84,20 @@ def test_verdicts_with_the_cache_equal_verdicts_without(cases, monkeypatch):
     assert cached == uncached
     wrong = [r.answer.endswith(WRONG) for _, records in cases for r in records]
     assert [bool(v) for v in cached] == wrong   # faithful records pass, the wrong claim is caught
+
+
+def test_phrase_trie_matches_like_the_longest_first_alternation(cases):
+    lexicon = lexicon_module.Lexicon(KG)
+    words = sorted(lexicon.phrases, key=len, reverse=True)
+    plain = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w) for w in words) + r")(?![\w-])", re.I)
+    texts = {t for _, records in cases for r in records for t in strings(r.model_dump())}
+    texts |= {"Kidneys and kidney-like; RIGHT KIDNEY, right kidneys. segment IVa, segment 4b, segment IV.",
+              "hypo-attenuating, hypoattenuating lesion of the left adrenal gland (adrenal)."}
+    found = 0
+    for text in texts:
+        spans = [m.span() for m in plain.finditer(text)]
+        assert [m.span() for m in lexicon.pattern.finditer(text)] == spans, text
+        found += len(spans)
+    assert found > 1000
+    assert re.fullmatch(lexicon_module.phrase_trie(["kidney", "kidneys", "kid"]), "kidneys")
+    assert lexicon_module.phrase_trie(["ab", "abc", "b"]) == "(?:ab(?:c)?|b)"

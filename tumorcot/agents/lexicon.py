@@ -129,6 +129,28 @@ def _phrase_forms(text: str) -> set[str]:
     return {f for f in forms if f}
 
 
+def phrase_trie(phrases) -> str:
+    """A regex matching the same as the alternation of ``phrases`` longest first, written as a
+    trie ("kidney|kidneys" -> "kidney(?:s)?"): at each position the regex engine follows one
+    branch instead of trying every phrase, and the greedy optional tails still give the longest
+    phrase that the rest of the pattern accepts. ``phrases`` are lower case (matched with re.I)."""
+    root: dict = {}
+    for phrase in phrases:
+        node = root
+        for char in phrase:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a phrase ends here
+
+    def regex(node: dict) -> str:
+        branches = [re.escape(char) + regex(child) for char, child in sorted(node.items()) if char]
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" not in node:
+            return body
+        return "" if not branches else f"(?:{body})?"
+
+    return regex(root)
+
+
 class Lexicon:
     """Phrase table + compiled scanner. Build one per KG with ``lexicon_for(kg)``."""
 
@@ -141,8 +163,7 @@ class Lexicon:
         self._nodes()
         for phrase, (finding, _) in ORGAN_FINDINGS.items():  # organ-level labels (schemas.derived)
             self.add(phrase, "organ_finding", finding)
-        words = sorted(self.phrases, key=len, reverse=True)
-        self.pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w) for w in words) + r")(?![\w-])", re.I)
+        self.pattern = re.compile(r"(?<![\w-])(" + phrase_trie(self.phrases) + r")(?![\w-])", re.I)
         # The lexicon never changes after this point, so a text's hits are computed once: a record's
         # question, answer, steps and turns repeat sentences, and every gate re-checks them.
         self._scan_cached = lru_cache(maxsize=SCAN_CACHE_SIZE)(self._scan)
