@@ -123,8 +123,8 @@ def test_real_sarcoma_tumour_volume_and_hu(shared_data, tmp_path, with_empty_org
 def demo_build(tmp_path_factory):
     from tumorcot.imaging.phantom import write_phantom_cases
 
-    out = tmp_path_factory.mktemp("demo")
-    manifest = write_phantom_cases(out / "cases", 3, seed=0)
+    out = tmp_path_factory.mktemp("demo") / "ds"
+    manifest = write_phantom_cases(out.with_name("inputs"), 3, seed=0)   # inputs never inside the dataset
     return out, run_build(manifest, out)
 
 
@@ -152,7 +152,7 @@ def test_demo_shards_validate_and_a_flipped_byte_is_caught(demo_build, tmp_path)
 def test_unchanged_rebuild_reuses_every_case(demo_build):
     out, first = demo_build
     before = {f["path"]: f["sha256"] for f in read_manifest(out)["files"] if f["kind"] == "records"}
-    again = run_build(out / "cases" / "manifest.csv", out)
+    again = run_build(out.with_name("inputs") / "manifest.csv", out)
     assert again["ok"] == 0 and again["unchanged"] == first["ok"] and again["records"] == first["records"]
     after = {f["path"]: f["sha256"] for f in read_manifest(out)["files"] if f["kind"] == "records"}
     assert before == after

@@ -144,3 +144,20 @@ def test_publish_refuses_a_dataset_with_planted_leaks(leaky_build, tmp_path):
                      "config.json: OpenAI-style API key", "extra/input.json: a private file", "slice.bin: a DICOM file",
                      "not published"):
         assert expected in out, result.output
+
+
+def test_demo_dataset_publishes_only_safe_files(tmp_path, prefect_server):
+    """``tumorcot demo`` keeps its inputs (raw ids) beside the dataset, so the dataset folder as
+    made publishes as is: the dry run lists only dataset files and finds nothing private."""
+    out = tmp_path / "demo-out"
+    built = CliRunner().invoke(app, ["demo", "--out", str(out), "--cases", "2"])
+    assert built.exit_code == 0, built.output
+    assert (tmp_path / "demo-out.inputs" / "manifest.csv").exists() and not (out / "cases").exists()
+    result = CliRunner().invoke(app, ["publish", str(out), "--repo-id", "org/demo", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    listed = {line.split("would upload ", 1)[1].strip() for line in result.output.splitlines()
+              if line.startswith("would upload ")}
+    published = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert listed == published and listed
+    assert not any(name.startswith((".", "cases")) or "private" in name for name in listed)
+    assert "nothing private found" in " ".join(result.output.split())

@@ -292,7 +292,8 @@ def build(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Output folder (phantom cases go in OUT/cases)."),
+    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Dataset folder. The phantom cases (inputs, with "
+                             "their raw ids) go beside it in OUT.inputs/, never inside: OUT is safe to publish."),
     cases: int = typer.Option(4, "--cases", "-n", min=1, help="Number of synthetic phantom cases."),
     seed: int = typer.Option(0, help="Phantom generator seed (same seed, same cases)."),
     splits: str = SPLITS_OPTION,
@@ -305,12 +306,19 @@ def demo(
     from tumorcot.imaging.phantom import write_phantom_cases
 
     options = _options(splits, negative_share, mc_share, interleave, mix)
-    console.print(f"writing {cases} synthetic phantom case(s) to {out / 'cases'} ...")
-    manifest = write_phantom_cases(out / "cases", cases, seed=seed)
+    inputs = demo_inputs(out)
+    console.print(f"writing {cases} synthetic phantom case(s) to {inputs} ...")
+    manifest = write_phantom_cases(inputs, cases, seed=seed)
     summary = _build(manifest, out, concurrency=2, force=False, options=options)
     _print_summary(summary)
     _exit_for(summary, allow_failures=False)
     console.print(f"rebuild the same cases with: tumorcot build --manifest {manifest} --out {out}")
+
+
+def demo_inputs(out: Path) -> Path:
+    """Where ``demo`` writes its phantom inputs: ``OUT.inputs`` beside the dataset folder."""
+    out = Path(out).absolute()
+    return out.with_name(out.name + ".inputs")
 
 
 @app.command()
