@@ -103,6 +103,17 @@ def test_real_sarcoma_given_t_that_disagrees_with_the_size_is_flagged(sarcoma_fa
     assert "N0" not in tnm.answer + tnm.think
 
 
+def test_a_given_t_is_not_compared_with_a_lesion_cut_by_the_field_of_view(sarcoma_facts):
+    from tumorcot.knowledge_graph.staging import given_t_checks
+
+    labelled = sarcoma_facts.model_copy(update={"pathology": PathologyLabels.parse(
+        "behavior=malignant; diagnosis=soft-tissue sarcoma; t=T2")})
+    cut = labelled.model_copy(update={"lesions": [labelled.lesions[0].model_copy(update={"truncated": True})]})
+    assert len(given_t_checks(labelled, KG)) == 1 and given_t_checks(cut, KG) == []   # a lower bound decides no T
+    tnm = [r for r in generate(cut.model_copy(update={"t_checks": []})) if r.task == "tnm_staging"]
+    assert not any("disagrees" in r.answer or "agrees" in r.answer for r in tnm)
+
+
 def test_phantom_shows_every_family_and_every_subtask(phantom_facts):
     records = [r for f in phantom_facts for r in generate(f)]
     assert {r.task for r in records} == {"localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology",

@@ -57,13 +57,14 @@ def compare_t(kg: KnowledgeGraph, organ_key: str, given: str, size_t: str | None
 
 
 def given_t_checks(facts: CaseFacts, kg: KnowledgeGraph) -> list[TCheck]:
-    """One check per lesion with a given T whose organ has a size rule that applies to it."""
+    """One check per lesion with a given T whose organ has a size rule that applies to it. A lesion
+    cut by the field of view is not checked: its greatest dimension is only a lower bound."""
     from tumorcot.scope import labels_for_lesion  # scope imports schemas only; avoids a cycle at import
 
     checks = []
     for lesion in facts.lesions:
         labels, _ = labels_for_lesion(facts, lesion)
-        if labels is None or not labels.t:
+        if labels is None or not labels.t or lesion.truncated:
             continue
         key = kg.organ_key(lesion.organ)
         hist = [h for h in (kg.match_histology(v) for v in (labels.histology, labels.diagnosis) if v) if h]
