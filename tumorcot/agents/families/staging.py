@@ -84,7 +84,7 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
         if check is not None:
             parts.append(_t_check_text(check))
             fact_ids += [f"tcheck:{lesion.id}.{n}" for n in ("given_t", "size_t", "agrees")
-                         if f"tcheck:{lesion.id}.{n}" in facts.fact_table()]
+                         if f"tcheck:{lesion.id}.{n}" in make.table]
             answer.append({True: f"report {check.given_t} agrees", False: f"report {check.given_t} disagrees (flagged)",
                            None: f"report {check.given_t} not decided by size"}[check.agrees])
         if given is not None:  # the report stands in the question: the staging step refers to it
