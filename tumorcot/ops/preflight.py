@@ -31,6 +31,7 @@ class Preflight:
     errors: list[str] = field(default_factory=list)      # stop before anything starts
     row_problems: list[str] = field(default_factory=list)  # these rows will fail; the others are built
     cases: int = 0
+    valid: list = field(default_factory=list)  # the rows that parsed (CaseInput), missing inputs or not
 
 
 def manifest_check(manifest: Path, result: Preflight) -> None:
@@ -46,6 +47,7 @@ def manifest_check(manifest: Path, result: Preflight) -> None:
         if isinstance(entry, ManifestError):
             result.row_problems.append(str(entry))
             continue
+        result.valid.append(entry)
         missing = [f"{name} not found: {getattr(entry, name)}" for name in inputs_missing(entry)]
         if missing:
             result.row_problems.append(f"[{entry.label}] " + "; ".join(missing))
@@ -108,15 +110,15 @@ def segmentation_check(plan, result: Preflight) -> None:
         result.errors.append(str(exc))
 
 
-def removal_check(manifest: Path, out: Path, allow_removal: bool, result: Preflight) -> None:
-    from tumorcot.case_manifest import read_case_manifest
+def removal_check(out: Path, allow_removal: bool, result: Preflight) -> None:
+    """After ``manifest_check``: would the manifest's rows remove most published cases?"""
     from tumorcot.privacy import load_or_create_salt
     from tumorcot.store.removal import removal_problem
 
     if result.errors or not Path(out).is_dir():
         return
-    cases = [e for e in read_case_manifest(manifest) if not isinstance(e, ManifestError)]
-    problem = removal_problem(out, cases, load_or_create_salt(out, create=False), allow_removal=allow_removal)
+    problem = removal_problem(out, result.valid, load_or_create_salt(out, create=False),
+                              allow_removal=allow_removal)
     if problem:
         result.errors.append(problem)
 
@@ -125,7 +127,7 @@ def build_problems(manifest: Path, out: Path, *, generator: str, task_runner: st
                    dask_address: str | None = None, segmentation=None, allow_removal: bool = False) -> Preflight:
     result = Preflight()
     manifest_check(Path(manifest), result)
-    removal_check(Path(manifest), Path(out), allow_removal, result)
+    removal_check(Path(out), allow_removal, result)
     output_check(Path(out), result)
     generator_check(generator, result)
     runner_check(task_runner, dask_address, result)
