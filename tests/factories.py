@@ -38,3 +38,12 @@ def case_facts(pathology: PathologyLabels | None = None) -> CaseFacts:
                         content="solid", vessel_contact_deg={"aorta": 90.0}),
                  lesion("L4", "kidney_left", 18.0, 8.0, 35.0, side="left", content="cystic", margin="well-defined")],
         has_organ_mask=True, has_lesion_mask=True, pathology=pathology, synthetic=True, source="unit-test")
+
+
+def sarcoma_case(shared_data, pathology: str) -> "CaseInput":
+    """The IBSI soft-tissue sarcoma CT (STS_001, about 11.5 cm) with its tumour mask and ``pathology``."""
+    from tumorcot.schemas import CaseInput
+
+    sts = shared_data / "ibsi_sts" / "STS_001"
+    return CaseInput(row=1, patient_id="STS-001", study_id="1", ct=sts / "CT_image.nii.gz",
+                     lesion_mask=sts / "CT_mask.nii.gz", lesion_labels="1:tumor", pathology=pathology)

@@ -17,6 +17,9 @@ from tumorcot.ops.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
+# These tests read records of every family; the default family mix would publish a share of them.
+EVERY_RECORD = {"family_mix": None}
+
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:
     fields = ["patient_id", "study_id", "ct", "organ_mask", "lesion_mask", "lesion_labels", "pathology", "source"]
@@ -40,7 +43,7 @@ def totalseg_build(shared_data, tmp_path_factory):
     manifest = write_manifest(out / "cases.csv", [
         {"patient_id": "TS-0001", "study_id": "1", "ct": ts / "example_ct_sm.nii.gz",
          "organ_mask": ts / "example_seg.nii.gz", "source": "TotalSegmentator example"}])
-    return out, run_build(manifest, out / "ds")
+    return out, run_build(manifest, out / "ds", options=EVERY_RECORD)
 
 
 def test_real_totalsegmentator_example_measures_organs(totalseg_build):
@@ -102,7 +105,7 @@ def test_real_sarcoma_tumour_volume_and_hu(shared_data, tmp_path, with_empty_org
         mask = sitk.ReadImage(str(sts / "CT_mask.nii.gz")) * 0
         sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), str(tmp_path / "organs.nii.gz"))
         row["organ_mask"] = tmp_path / "organs.nii.gz"
-    summary = run_build(write_manifest(tmp_path / "m.csv", [row]), tmp_path / "ds")
+    summary = run_build(write_manifest(tmp_path / "m.csv", [row]), tmp_path / "ds", options=EVERY_RECORD)
     assert summary["ok"] == 1, summary["outcomes"]
     [facts] = facts_of(tmp_path / "ds")
     [lesion] = facts["lesions"]

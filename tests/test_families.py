@@ -9,6 +9,7 @@ import math
 from collections import Counter
 
 import pytest
+from factories import sarcoma_case
 
 from tumorcot.agents.calibrator import calibrate, check_record
 from tumorcot.agents.offline import OfflineGenerator
@@ -43,11 +44,7 @@ def phantom_facts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sarcoma_facts(shared_data):
-    sts = shared_data / "ibsi_sts" / "STS_001"
-    case = CaseInput(row=1, patient_id="STS-001", study_id="1", ct=sts / "CT_image.nii.gz",
-                     lesion_mask=sts / "CT_mask.nii.gz", lesion_labels="1:tumor",
-                     pathology="behavior=malignant; diagnosis=soft-tissue sarcoma")
-    return facts_of(case)
+    return facts_of(sarcoma_case(shared_data, "behavior=malignant; diagnosis=soft-tissue sarcoma"))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +75,7 @@ def test_real_sarcoma_labels_are_question_context_and_ajcc_soft_tissue_t_comes_f
     # AJCC 8 trunk/extremity sarcoma: T3 is > 10 cm and <= 15 cm; STS_001's greatest dimension is about 11.5 cm
     [lesion] = sarcoma_facts.lesions
     assert 100 < lesion.max_diameter_3d_mm <= 150
-    [tnm] = [r for r in records if r.task == "tnm_staging"]
+    [tnm] = [r for r in records if r.subtask == "tnm"]
     assert tnm.answer.startswith("T3 by size") and "conditional" not in tnm.answer
     assert "staging:soft_tissue:T" in tnm.steps[-1].kg_node_ids
     assert f"{lesion.max_diameter_3d_mm / 10:.1f} cm" in tnm.steps[-1].text         # the number the finding states
@@ -96,7 +93,7 @@ def test_real_sarcoma_given_t_that_disagrees_with_the_size_is_flagged(sarcoma_fa
     labelled = labelled.model_copy(update={"t_checks": given_t_checks(labelled, KG)})
     [check] = labelled.t_checks
     assert (check.given_t, check.size_t, check.agrees) == ("T2", "T3", False)       # flagged in the facts
-    [tnm] = [r for r in generate(labelled) if r.task == "tnm_staging"]
+    [tnm] = [r for r in generate(labelled) if r.subtask == "tnm"]
     assert tnm.question.startswith("Pathology report: soft-tissue sarcoma, malignant, T2, N0. ")
     assert "report T2 disagrees (flagged)" in tnm.answer                              # ...and the record says so
     assert "tcheck:L1.agrees" in tnm.steps[-1].fact_ids
@@ -154,7 +151,7 @@ def test_tnm_records_only_where_size_rule_or_labels_decide(phantom_facts):
         if labelled is None:
             continue
         labelled, organ = labelled
-        [tnm] = [r for r in generate(labelled) if r.task == "tnm_staging" and r.organ == organ]
+        [tnm] = [r for r in generate(labelled) if r.subtask == "tnm" and r.organ == organ]
         lesion = max(labelled.lesions_in(organ), key=lambda l: (l.max_diameter_3d_mm, l.id))
         cm = round(lesion.max_diameter_3d_mm / 10, 1)
         expected = next(t for cut, t in AJCC_T[KG.organ_key(organ)] if cm <= cut)
@@ -293,7 +290,8 @@ def test_build_keeps_each_patient_in_one_split_splits_rewrite_shards_options_reg
     # every patient has a second study (same volumes, another study id)
     rows += [dict(r, study_id=f"{r['study_id']}-followup") for r in rows]
     manifest = write_rows(tmp_path / "cases" / "two-studies.csv", rows)
-    options = GenerationOptions(split_ratios=(0.4, 0.3, 0.3))
+    # every record (no family mix, which is chosen per split): a re-split then moves the same records
+    options = GenerationOptions(split_ratios=(0.4, 0.3, 0.3), family_mix=None)
     first = run_build(manifest, tmp_path / "ds", options=options)
     assert first["ok"] == 12 and first["failed"] == 0
     records = read_records(tmp_path / "ds").to_pylist()

@@ -1,71 +1,186 @@
-"""The family mix: target shares as a generation option, organ boxes capped, target vs achieved in
-the stats, the card and ``tumorcot stats``; through the CLI (``tumorcot build --mix tumorcot``)."""
+"""The family mix through the CLI: TumorCoT's published mix by default on a 64-case phantom
+build, per split; target vs achieved in stats.json, the card and ``tumorcot stats``; ``--mix off``
+and a custom mix rewrite the shards only; multiple-choice letters stay balanced; a bad ``--mix``
+fails before anything starts."""
 
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+from ops_helpers import copy_dataset
 from typer.testing import CliRunner
 
-from tumorcot.agents.offline import OfflineGenerator
-from tumorcot.case_manifest import read_case_manifest
+from tumorcot.agents.families.mix import Candidate, select
 from tumorcot.cli import app
+from tumorcot.flows.settings import resolve_settings
 from tumorcot.imaging.phantom import write_phantom_cases
-from tumorcot.knowledge_graph import load_kg
-from tumorcot.pipeline import extract_facts
-from tumorcot.schemas import GenerationOptions
-from tumorcot.store.keys import input_hashes
+from tumorcot.store.shards import read_manifest
 
-KG = load_kg()
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
 # TumorCoT's published mix, typed here: attributes 60 %, report 19 %, localization 11 %, TNM 10 %
 PUBLISHED = {"attributes": 0.60, "report": 0.19, "localization": 0.11, "tnm": 0.10}
 GROUP = {"lesion_attribute": "attributes", "organ_measure": "attributes", "tumor_burden": "attributes",
          "spatial": "attributes", "cot_report": "report", "pathology": "report", "localization": "localization",
          "tnm_staging": "tnm"}
+ENV = {"COLUMNS": "400", "TUMORCOT_SALT": "mix-test-salt"}   # a fixed salt: the same patients in each split
+
+
+def cli(*args: str):
+    result = CliRunner().invoke(app, list(args), env=ENV)
+    return result
+
+
+def shard_rows(dataset: Path) -> list[dict]:
+    """Every published record's few columns, read from the shards the manifest lists."""
+    rows = []
+    for entry in read_manifest(dataset)["files"]:
+        if entry["kind"] == "records":
+            rows += pq.read_table(dataset / entry["path"], columns=[
+                "record_id", "case_id", "split", "task", "subtask", "form", "options", "answer_index"]).to_pylist()
+    return rows
+
+
+def shares_by_split(rows: list[dict]) -> dict[str, dict[str, float]]:
+    out = {}
+    for split in {r["split"] for r in rows}:
+        counts = Counter(GROUP[r["task"]] for r in rows if r["split"] == split)
+        total = sum(counts.values())
+        out[split] = {g: counts[g] / total for g in PUBLISHED}
+    return out
 
 
 @pytest.fixture(scope="module")
-def phantom_facts(tmp_path_factory):
-    manifest = write_phantom_cases(tmp_path_factory.mktemp("mix") / "cases", 32, seed=3, scale=4)
-    return [extract_facts(c, b"t" * 32, input_hashes(c)) for c in read_case_manifest(manifest)]
-
-
-def shares(records) -> dict[str, float]:
-    counts = Counter(GROUP[r.task] for r in records)
-    return {g: counts[g] / len(records) for g in PUBLISHED}
-
-
-def test_mix_moves_the_shares_towards_the_target_and_caps_organ_boxes(phantom_facts):
-    every = [OfflineGenerator(KG).generate(f) for f in phantom_facts]
-    mixed = [OfflineGenerator(KG, GenerationOptions(family_mix=PUBLISHED)).generate(f) for f in phantom_facts]
-    before, after = shares([r for rs in every for r in rs]), shares([r for rs in mixed for r in rs])
-    for group in ("report", "localization"):   # groups every case has: within 5 points of the target
-        assert abs(after[group] - PUBLISHED[group]) <= 0.05, (group, after)
-        assert abs(after[group] - PUBLISHED[group]) < abs(before[group] - PUBLISHED[group])
-    # TNM exists only where labels license it: the mix cannot create it, only stop diluting it
-    assert after["tnm"] > before["tnm"]
-    for records in mixed:
-        assert sum(r.subtask == "organ_box" for r in records) <= 4
-    # round-robin over subtasks: the mix thins every subtask, it drops none from the dataset
-    assert {r.subtask for rs in mixed for r in rs} == {r.subtask for rs in every for r in rs}
-
-
-def test_cli_build_with_mix_reports_target_and_achieved(tmp_path, prefect_server):
-    manifest = write_phantom_cases(tmp_path / "cases", 4, seed=3, scale=4)
-    runner = CliRunner()
-    out = tmp_path / "ds"
-    result = runner.invoke(app, ["build", "--manifest", str(manifest), "--out", str(out), "--mix", "tumorcot"],
-                           env={"COLUMNS": "400"})
+def build64(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mix64")
+    manifest = write_phantom_cases(root / "cases", 64, seed=0, scale=4)
+    out = root / "ds"
+    result = cli("build", "--manifest", str(manifest), "--out", str(out))   # the default mix
     assert result.exit_code == 0, result.output
+    return manifest, out
+
+
+def test_default_mix_is_tumorcots_within_5_points_in_every_split(build64):
+    _, out = build64
+    rows = shard_rows(out)
+    by_split = shares_by_split(rows)
+    assert set(by_split) == {"train", "validation", "test"}
+    for split, shares in by_split.items():
+        for group, target in PUBLISHED.items():
+            assert abs(shares[group] - target) <= 0.05, (split, group, shares)
+    # every TNM record is about a lesion whose labels license it; the TNM family asks three things of it
+    assert {r["subtask"] for r in rows if r["task"] == "tnm_staging"} == {"tnm", "t_check", "t_band"}
+    # organ boxes capped at 4 per case
+    assert max(Counter(r["case_id"] for r in rows if r["subtask"] == "organ_box").values()) <= 4
+    # a sensible dataset: hundreds of records, every split holding some of every group
+    assert len(rows) >= 600 and all(min(Counter(GROUP[r["task"]] for r in rows if r["split"] == s).values()) > 0
+                                    for s in by_split)
+
+
+def test_stats_card_and_cli_show_target_vs_achieved_per_split(build64):
+    _, out = build64
+    rows = shard_rows(out)
     stats = json.loads((out / "stats.json").read_text())
     mix = stats["family_mix"]
     assert mix["target"] == PUBLISHED
-    assert sum(mix["records"].values()) == stats["records"]
+    for split, shares in shares_by_split(rows).items():
+        assert mix["splits"][split]["achieved"] == {g: round(v, 4) for g, v in shares.items()}
+        assert sum(mix["splits"][split]["records"].values()) == sum(r["split"] == split for r in rows)
     card = (out / "README.md").read_text()
-    assert "Family mix (target vs achieved)" in card and "60.0 %" in card
-    shown = runner.invoke(app, ["stats", str(out)], env={"COLUMNS": "400"})
-    assert shown.exit_code == 0 and "family mix (achieved / target)" in " ".join(shown.output.split())
-    bad = runner.invoke(app, ["build", "--manifest", str(manifest), "--out", str(out), "--mix", "attributes=x"])
-    assert bad.exit_code != 0 and "--mix" in bad.output
+    section = card.split("### Family mix (target vs achieved)", 1)[1].split("###", 1)[0]
+    assert "| group | tasks | target | all | test | train | validation |" in section
+    assert "| tnm | tnm_staging | 10.0 % |" in section and "60.0 %" in section
+    shown = cli("stats", str(out))
+    text = " ".join(shown.output.split())
+    assert shown.exit_code == 0 and "family mix (achieved / target)" in text and "validation: attributes" in text
+
+
+def test_multiple_choice_letters_balanced_after_the_mix(build64):
+    """The mix takes each stratum's answer positions in turn (agents/families/mix.py), so within a
+    stratum (split, subtask, negative or not, k options) the letters differ by at most one: over
+    the build, the spread of a letter's count is at most the number of such strata."""
+    _, out = build64
+    choice = [r for r in shard_rows(out) if r["form"] == "multiple_choice"]
+    assert len(choice) >= 60
+    for k in {len(r["options"]) for r in choice}:
+        these = [r for r in choice if len(r["options"]) == k]
+        counts = Counter(r["answer_index"] for r in these)
+        assert set(counts) == set(range(k))
+        strata = len({(r["split"], r["subtask"]) for r in these}) * 2     # negative or not
+        assert max(counts.values()) - min(counts.values()) <= strata, (k, counts, strata)
+        # and near uniform in relative terms where there are enough records to say so
+        if len(these) >= 40:
+            assert max(abs(n - len(these) / k) for n in counts.values()) <= 0.25 * len(these) / k, (k, counts)
+
+
+def test_unchanged_rerun_publishes_the_same_records(build64):
+    manifest, out = build64
+    before = sorted(r["record_id"] for r in shard_rows(out))
+    again = cli("build", "--manifest", str(manifest), "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert sorted(r["record_id"] for r in shard_rows(out)) == before
+
+
+def test_mix_off_and_a_custom_mix_rewrite_shards_only(build64, tmp_path):
+    manifest, out = build64
+    copy = copy_dataset(out, tmp_path / "copy")
+    written_by = {c["case_id"]: c["written_by"] for c in read_manifest(copy)["cases"]}
+    default_records = len(shard_rows(copy))
+
+    off = cli("build", "--manifest", str(manifest), "--out", str(copy), "--mix", "off")
+    assert off.exit_code == 0, off.output
+    every = shard_rows(copy)
+    assert len(every) > default_records
+    assert {c["case_id"]: c["written_by"] for c in read_manifest(copy)["cases"]} == written_by   # none regenerated
+    stats = json.loads((copy / "stats.json").read_text())
+    assert stats["family_mix"]["target"] is None and "built without a target mix" in (copy / "README.md").read_text()
+
+    custom = {"attributes": 0.5, "report": 0.2, "localization": 0.2, "tnm": 0.1}
+    mixed = cli("build", "--manifest", str(manifest), "--out", str(copy),
+                "--mix", "attributes=50,report=20,localization=20,tnm=10")
+    assert mixed.exit_code == 0, mixed.output
+    rows = shard_rows(copy)
+    for split, shares in shares_by_split(rows).items():
+        for group, target in custom.items():
+            assert abs(shares[group] - target) <= 0.05, (split, group, shares)
+    assert json.loads((copy / "stats.json").read_text())["family_mix"]["target"] == custom
+    assert {c["case_id"]: c["written_by"] for c in read_manifest(copy)["cases"]} == written_by
+    # the dataset remembers its mix: a rerun without --mix keeps the custom one
+    cli("build", "--manifest", str(manifest), "--out", str(copy))
+    assert sorted(r["record_id"] for r in shard_rows(copy)) == sorted(r["record_id"] for r in rows)
+
+
+def test_bad_mix_fails_before_anything_starts(tmp_path):
+    manifest = tmp_path / "none.csv"   # never read: the option is checked first
+    for args in (["build", "--manifest", str(manifest), "--out", str(tmp_path / "ds")],
+                 ["demo", "--out", str(tmp_path / "demo"), "--cases", "2"]):
+        for bad in ("attributes=x", "colour=10", "attributes=-5,tnm=10", "attributes=0"):
+            result = cli(*args, "--mix", bad)
+            assert result.exit_code == 2 and "--mix" in result.output, (args, bad, result.output)
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "demo.inputs").exists()
+
+
+def test_selection_is_deterministic_and_independent_of_order():
+    rng = random.Random(4)
+    candidates = [Candidate(record_id=f"r{i}", case_id=f"c{i % 9}", task=task, subtask=f"{task}-{i % 3}",
+                            split=("train", "test")[i % 2], negative=i % 4 == 0,
+                            choices=4 if i % 5 == 0 else 0, answer_index=i % 4 if i % 5 == 0 else None)
+                  for i, task in enumerate(rng.choice(list(GROUP)) for _ in range(400))]
+    first = select(candidates, PUBLISHED, 4)
+    shuffled = candidates[:]
+    rng.shuffle(shuffled)
+    assert select(shuffled, PUBLISHED, 4) == first and 0 < len(first) < len(candidates)
+    assert select(candidates, None, 4) == {c.record_id for c in candidates}
+
+
+def test_a_dataset_built_before_the_mix_keeps_every_record(tmp_path):
+    """Options stored without ``family_mix`` (manifests written before it existed): built without
+    a mix, so a rerun that gives no --mix stays without one; a new dataset gets the default."""
+    (tmp_path / "manifest.json").write_text(json.dumps({"versions": {"options": {"negative_share": 0.5}}}))
+    assert resolve_settings(tmp_path).options.family_mix is None
+    assert resolve_settings(tmp_path / "new").options.family_mix == PUBLISHED

@@ -76,10 +76,12 @@ INTERLEAVE_OPTION = typer.Option(None, "--interleave/--no-interleave", help="Giv
                                  "the 'attend to <organ>' turn structure (first pass, organ ROI, re-reasoning)."
                                  + STORED + "on.")
 
-MIX_OPTION = typer.Option(None, "--mix", help="Target family mix: 'tumorcot' (TumorCoT's published "
-                          "attributes=60,report=19,localization=11,tnm=10), group=share pairs of those four groups, "
-                          "or 'off' (keep every record). Organ boxes are capped at 4 per case under a mix."
-                          + STORED + "off.")
+MIX_OPTION = typer.Option(None, "--mix", help="Target family mix of every split: 'tumorcot' (TumorCoT's "
+                          "published attributes=60,report=19,localization=11,tnm=10), group=share pairs of those "
+                          "four groups, or 'off' (publish every record). Each split keeps its records in these "
+                          "proportions, scaled to its scarcest group; organ boxes are capped at 4 per case. "
+                          "Applied when shards are written: a change rewrites shards only."
+                          + STORED + "tumorcot.")
 
 
 def _options(splits: str | None, negative_share: float | None, mc_share: float | None,

@@ -6,7 +6,8 @@ margin, content, sub-location), a per-organ chain-of-thought report (findings ->
 pathology), TNM staging where labels or a KG size rule license it, and pathology (labels, or a
 KG differential said to be one), and the organ-level families (organ measures, tumour burden,
 spatial relations). Then it keeps the configured share of negatives and gives
-every record its conversation turns.
+every record its conversation turns. Every record is stored; the family mix chooses which reach
+the shards.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from tumorcot.agents.families.spatial import spatial_records, vessel_contact_rec
 from tumorcot.agents.families.attributes import lesion_attribute_records, organ_presence_records
 from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.localization import LOCALIZATION_FAMILIES, REPORT_FAMILIES, localization_records
-from tumorcot.agents.families.mix import apply_mix
 from tumorcot.agents.families.negatives import select_negatives
 from tumorcot.agents.families.pathology import pathology_records
 from tumorcot.agents.families.report import report_organs, report_records
@@ -30,9 +30,9 @@ __all__ = ["LOCALIZATION_FAMILIES", "REPORT_FAMILIES", "OfflineGenerator", "fini
 
 
 def finish_records(records: list[CoTRecord], facts: CaseFacts, options: GenerationOptions) -> list[CoTRecord]:
-    """Negative share, family mix (``families.mix``), then conversation turns (the LLM engine does the same two steps, with its
-    rewrites in between)."""
-    kept = apply_mix(select_negatives(records, options.negative_share), options)
+    """Negative share, then conversation turns (the LLM engine does the same two steps, with its
+    rewrites in between). The family mix is applied when shards are written (``families.mix``)."""
+    kept = select_negatives(records, options.negative_share)
     return [with_turns(r, facts, options.interleave) for r in kept]
 
 

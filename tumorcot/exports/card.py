@@ -129,15 +129,21 @@ def _counts_sections(stats: dict) -> list[str]:
 
 
 def _mix_section(stats: dict) -> list[str]:
-    """Family groups (TumorCoT's four) with target and achieved shares."""
+    """Family groups (TumorCoT's four) with target and achieved shares, overall and per split
+    (the mix is applied per split)."""
     mix = stats.get("family_mix")
     if not mix:
         return []
     target = mix.get("target") or {}
-    out = ["### Family mix (target vs achieved)", ""]
-    return out + _table(("group", "tasks", "records", "target", "achieved"), [
-        (g, ", ".join(mix["groups"].get(g, ["other"])), n, _pct(target.get(g)) if target else "none",
-         _pct(mix["achieved"].get(g))) for g, n in mix["records"].items()])
+    splits = mix.get("splits") or {}
+    out = ["### Family mix (target vs achieved)", "",
+           "Achieved share (records) overall and per split; " + (
+               "the target is the build's `--mix`." if target else "built without a target mix (`--mix off`)."), ""]
+    return out + _table(("group", "tasks", "target", "all", *splits), [
+        (g, ", ".join(mix["groups"].get(g, ["other"])), _pct(target.get(g)) if target else "none",
+         f"{_pct(mix['achieved'].get(g))} ({n})",
+         *[f"{_pct(s['achieved'].get(g, 0.0))} ({s['records'].get(g, 0)})" for s in splits.values()])
+        for g, n in mix["records"].items()])
 
 
 def _quality_sections(stats: dict) -> list[str]:

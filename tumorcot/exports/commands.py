@@ -88,6 +88,8 @@ def print_stats_table(console: Console, stats: dict) -> None:
         target = mix.get("target") or {}
         console.print("family mix (achieved / target): " + ", ".join(
             f"{g} {_pct(mix['achieved'].get(g))} / {_pct(target.get(g)) if target else 'none'}" for g in mix["records"]))
+        for split, entry in (mix.get("splits") or {}).items():
+            console.print(f"  {split}: " + ", ".join(f"{g} {_pct(share)}" for g, share in entry["achieved"].items()))
     if stats["answer_positions"]:
         worst = max((e["max_relative_deviation"] or 0.0) for e in stats["answer_positions"].values())
         console.print(f"multiple-choice answer positions: max deviation from uniform {_pct(worst)} "

@@ -22,6 +22,7 @@ from tumorcot.flows.cases import process_case
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.privacy import load_or_create_salt
 from tumorcot.schemas import AgentTurn, CaseOutcome
+from tumorcot.schemas.options import stored_options
 from tumorcot.store.atomic import atomic_write_json
 from tumorcot.store.cases import CaseStore
 from tumorcot.store.lock import dataset_lock
@@ -71,7 +72,8 @@ def _regenerate(dataset: Path, patient_pseudo_id: str, reason: str,
             raise RegenerationError("the dataset keeps no case row for this patient (built before "
                                     "regeneration support): run `tumorcot build` once first")
         generator = previous.get("versions", {}).get("generator", "offline")
-        options = previous.get("versions", {}).get("options")  # the build's own options
+        # the build's own options (a manifest from before the family mix: built without one)
+        options = stored_options(previous.get("versions", {}).get("options")).model_dump(mode="json")
         segmentation = previous.get("versions", {}).get("segmentation")
         salt = load_or_create_salt(dataset)
         versions = pipeline_versions(generator, options, segmentation)

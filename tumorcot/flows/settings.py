@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tumorcot.flows.segment import SegmentationPlan
 from tumorcot.schemas import GenerationOptions
+from tumorcot.schemas.options import stored_options
 
 DEFAULT_GENERATOR = "offline"
 
@@ -64,15 +65,16 @@ def resolve_settings(dataset_dir: Path | str, generator: str | None = None,
     """Stored settings of ``dataset_dir`` overridden by what the caller gave explicitly."""
     stored = stored_settings(dataset_dir)
     given_options, given_plan = explicit(options), explicit(segmentation)
-    stored_options, stored_plan = stored.get("options", {}), _stored_plan(stored.get("segmentation", {}))
-    merged_options = GenerationOptions(**{**stored_options, **given_options})
+    stored_opts = stored_options(stored.get("options")).model_dump(mode="json")
+    stored_plan = _stored_plan(stored.get("segmentation", {}))
+    merged_options = GenerationOptions(**{**stored_opts, **given_options})
     merged_plan = SegmentationPlan(**{**stored_plan, **given_plan})
     settings = Settings(generator or stored.get("generator") or DEFAULT_GENERATOR, merged_options, merged_plan)
     if not stored:
         return settings
     if generator and stored.get("generator") and generator != stored["generator"]:
         settings.warnings.append(f"generator {generator!r} differs from the dataset's {stored['generator']!r}")
-    old_options = GenerationOptions(**stored_options).model_dump(mode="json")
+    old_options = stored_opts
     for name, value in merged_options.model_dump(mode="json").items():
         if name in given_options and old_options.get(name) != value:
             settings.warnings.append(f"option {name}={_show(value)} differs from the dataset's {_show(old_options.get(name))}")

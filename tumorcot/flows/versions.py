@@ -2,7 +2,8 @@
 
 ``tumorcot.store.keys`` splits them: ``imaging`` and ``segmentation`` decide the facts key (a
 change re-measures), the rest the records key (a change regenerates from the stored facts);
-the split ratios in ``options`` decide neither (they are applied when shards are written).
+the split ratios and the family mix in ``options`` decide neither (they are applied when shards
+are written).
 """
 
 from __future__ import annotations

@@ -254,9 +254,15 @@ class KnowledgeGraph:
 
     def t_category_by_size(self, organ_key: str, greatest_cm: float, *, solitary: bool = True,
                            vascular_contact: bool = False) -> str | None:
-        """AJCC 8 T category where size alone decides it; None where it cannot be decided.
-        Ranges are (min, max]: above ``min_cm`` up to and including ``max_cm``, unless a rule
-        says ``min_inclusive`` or ``max_exclusive`` (pancreas T1b "< 1 cm", T1c "1-2 cm")."""
+        """AJCC 8 T category where size alone decides it; None where it cannot be decided."""
+        band = self.t_band(organ_key, greatest_cm, solitary=solitary, vascular_contact=vascular_contact)
+        return band["t"] if band else None
+
+    def t_band(self, organ_key: str, greatest_cm: float, *, solitary: bool = True,
+               vascular_contact: bool = False) -> dict | None:
+        """The size rule's entry (``t``, ``min_cm``, ``max_cm``, flags) the greatest dimension falls
+        in, or None. Ranges are (min, max]: above ``min_cm`` up to and including ``max_cm``, unless
+        a rule says ``min_inclusive`` or ``max_exclusive`` (pancreas T1b "< 1 cm", T1c "1-2 cm")."""
         rule = self.staging_rule(organ_key)
         if rule is None or rule["basis"] != "size":
             return None
@@ -269,7 +275,7 @@ class KnowledgeGraph:
             above = greatest_cm >= low if r.get("min_inclusive") else greatest_cm > low
             below = greatest_cm < high if r.get("max_exclusive") else greatest_cm <= high
             if above and below:
-                return r["t"]
+                return dict(r)
         return None
 
     def t_thresholds_cm(self, organ_key: str) -> list[float]:

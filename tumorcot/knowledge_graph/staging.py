@@ -18,6 +18,7 @@ import re
 from tumorcot.knowledge_graph.graph import KnowledgeGraph
 from tumorcot.schemas import CaseFacts, LesionFacts, TCheck
 
+QUALIFIERS = ("solitary", "multiple", "no_vascular_invasion")   # size-rule entries that need more than size
 T_CODE = re.compile(r"^(?:y|p|c)?T(\d)([a-c]?)", re.I)
 
 
@@ -30,10 +31,31 @@ def t_order(t: str) -> tuple[int, str] | None:
     return (int(m.group(1)), m.group(2).lower()) if m else None
 
 
+def _rule_entry(kg: KnowledgeGraph, facts: CaseFacts, lesion: LesionFacts, organ_key: str) -> dict | None:
+    return kg.t_band(organ_key, greatest_dimension_cm(lesion), solitary=len(facts.lesions_in(lesion.organ)) == 1,
+                     vascular_contact=any(d > 0 for d in lesion.vessel_contact_deg.values()))
+
+
 def size_t_for(kg: KnowledgeGraph, facts: CaseFacts, lesion: LesionFacts, organ_key: str) -> str | None:
-    return kg.t_category_by_size(organ_key, greatest_dimension_cm(lesion),
-                                 solitary=len(facts.lesions_in(lesion.organ)) == 1,
-                                 vascular_contact=any(d > 0 for d in lesion.vessel_contact_deg.values()))
+    band = _rule_entry(kg, facts, lesion, organ_key)
+    return band["t"] if band else None
+
+
+def band_of(kg: KnowledgeGraph, facts: CaseFacts, lesion: LesionFacts, organ_key: str) -> dict | None:
+    """The size rule's entry the lesion's greatest dimension falls in, for a rule entry that is
+    size alone (a band of the liver rule also depends on solitary / vascular invasion: None)."""
+    band = _rule_entry(kg, facts, lesion, organ_key)
+    return None if band is None or any(band.get(q) for q in QUALIFIERS) else band
+
+
+def size_band(kg: KnowledgeGraph, facts: CaseFacts, lesion: LesionFacts, organ_key: str) -> dict:
+    """``TCheck`` fields: the cut-offs around the greatest dimension and the gap to the upper one."""
+    band = band_of(kg, facts, lesion, organ_key)
+    if band is None:
+        return {}
+    high = band.get("max_cm")
+    return {"band_low_cm": band.get("min_cm"), "band_high_cm": high,
+            "below_high_cm": None if high is None else round(high - greatest_dimension_cm(lesion), 1)}
 
 
 def borderline(kg: KnowledgeGraph, organ_key: str, lesion: LesionFacts, slice_mm: float) -> bool:
@@ -51,7 +73,7 @@ def compare_t(kg: KnowledgeGraph, organ_key: str, given: str, size_t: str | None
     if g < s:
         return False
     rule = kg.staging_rule(organ_key) or {}
-    qualified = any(r.get("solitary") or r.get("multiple") or r.get("no_vascular_invasion") for r in rule.get("rules", []))
+    qualified = any(r.get(q) for r in rule.get("rules", []) for q in QUALIFIERS)
     size_defined = {r["t"].lower() for r in rule.get("rules", [])}
     return False if not qualified and given.strip().lstrip("ypcYPC").lower() in size_defined else None
 
@@ -71,7 +93,8 @@ def given_t_checks(facts: CaseFacts, kg: KnowledgeGraph) -> list[TCheck]:
         if key is None or not kg.size_rule_applies(key, [], hist):
             continue
         size_t = size_t_for(kg, facts, lesion, key)
+        cm = greatest_dimension_cm(lesion)
         checks.append(TCheck(lesion_id=lesion.id, organ=lesion.organ, given_t=labels.t, size_t=size_t,
-                             greatest_dimension_cm=greatest_dimension_cm(lesion),
-                             agrees=compare_t(kg, key, labels.t, size_t), rule=f"staging:{key}:T"))
+                             greatest_dimension_cm=cm, agrees=compare_t(kg, key, labels.t, size_t),
+                             rule=f"staging:{key}:T", **size_band(kg, facts, lesion, key)))
     return checks

@@ -132,6 +132,9 @@ class TCheck(BaseModel):
     greatest_dimension_cm: float
     agrees: bool | None = Field(description="None where the size rule cannot decide (e.g. T4 by extent)")
     rule: str = Field(description="the KG staging node, e.g. staging:pancreas:T")
+    band_low_cm: float | None = Field(None, description="the size rule's lower cut-off of size_t (None: lowest band)")
+    band_high_cm: float | None = Field(None, description="the size rule's upper cut-off of size_t (None: highest band)")
+    below_high_cm: float | None = Field(None, description="band_high_cm minus the greatest dimension")
 
 
 ContrastPhase = Literal["non_contrast", "arterial", "portal_venous", "delayed", "indeterminate"]
@@ -244,4 +247,7 @@ class CaseFacts(BaseModel):
             add(s, "size_t", check.size_t)
             add(s, "greatest_dimension_cm", check.greatest_dimension_cm, "cm")
             add(s, "agrees", None if check.agrees is None else ("yes" if check.agrees else "no"))
+            add(s, "band_low_cm", check.band_low_cm, "cm")
+            add(s, "band_high_cm", check.band_high_cm, "cm")
+            add(s, "below_high_cm", check.below_high_cm, "cm")
         return table

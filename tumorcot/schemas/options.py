@@ -32,9 +32,10 @@ class GenerationOptions(BaseModel):
                             description="share of closed-answer attribute records asked as multiple choice")
     interleave: bool = Field(True, description="organ-level reasoning records carry the attend-to-organ turns")
     family_mix: dict[str, float] | None = Field(
-        None, description="target shares of the family groups (MIX_GROUPS; TUMORCOT_MIX is TumorCoT's published "
-                          "mix, CLI --mix tumorcot); each case keeps its records in these proportions among the "
-                          "groups it has (agents/families/mix.py); None: keep every record")
+        default_factory=lambda: dict(TUMORCOT_MIX),
+        description="target shares of the family groups (MIX_GROUPS; default TUMORCOT_MIX, TumorCoT's published "
+                    "mix); each split's shards keep records in these proportions among the groups it has "
+                    "(agents/families/mix.py, applied when shards are written); None (CLI --mix off): every record")
     organ_box_cap: int = Field(4, ge=0, description="with a family mix: organ-box records kept per case at most")
 
     @field_validator("family_mix")
@@ -85,6 +86,15 @@ class GenerationOptions(BaseModel):
             raise ManifestError(f"--splits must be three non-negative numbers train,validation,test; got {text!r}")
         total = sum(values)
         return tuple(round(v / total, 6) for v in values)
+
+
+def stored_options(options: dict | None) -> GenerationOptions:
+    """The options a dataset's manifest stored (``versions.options``; None: no dataset yet, the
+    defaults). A manifest written before ``family_mix`` existed was built without a mix, and a
+    rerun keeps it so."""
+    if options is None:
+        return GenerationOptions()
+    return GenerationOptions(**{"family_mix": None, **options})
 
 
 def resolve_options(options: "GenerationOptions | dict | None") -> GenerationOptions:

@@ -6,10 +6,11 @@
   decoded, no segmentation runs.
 - **records key** = the facts' hash + the manifest fields' hash (report, pathology) + every other
   version (knowledge graph, prompts, pipeline, generator and models, generation options except the
-  split ratios). When it is the stored one, the case is unchanged.
+  split ratios and the family mix). When it is the stored one, the case is unchanged.
 
-The split is not in either key: it is assigned when the shards are written
-(``tumorcot.store.shards.with_splits``), so changing ``--splits`` rewrites shards only.
+The split and the family mix are not in either key: they are applied when the shards are written
+(``tumorcot.store.shards.with_splits``, ``tumorcot.store.mixing``), so changing ``--splits`` or
+``--mix`` rewrites shards only.
 
 Input hashes are reused without reading a file when the files' *signature* (size and
 modification time in ns, per file of a DICOM folder, as git's index keeps them) is the one
@@ -32,7 +33,7 @@ from tumorcot.schemas.case import FILE_FIELDS
 from tumorcot.store.cases import CaseStore
 
 FACTS_VERSIONS = ("imaging", "segmentation")   # besides the inputs, what decides the measured facts
-UNKEYED_OPTIONS = ("split_ratios",)            # applied when shards are written
+UNKEYED_OPTIONS = ("split_ratios", "family_mix", "organ_box_cap")   # applied when shards are written
 
 
 def digest(obj) -> str:

@@ -10,7 +10,7 @@ Layout (Hugging Face convention, so ``datasets.load_dataset("parquet", data_dir=
 
 Shards are assembled from the per-case results (``CaseStore``), streaming: one case's tables at
 a time go through a ``PartWriter`` per stream (``streams.py``), so memory does not grow with the
-dataset. Parts are written atomically; the manifest is written last, then files no longer listed
+dataset (with a family mix, the ids of the chosen records are held: ``mixing.py``). Parts are written atomically; the manifest is written last, then files no longer listed
 are removed.
 """
 
@@ -33,6 +33,7 @@ from tumorcot.schemas.options import resolve_options
 from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.store.atomic import atomic_write_json, remove_stale_temporaries
 from tumorcot.store.cases import CaseStore, read_table
+from tumorcot.store.mixing import chosen_records, keep_rows
 from tumorcot.store.redact import needs_redaction, publishable_log
 from tumorcot.store.streams import MAX_ROWS_PER_SHARD, PartWriter, one_split, sha256_file
 
@@ -103,13 +104,14 @@ def with_splits(table: pa.Table, ratios) -> pa.Table:
     return table.set_column(table.schema.get_field_index("split"), "split", splits)
 
 
-def write_record_streams(dataset_dir: Path, tables, ratios) -> list[dict]:
-    """The three record streams (``data/{split}-i-of-n``) from per-case tables in order."""
+def write_record_streams(dataset_dir: Path, tables, ratios, chosen: set[str] | None = None) -> list[dict]:
+    """The three record streams (``data/{split}-i-of-n``) from per-case tables in order; with a
+    family mix only the ``chosen`` records (``store.mixing``)."""
     schema = arrow_schema(CoTRecord)
     writers = {split: PartWriter(dataset_dir, "data", split, schema) for split in SPLITS}
     try:
         for table in tables:
-            for split, part in one_split(with_splits(table, ratios), SPLITS):
+            for split, part in one_split(with_splits(keep_rows(table, chosen), ratios), SPLITS):
                 writers[split].write(part)
         return [dict(e, kind="records", split=split) for split in SPLITS for e in writers[split].close()]
     except BaseException:
@@ -152,8 +154,9 @@ def assemble_dataset(dataset_dir: Path, case_ids: list[str], *, run_id: str, ver
     pause = pause or (lambda point: None)
     store = CaseStore(dataset_dir)
     case_ids = sorted(case_ids)
+    chosen = chosen_records(store, case_ids, versions, with_splits)
     files = write_record_streams(dataset_dir, case_tables(store, case_ids, "records", arrow_schema(CoTRecord)),
-                                 split_ratios(versions))
+                                 split_ratios(versions), chosen)
     pause("log")
     files += [dict(e, kind="log") for e in write_stream(
         dataset_dir, "logs", "log", arrow_schema(AgentTurn), case_tables(store, case_ids, "log", arrow_schema(AgentTurn)))]

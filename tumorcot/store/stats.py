@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tumorcot.schemas.options import MIX_GROUPS, mix_group, resolve_options
+from tumorcot.schemas.options import MIX_GROUPS, mix_group, stored_options
 from tumorcot.schemas.records import Task
 from tumorcot.store.lock import reads_dataset
 
@@ -102,24 +102,39 @@ class StatsAccumulator:
             "patients": {"total": len(all_patients),
                          **{split: len(ids) for split, ids in sorted(self.patients.items())}},
             "families": [f for f in FAMILIES if f in by["by_task"]],
-            "family_mix": family_mix(by["by_task"], total),
+            "family_mix": family_mix(by["by_task"], total, by_task_split=by["by_task_split"]),
         }
 
 
-def family_mix(by_task: dict[str, int], total: int, target: dict[str, float] | None = None) -> dict:
-    """Achieved share per family group (``MIX_GROUPS``), with the target when known."""
-    achieved: dict[str, int] = {}
-    for task, n in by_task.items():
-        group = mix_group(task) or "other"
-        achieved[group] = achieved.get(group, 0) + n
+def family_mix(by_task: dict[str, int], total: int, target: dict[str, float] | None = None,
+               by_task_split: dict[str, dict[str, int]] | None = None) -> dict:
+    """Records and achieved share per family group (``MIX_GROUPS``), overall and per split (the
+    mix is applied per split), with the target when known."""
+    def groups(counts: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for task, n in counts.items():
+            group = mix_group(task) or "other"
+            out[group] = out.get(group, 0) + n
+        return dict(sorted(out.items()))
+
+    achieved = groups(by_task)
+    per_split: dict[str, dict[str, int]] = {}
+    for task, splits in (by_task_split or {}).items():
+        for split, n in splits.items():
+            per_split.setdefault(split, {})[task] = n
+    splits = {}
+    for split, counts in sorted(per_split.items()):
+        records = groups(counts)
+        splits[split] = {"records": records, "achieved": {g: _share(n, sum(records.values())) for g, n in records.items()}}
     return {"groups": {g: list(t) for g, t in MIX_GROUPS.items()}, "target": target,
-            "records": achieved, "achieved": {g: _share(n, total) for g, n in achieved.items()}}
+            "records": achieved, "achieved": {g: _share(n, total) for g, n in achieved.items()}, "splits": splits}
 
 
 def with_mix_target(stats: dict, manifest: dict) -> dict:
-    """The stats with the family-mix target the dataset was built with (manifest versions.options)."""
-    options = manifest.get("versions", {}).get("options") or {}
-    stats["family_mix"]["target"] = resolve_options(options).family_mix if options else None
+    """The stats with the family-mix target the dataset was built with (manifest versions.options;
+    none when it was built without a mix)."""
+    options = manifest.get("versions", {}).get("options")
+    stats["family_mix"]["target"] = stored_options(options).family_mix if options is not None else None
     return stats
 
 

@@ -8,11 +8,15 @@ manifest and
   its size: nothing is written at all;
 - ``incremental``: only the shards (parts of a split's records, of the log, of the facts) whose
   ``case_id`` range holds a changed, new or removed case are rewritten, from the previous part
-  minus the affected cases plus their new per-case rows; every other shard keeps its file;
+  minus the affected cases plus their new per-case rows; every other shard keeps its file.
+  With a family mix the record streams are chosen again and rewritten whole (the mix is a
+  property of each split: one changed case may change what its split keeps); the log and facts
+  streams stay incremental;
 - ``full``: every shard is reassembled from the per-case results, streaming. Also chosen when
   the changed cases bring more than a shard's worth of records (``MAX_ROWS_PER_SHARD``): an
   incremental update holds its new rows in memory, a full one never holds more than a buffer,
-  and when the split ratios changed (every record may change split; no record is regenerated).
+  and when the split ratios or the family mix changed (every record may change split or be
+  chosen otherwise; no record is regenerated).
 
 ``STATE/assembling`` (in the private state folder) is written before the first shard and removed after the manifest and
 the clean-up: if it is found, the previous writer was killed mid-way, the shards on disk may
@@ -41,7 +45,9 @@ from tumorcot.store.lock import publishing
 from tumorcot.store.private import state_dir
 from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPLITS, _remove_unlisted,
                                    assemble_dataset, carried_sections, case_tables, dataset_manifest,
-                                   facts_tables, read_manifest, schema_version, split_ratios, with_splits)
+                                   facts_tables, read_manifest, schema_version, split_ratios, with_splits,
+                                   write_record_streams)
+from tumorcot.store.mixing import chosen_records, mix_settings
 from tumorcot.store.streams import replace_cases
 
 MARKER = "assembling"   # in the state folder
@@ -85,6 +91,8 @@ def plan_update(dataset_dir: Path, cases: list[dict], failures: list[dict], vers
         return "full", set(), previous
     if split_ratios(new_versions) != split_ratios(old_versions):   # every record may move: re-split
         return "full", set(), previous
+    if mix_settings(new_versions) != mix_settings(old_versions):   # every split's selection may change
+        return "full", set(), previous
     new = {c["case_id"]: c for c in cases}
     affected = set(old) ^ set(new)
     affected |= {cid for cid in set(old) & set(new)
@@ -127,6 +135,20 @@ def _fresh(tables, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
+def _replace_records(dataset_dir: Path, store: CaseStore, refreshed: list[str], affected: set[str],
+                     by_kind: dict, versions: dict) -> list[dict]:
+    """Each split's record parts with the affected cases' rows replaced (no family mix)."""
+    record_schema = arrow_schema(CoTRecord)
+    new_records = with_splits(_fresh(case_tables(store, refreshed, "records", record_schema), record_schema),
+                              split_ratios(versions))
+    files = []
+    for split in SPLITS:
+        incoming = new_records.filter(pc.equal(new_records["split"], split))
+        files += [dict(e, kind="records", split=split) for e in replace_cases(
+            dataset_dir, "data", split, record_schema, by_kind.get(("records", split), []), affected, incoming)]
+    return files
+
+
 def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected: set[str], *,
                  run_id: str, versions: dict, failures: list[dict], pause) -> dict:
     """Replace the affected cases' rows shard by shard; ``plan_update`` bounds the new rows."""
@@ -137,13 +159,13 @@ def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected:
     by_kind: dict[tuple[str, str | None], list[dict]] = {}
     for entry in previous["files"]:
         by_kind.setdefault((entry["kind"], entry.get("split")), []).append(entry)
-    new_records = with_splits(_fresh(case_tables(store, refreshed, "records", record_schema), record_schema),
-                              split_ratios(versions))
-    files = []
-    for split in SPLITS:
-        incoming = new_records.filter(pc.equal(new_records["split"], split))
-        files += [dict(e, kind="records", split=split) for e in replace_cases(
-            dataset_dir, "data", split, record_schema, by_kind.get(("records", split), []), affected, incoming)]
+    everyone = sorted(present)
+    chosen = chosen_records(store, everyone, versions, with_splits)
+    if chosen is not None:   # the mix is per split: a changed case may change what its split keeps
+        files = write_record_streams(dataset_dir, case_tables(store, everyone, "records", record_schema),
+                                     split_ratios(versions), chosen)
+    else:
+        files = _replace_records(dataset_dir, store, refreshed, affected, by_kind, versions)
     pause("log")
     log = _fresh(case_tables(store, refreshed, "log", log_schema), log_schema)
     files += [dict(e, kind="log") for e in replace_cases(

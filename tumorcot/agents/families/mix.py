@@ -1,57 +1,114 @@
-"""The family mix: which of a case's records are kept so the dataset follows target shares.
+"""The family mix: which records a dataset publishes so each split follows target shares.
 
-With a target mix (``GenerationOptions.family_mix``; none by default), per case, after the
-negative share: organ boxes are capped (``organ_box_cap``, by hash), then
-every family group the case has (``schemas.options.MIX_GROUPS``) keeps records in proportion to
-its target share (``family_mix``), scaled to the group that is scarcest relative to its target;
-a group the case does not have (no TNM without labels) does not shrink the others. Within a
-group, records are taken round-robin over subtasks in hash order, so every subtask keeps its
-turn. Deterministic: the same records always give the same selection.
+With a target mix (``GenerationOptions.family_mix``; TumorCoT's published mix by default), the
+shards hold, per split (``store/mixing.py`` applies it when shards are written, like the split
+ratios; every case's records stay in the private store):
+
+1. at most ``organ_box_cap`` organ boxes per case (by hash), so boxes do not dominate;
+2. every family group (``schemas.options.MIX_GROUPS``) in proportion to its target share, scaled
+   to the group that is scarcest relative to its target (that group keeps all its records); a
+   group the split does not have (no TNM without labels) does not shrink the others; a task
+   outside the groups is kept as is;
+3. within a group, records taken round-robin over subtasks in hash order, so every subtask keeps
+   its turn; within a subtask, each stratum (negative or not, open or multiple choice with k
+   options) keeps its share of the subtask, and multiple-choice records take the answer positions
+   in turn, so the letters stay balanced however many records the mix drops.
+
+Deterministic: the same candidates always give the same selection (hashes of record ids only).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import zip_longest
+
 from tumorcot.agents.base import unit_hash
-from tumorcot.schemas import CoTRecord, GenerationOptions
 from tumorcot.schemas.options import mix_group
 
 
-def apply_mix(records: list[CoTRecord], options: GenerationOptions) -> list[CoTRecord]:
-    if not options.family_mix:
-        return records
-    boxes = sorted((r for r in records if r.subtask == "organ_box"), key=_order)
-    dropped = {r.record_id for r in boxes[options.organ_box_cap:]}
-    records = [r for r in records if r.record_id not in dropped]
-    mix = options.family_mix
-    groups: dict[str, list[CoTRecord]] = {}
-    for r in records:
+@dataclass(frozen=True)
+class Candidate:
+    """What the mix needs of a record (a few columns of its row)."""
+
+    record_id: str
+    case_id: str
+    task: str
+    subtask: str
+    split: str
+    negative: bool = False
+    choices: int = 0              # options of a multiple-choice record, else 0
+    answer_index: int | None = None
+
+
+def select(candidates: list[Candidate], mix: dict[str, float] | None, organ_box_cap: int) -> set[str]:
+    """Record ids the dataset keeps: every one without a mix, else the mix of each split."""
+    if not mix:
+        return {c.record_id for c in candidates}
+    by_split: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        by_split.setdefault(c.split, []).append(c)
+    keep: set[str] = set()
+    for rows in by_split.values():
+        keep |= _select_split(_cap_boxes(rows, organ_box_cap), mix)
+    return keep
+
+
+def _cap_boxes(rows: list[Candidate], cap: int) -> list[Candidate]:
+    by_case: dict[str, list[Candidate]] = {}
+    for r in rows:
+        if r.subtask == "organ_box":
+            by_case.setdefault(r.case_id, []).append(r)
+    dropped = {r.record_id for boxes in by_case.values() for r in sorted(boxes, key=_order)[cap:]}
+    return [r for r in rows if r.record_id not in dropped]
+
+
+def _select_split(rows: list[Candidate], mix: dict[str, float]) -> set[str]:
+    groups: dict[str, list[Candidate]] = {}
+    for r in rows:
         groups.setdefault(mix_group(r.task) or "", []).append(r)
     weighted = {g: rs for g, rs in groups.items() if mix.get(g, 0) > 0}
+    keep = {r.record_id for r in groups.get("", [])}   # a task outside the mix: kept as is
     if not weighted:
-        return records
+        return keep
     scale = min(len(rs) / mix[g] for g, rs in weighted.items())
-    keep: set[str] = set()
-    for g, rs in groups.items():
-        if g == "":
-            keep |= {r.record_id for r in rs}   # a task outside the mix: kept as is
-        elif g in weighted:
-            quota = min(len(rs), max(1, round(scale * mix[g])))
-            keep |= {r.record_id for r in _round_robin(rs)[:quota]}
-    return [r for r in records if r.record_id in keep]
+    for g, rs in weighted.items():
+        quota = min(len(rs), max(1, round(scale * mix[g])))
+        keep |= {r.record_id for r in _round_robin(rs)[:quota]}
+    return keep
 
 
-def _order(record: CoTRecord) -> float:
+def _order(record: Candidate) -> float:
     return unit_hash("mix", record.record_id)
 
 
-def _round_robin(records: list[CoTRecord]) -> list[CoTRecord]:
-    by_subtask: dict[str, list[CoTRecord]] = {}
-    for r in sorted(records, key=_order):
+def _round_robin(records: list[Candidate]) -> list[Candidate]:
+    """Subtasks in turn (hash order), each subtask's records in ``_stratified`` order."""
+    by_subtask: dict[str, list[Candidate]] = {}
+    for r in records:
         by_subtask.setdefault(r.subtask, []).append(r)
-    queues = sorted(by_subtask.values(), key=lambda q: _order(q[0]))
-    out = []
-    while any(queues):
-        for q in queues:
-            if q:
-                out.append(q.pop(0))
-    return out
+    queues = sorted((_stratified(q) for q in by_subtask.values()), key=lambda q: unit_hash("mix", q[0].subtask))
+    return [r for turn in zip_longest(*queues) for r in turn if r is not None]
+
+
+def _stratified(records: list[Candidate]) -> list[Candidate]:
+    """One subtask's records so that every prefix holds each stratum (negative, number of
+    options) in proportion to its size, and a multiple-choice stratum's answer positions in turn."""
+    strata: dict[tuple[bool, int], list[Candidate]] = {}
+    for r in records:
+        strata.setdefault((r.negative, r.choices), []).append(r)
+    keyed = []
+    for stratum in strata.values():
+        ordered = _positions_in_turn(stratum)
+        keyed += [((i + 0.5) / len(ordered), _order(r), r) for i, r in enumerate(ordered)]
+    return [r for _, _, r in sorted(keyed, key=lambda k: k[:2])]
+
+
+def _positions_in_turn(records: list[Candidate]) -> list[Candidate]:
+    """Records by answer position in turn, each position's by hash. The positions' turn order
+    is drawn per stratum, so cutting many strata short favours no letter."""
+    by_position: dict[int | None, list[Candidate]] = {}
+    for r in sorted(records, key=_order):
+        by_position.setdefault(r.answer_index, []).append(r)
+    salt = f"{records[0].split}\x1f{records[0].subtask}\x1f{records[0].negative}\x1f{records[0].choices}"
+    queues = [by_position[p] for p in sorted(by_position, key=lambda p: unit_hash("position", salt, str(p)))]
+    return [r for turn in zip_longest(*queues) for r in turn if r is not None]
