@@ -353,9 +353,18 @@ def log_rows(ds: Path) -> list[dict]:
     return pads.dataset(ds / "logs", format="parquet").to_table().to_pylist()
 
 
+def every_record(ds: Path, manifest: Path, target: Path, monkeypatch) -> Path:
+    """A copy of the dataset publishing every record (``--mix off`` rewrites the shards only). Under
+    a family mix a quarantine also re-chooses its split's records, so the exact effect shows here."""
+    copy_dataset(ds, target)
+    monkeypatch.setenv("TUMORCOT_SALT", SALT)
+    assert run_build(manifest, target, options={"family_mix": None})["unchanged"] == 5
+    return target
+
+
 def test_quarantine_removes_exactly_the_judged_records_and_builds_keep_them_out(built, tmp_path, monkeypatch):
     ds, manifest = built
-    target = copy_dataset(ds, tmp_path / "ds")
+    target = every_record(ds, manifest, tmp_path / "ds", monkeypatch)
     before = records_of(target)
     verdicts, condemned = quarantine_set(before)
     result = cli("review", "ingest", target, verdict_file(tmp_path / "v.json", verdicts), "--quarantine")
@@ -383,7 +392,7 @@ def test_quarantine_removes_exactly_the_judged_records_and_builds_keep_them_out(
 
 def test_quarantine_by_case_removes_the_cases_and_builds_report_them(built, tmp_path, monkeypatch):
     ds, manifest = built
-    target = copy_dataset(ds, tmp_path / "ds")
+    target = every_record(ds, manifest, tmp_path / "ds", monkeypatch)
     before = records_of(target)
     verdicts, condemned = quarantine_set(before)
     cases = {r["case_id"] for r in before if r["record_id"] in condemned}

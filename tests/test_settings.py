@@ -29,8 +29,9 @@ def test_stored_settings_are_used_when_nothing_is_given(tmp_path):
                   segmentation={"backend": "totalsegmentator", "fast": True, "subtasks": []})
     settings = resolve_settings(ds)
     assert settings.generator == "llm"
+    # stored without family_mix: a dataset from before the mix, built without one (schemas.options.stored_options)
     assert settings.options == GenerationOptions(mc_share=1.0, negative_share=0.2, split_ratios=(0.6, 0.2, 0.2),
-                                                 interleave=False)
+                                                 interleave=False, family_mix=None)
     assert settings.segmentation.version() == {"backend": "totalsegmentator", "fast": True, "subtasks": []}
     assert settings.warnings == []
 
