@@ -15,7 +15,8 @@ Generated, not hand-listed, so it grows with the KG and the label tables:
 * the contrast phases the imaging stage estimates (``knowledge_graph.features.PHASES``);
 * patterns: TNM in every notation (``T2 N0 M0``, compact ``T3N1M1``, prefixed ``ypT3``), stage
   groups (``AJCC stage IV``, ``stage 4``), numbers with units (``183mL``, ``1,369 mL``, Unicode
-  minus, ``34 x 23 mm``), count words ("two lesions"), lesion ids and sides.
+  minus, ``34 x 23 mm``), count words ("two lesions"), lesion ids and sides (an axis named by its
+  ends, "right-to-left", states no side).
 
 What the lexicon does not know but looks clinical (``CLINICAL_WORD``: tumour nouns, -oma/-itis,
 anatomy roots) is reported as an ``unknown`` term, so it is rejected rather than waved through.
@@ -304,6 +305,9 @@ class Lexicon:
         for m in LESION_ID.finditer(text):
             if free(*m.span()):
                 take(Hit("lesion", m.group(), m.span()))
+        for m in AXIS.finditer(text):   # "right-to-left" names an axis, not a side
+            for i in range(*m.span()):
+                taken[i] = True
         for m in SIDE.finditer(text):
             if free(*m.span()):
                 take(Hit("side", m.group().lower(), m.span()))
@@ -333,6 +337,7 @@ TNM_PART = re.compile(_TNM_ONE)
 STAGE_GROUP = re.compile(r"(?:\bAJCC\s+)?\b(?:stage|Stage|STAGE)\s+(?:0|IV|I{1,3}|[1-4])(?:[ABC]\d?)?(?![\w])")
 LESION_ID = re.compile(r"(?<![\w-])L\d+(?![\w])")
 SIDE = re.compile(r"\b(left|right|bilateral)\b", re.I)
+AXIS = re.compile(r"\b(?:right|left)[- ]to[- ](?:left|right)\b", re.I)
 NEGATION = re.compile(r"\b(not|no|non|rather than|instead of|nor|without)\s+(?:\w+\s+)?$")
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 UNITS = {"mm": "mm", "cm": "cm", "ml": "mL", "cc": "mL", "cm3": "mL", "hu": "HU", "deg": "deg",
