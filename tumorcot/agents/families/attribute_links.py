@@ -47,6 +47,18 @@ def _ids(lesion: LesionFacts, *names: str) -> list[str]:
     return [f"lesion:{lesion.id}.{n}" for n in names]
 
 
+def _speaker(make: RecordFactory, subtask: str, lesion: LesionFacts):
+    """``say(step, **context)``: a wording of ``step`` with the lesion's name in its context."""
+    named = _named(lesion, make)
+    return lambda step, **more: make.step(subtask, step, lesion.id, **named, **more)
+
+
+def _label_only(say, subtask: str, lesion: LesionFacts, name_ids: list[str]) -> list[Link]:
+    """The label alone, for a lesion whose rule inputs were not measured (facts from before they were)."""
+    value = getattr(lesion, subtask)
+    return [Link(say("measured", **{subtask: value}), [*name_ids, *_ids(lesion, subtask)], [f"feature:{value}"])]
+
+
 def count_links(make: RecordFactory, organ: OrganFacts, subtask: str) -> list[Link]:
     """The organ's lesions listed by size and place, then the count (or their absence)."""
     facts, n, spoken = make.facts, organ.lesion_count, display_name(organ.name)
@@ -91,8 +103,7 @@ def size_links(make: RecordFactory, lesion: LesionFacts, where: str, where_ids: 
 
 
 def density_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str]) -> list[Link]:
-    ctx = _named(lesion, make)
-    say = lambda step, **more: make.step("density", step, lesion.id, **ctx, **more)   # noqa: E731
+    say = _speaker(make, "density", lesion)
     if lesion.attenuation == "not assessed":
         return [Link(say("unassessed", reason=not_assessed_reason(lesion, "attenuation")),
                      [*name_ids, *_ids(lesion, "attenuation")])]
@@ -108,8 +119,7 @@ def density_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str])
 
 
 def margin_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str]) -> list[Link]:
-    ctx = _named(lesion, make)
-    say = lambda step, **more: make.step("margin", step, lesion.id, **ctx, **more)   # noqa: E731
+    say = _speaker(make, "margin", lesion)
     links = []
     if lesion.edge_contrast_hu is not None:
         links.append(Link(say("contrast", contrast=fmt(lesion.edge_contrast_hu)), [*name_ids, *_ids(lesion, "edge_contrast_hu")]))
@@ -125,11 +135,10 @@ def margin_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str]) 
 
 
 def shape_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str]) -> list[Link]:
-    ctx = _named(lesion, make)
-    say = lambda step, **more: make.step("shape", step, lesion.id, **ctx, **more)   # noqa: E731
+    say = _speaker(make, "shape", lesion)
     shape, feature = lesion.shape, [f"feature:{lesion.shape}"]
-    if shape == "not assessable" or None in (lesion.lobulation, lesion.sphericity, lesion.elongation):
-        return [Link(say("measured", shape=shape), [*name_ids, *_ids(lesion, "shape")], feature)]
+    if None in (lesion.lobulation, lesion.sphericity, lesion.elongation):
+        return _label_only(say, "shape", lesion, name_ids)
     lob = f"{lesion.lobulation:.3f}"
     cuts = [f"{T}lobulated_index", f"{T}irregular_index"]
     links = [Link(say("lobulation", lobulation=lob), [*name_ids, *_ids(lesion, "lobulation")])]
@@ -148,11 +157,10 @@ def shape_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str]) -
 
 def content_links(make: RecordFactory, lesion: LesionFacts, name_ids: list[str]) -> list[Link]:
     """The content rule in its order (``imaging.texture.content_of``): fat, calcium, fluid, else solid."""
-    ctx = _named(lesion, make)
-    say = lambda step, **more: make.step("content", step, lesion.id, **ctx, **more)   # noqa: E731
+    say = _speaker(make, "content", lesion)
     content, feature = lesion.content, [f"feature:{lesion.content}"]
-    if content == "not assessable" or None in (lesion.core_median_hu, lesion.core_iqr_hu, lesion.calcified_fraction):
-        return [Link(say("measured", content=content), [*name_ids, *_ids(lesion, "content")], feature)]
+    if None in (lesion.core_median_hu, lesion.core_iqr_hu, lesion.calcified_fraction):
+        return _label_only(say, "content", lesion, name_ids)
     median, iqr = fmt(lesion.core_median_hu), fmt(lesion.core_iqr_hu)
     links = [Link(say("core", median=median, iqr=iqr), [*name_ids, *_ids(lesion, "core_median_hu", "core_iqr_hu")])]
     if content == "fatty":
