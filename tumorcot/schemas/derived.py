@@ -33,7 +33,8 @@ from tumorcot.vocabulary import THRESHOLDS, threshold
 if TYPE_CHECKING:
     from tumorcot.schemas.facts import CaseFacts, OrganFacts
 
-STATED_THRESHOLDS = ("spleen_volume_ml", "steatosis_liver_spleen_hu", "relation_min_mm", "isodense_hu")
+STATED_THRESHOLDS = ("spleen_volume_ml", "steatosis_liver_spleen_hu", "relation_min_mm", "isodense_hu",
+                     "vessel_encasement_deg")
 # Organs compared with one another by position (when both are present and complete).
 SPATIAL_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right", "pancreas", "stomach", "gallbladder",
                   "aorta", "inferior_vena_cava", "urinary_bladder")
