@@ -117,18 +117,14 @@ class LLMGenerator:
 
         # Batch mode: a round whose requests were deferred ends the case here, so every queued
         # request is exactly the one the live run would send next (no fallbacks, no retries).
-        findings = await self._extract(case, report) if report else None
+        # The question writer needs only the drafted questions, so it runs beside the report chain
+        # (extractor -> reasoner -> judge -> summarizer): one latency round fewer per case.
+        reworded, records = await asyncio.gather(self._reword(case, others + list(reports.values())),
+                                                 self._report_chain(case, reports, report))
         if case.deferred:
             return self._deferred(case)
-        chains = await self._reason(case, reports, findings)
-        if case.deferred:
-            return self._deferred(case)
-        records = await self._summarize(case, reports, chains)
-        if case.deferred:
-            return self._deferred(case)
-        records = await self._reword(case, others + records)
-        if case.deferred:
-            return self._deferred(case)
+        records = [r for r in reworded if r.subtask != "organ_report"] + [
+            self._with_question(case, r, reworded) for r in records]
         records = [with_turns(r, facts, self.options.interleave) for r in records]  # after every rewrite
         accepted, rejected = await asyncio.to_thread(self._last_gate, case, records)
         for record, reasons in rejected:
@@ -146,6 +142,26 @@ class LLMGenerator:
                 result.prompt_tokens += turn.prompt_tokens or 0
                 result.completion_tokens += turn.completion_tokens or 0
         return result
+
+    @staticmethod
+    def _with_question(case: _Case, record: CoTRecord, reworded: list[CoTRecord]) -> CoTRecord:
+        """An organ report (its chain written) with the question writer's wording of its question;
+        should the last gate reject that wording, the report falls back to its drafted question."""
+        wording = next((r for r in reworded if r.record_id == record.record_id), None)
+        if wording is None or record.record_id not in case.originals:
+            return record
+        case.originals[record.record_id] = record
+        return record.model_copy(update={"question": wording.question, "template": wording.template})
+
+    async def _report_chain(self, case: _Case, reports: dict[str, CoTRecord], report: str | None) -> list[CoTRecord]:
+        """Extractor (report text only) -> reasoner -> judge -> summarizer: the organ reports."""
+        findings = await self._extract(case, report) if report else None
+        if case.deferred:
+            return []
+        chains = await self._reason(case, reports, findings)
+        if case.deferred:
+            return []
+        return await self._summarize(case, reports, chains)
 
     # -- agents ----------------------------------------------------------------------------------
 
