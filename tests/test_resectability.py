@@ -215,3 +215,21 @@ def test_cli_build_gives_each_status_and_none_on_real_ct(folder, shared_data, pr
     real_records = [r for r in records if r["source"] == "TotalSegmentator example"]
     assert any(r["subtask"] == "size" for r in real_records)   # its lesion was measured
     assert not [r for r in real_records if r["subtask"] == "resectability"]
+    card = (folder / "ds" / "README.md").read_text()   # the dataset card's per-subtask table
+    assert f"| spatial | resectability | {len(RESECT_PLANS)} |" in card
+
+
+def test_calibrator_rejects_a_status_the_facts_do_not_give(folder):
+    case, _ = write_case(folder, "resect_borderline")
+    facts = extract_facts(case, b"t" * 32, input_hashes(case))
+    [record] = [r for r in OfflineGenerator(KG, GenerationOptions()).draft(facts) if r.subtask == "resectability"]
+    last = record.steps[-1]
+    swap = lambda text: text.replace("borderline resectable", "locally advanced")   # noqa: E731
+    forged = record.model_copy(update={
+        "steps": [*record.steps[:-1], last.model_copy(update={"text": swap(last.text),
+                                                              "kg_node_ids": ["resectability:locally_advanced"]})],
+        "answer": swap(record.answer), "conclusion": swap(record.conclusion), "think": swap(record.think)})
+    accepted, rejected = calibrate([record, forged], facts, KG)
+    assert [r.record_id for r in accepted] == [record.record_id]
+    [(_, reasons)] = rejected
+    assert any("[resectability]" in why for why in reasons), reasons

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from tumorcot.errors import KnowledgeGraphError
 from tumorcot.knowledge_graph.graph import KnowledgeGraph, with_thresholds
 from tumorcot.schemas.facts import CaseFacts, LesionFacts
+from tumorcot.schemas.records import CoTRecord
 from tumorcot.vocabulary import organ_family, threshold
 
 RULE = "resectability:pancreas"
+INDETERMINATE = "resectability:indeterminate"
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,31 @@ def evaluate(kg: KnowledgeGraph, facts: CaseFacts, lesion: LesionFacts) -> Resec
                                 with_thresholds(row["row"]),
                                 with_thresholds(row["open"]) if row.get("open") else None))
     return Resectability(location, tuple(calls), combine(kg, [c.categories for c in calls]))
+
+
+def status_reasons(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph) -> list[str]:
+    """The calibrator's check of a record that cites resectability statuses: its lesion's status
+    recomputed from the facts; each step citing a vessel's contact must cite exactly that vessel's
+    row categories, the last step exactly the possible statuses (plus ``indeterminate`` when more
+    than one remains)."""
+    cited = {n for s in record.steps for n in s.kg_node_ids if n.startswith("resectability:") and n != RULE}
+    if not cited:
+        return []
+    lesion = next((l for l in facts.lesions if l.id == record.lesion_id), None)
+    result = evaluate(kg, facts, lesion) if lesion is not None else None
+    if result is None:
+        return [f"[resectability] cites {', '.join(sorted(cited))} but no status can be evaluated for "
+                f"{record.lesion_id or 'the record'} (a needed vessel, its place or its lesion missing)"]
+    reasons = []
+    last = record.steps[-1]
+    expected = set(result.statuses) | (set() if result.decided else {INDETERMINATE})
+    if set(last.kg_node_ids) != expected:
+        reasons.append(f"step {last.index}: [resectability] states {sorted(last.kg_node_ids)}, the facts give "
+                       f"{sorted(expected)}")
+    for step in record.steps[:-1]:
+        calls = [c for c in result.calls if f"lesion:{lesion.id}.contact_{c.vessel}_deg" in step.fact_ids]
+        stated = {n for n in step.kg_node_ids if n.startswith("resectability:") and n != RULE}
+        if stated and (not calls or any(stated != set(c.categories) for c in calls)):
+            reasons.append(f"step {step.index}: [resectability] states {sorted(stated)}, the rows of its vessels give "
+                           f"{sorted({n for c in calls for n in c.categories})}")
+    return reasons

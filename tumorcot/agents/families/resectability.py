@@ -25,13 +25,12 @@ from tumorcot.agents.chains import given_labels_for, report_context
 from tumorcot.agents.families.chain import Link, chain_record
 from tumorcot.agents.families.staging import given_histologies
 from tumorcot.knowledge_graph.features import features_for, lesion_organ_key
-from tumorcot.knowledge_graph.resectability import RULE, Resectability, evaluate
+from tumorcot.knowledge_graph.resectability import INDETERMINATE, RULE, Resectability, evaluate
 from tumorcot.schemas import CoTRecord
 from tumorcot.vocabulary import display_name
 
 TASK, SUBTASK = "spatial", "resectability"
 THRESHOLD_ID = "case.threshold_vessel_encasement_deg"
-INDETERMINATE = "resectability:indeterminate"
 PLACE = {"head": "the table's rows for the head of the pancreas apply",
          "body_tail": "the table's rows for the body and tail of the pancreas apply"}
 
