@@ -10,8 +10,8 @@ Generated, not hand-listed, so it grows with the KG and the label tables:
   (``vocabulary.SUB_LOCATION_SCHEMES``), Couinaud segments in Roman and Arabic numerals;
 * features and their opposites: KG feature nodes (label, synonyms, ``opposites``); a feature's
   *group* (attenuation, shape, margin, ...) is the set it is an alternative within;
-* impressions, histologies and pathology classes: KG node label, synonyms, abbreviations (and the
-  node id's short name, e.g. "HCC");
+* impressions, histologies, pathology classes and resectability statuses: KG node label, synonyms,
+  abbreviations (and the node id's short name, e.g. "HCC");
 * the contrast phases the imaging stage estimates (``knowledge_graph.features.PHASES``);
 * patterns: TNM in every notation (``T2 N0 M0``, compact ``T3N1M1``, prefixed ``ypT3``), stage
   groups (``AJCC stage IV``, ``stage 4``), numbers with units (``183mL``, ``1,369 mL``, Unicode
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import PHASES
-from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, organ_labels
 
 # Spoken forms of organs that no label name contains (the label table is the source of names).
 ORGAN_ALIASES = {
@@ -178,14 +178,15 @@ class Lexicon:
         if not entries:
             return None
         kinds = sorted({e[0] for e in entries}, key=("organ", "subregion", "feature", "impression", "histology",
-                                                     "category", "kind", "phase", "organ_finding").index)
+                                                     "category", "resectability", "kind", "phase",
+                                                     "organ_finding").index)
         kind = kinds[0]
         chosen = [e for e in entries if e[0] == kind]
         return Term(kind, tuple(sorted({e[1] for e in entries})), chosen[0][2])
 
     # -- generation ---------------------------------------------------------------------------
     def _organs(self) -> None:
-        for name in total_labels().values():
+        for name in organ_labels().values():
             if name.startswith("kidney_cyst"):
                 continue
             self.add(display_name(name), "organ", name)
@@ -241,7 +242,8 @@ class Lexicon:
 
     def _nodes(self) -> None:
         for node, data in self.kg.graph.nodes(data=True):
-            kind = {"impression": "impression", "histology": "histology", "pathology": "category"}.get(data.get("type"))
+            kind = {"impression": "impression", "histology": "histology", "pathology": "category",
+                    "resectability": "resectability"}.get(data.get("type"))
             if kind is None:
                 continue
             names = [data.get("label", "")] + list(data.get("synonyms", [])) + list(data.get("abbreviations", []))

@@ -13,7 +13,8 @@ tnm_staging    tnm                                                              
 pathology      pathology (labels; otherwise a KG differential, said to be one)       a lesion
 organ_measure  organ_volume, spleen_size, liver_fat, kidney_compare (``organs``)     complete organs
 tumor_burden   lesion_burden, largest_lesion, location_count (``burden``)           lesion mask
-spatial        relative_position, vessel_contact (``spatial``)                       complete organs; vessels
+spatial        relative_position, vessel_contact (``spatial``),                      complete organs; vessels;
+               resectability (``resectability``)                                     NCCN vessels, PDAC
 ============== ===================================================================== ==============
 
 The organ-level families state facts derived from measurements (``schemas.derived``) through
