@@ -206,7 +206,7 @@ def test_cli_build_gives_each_status_and_none_on_real_ct(folder, shared_data, pr
         writer.writerows({"patient_id": c.patient_id, "study_id": c.study_id, "ct": c.ct, "organ_mask": c.organ_mask,
                           "lesion_mask": c.lesion_mask, "lesion_labels": "1:tumor", "pathology": PDAC,
                           "source": c.source or ""} for c in rows)
-    result = CliRunner().invoke(app, ["build", "-m", str(manifest), "-o", str(folder / "ds")])
+    result = CliRunner().invoke(app, ["build", "-m", str(manifest), "-o", str(folder / "ds"), "--mix", "off"])
     assert result.exit_code == 0, result.output
     records = read_records(folder / "ds").to_pylist()
     resect = [r for r in records if r["subtask"] == "resectability"]
