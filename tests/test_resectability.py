@@ -260,3 +260,15 @@ def test_body_and_tail_rows_by_hand_built_facts(contact, expected):
     assert result.location == "body_tail" and {KG.label(s) for s in result.statuses} == expected
     lesion.sub_location = None   # the rows depend on the place: unknown place, no status
     assert evaluate(KG, facts, lesion) is None
+
+
+def test_per_structure_names_of_public_collections():
+    from tumorcot.imaging.structures import resolve
+
+    # PanTS / AbdomenAtlas 3.0 spell the celiac trunk celiac_artery; their "veins" mask mixes the
+    # superior mesenteric, portal and splenic veins, so it is read as no vessel at all
+    assert resolve("celiac_artery").organs == ("celiac_trunk",)
+    assert resolve("superior_mesenteric_artery").organs == ("superior_mesenteric_artery",)
+    assert resolve("SMV").organs == ("superior_mesenteric_vein",)
+    assert resolve("veins").role == "ignored"
+    assert label_id("main_portal_vein") > 117 and label_id("portal_vein_and_splenic_vein") == 64
