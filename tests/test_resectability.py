@@ -206,7 +206,7 @@ def test_cli_build_gives_each_status_and_none_on_real_ct(folder, shared_data, pr
         writer.writerows({"patient_id": c.patient_id, "study_id": c.study_id, "ct": c.ct, "organ_mask": c.organ_mask,
                           "lesion_mask": c.lesion_mask, "lesion_labels": "1:tumor", "pathology": PDAC,
                           "source": c.source or ""} for c in rows)
-    result = CliRunner().invoke(app, ["build", "-m", str(manifest), "-o", str(folder / "ds")])
+    result = CliRunner().invoke(app, ["build", "-m", str(manifest), "-o", str(folder / "ds"), "--mix", "off"])
     assert result.exit_code == 0, result.output
     records = read_records(folder / "ds").to_pylist()
     resect = [r for r in records if r["subtask"] == "resectability"]
@@ -233,3 +233,42 @@ def test_calibrator_rejects_a_status_the_facts_do_not_give(folder):
     assert [r.record_id for r in accepted] == [record.record_id]
     [(_, reasons)] = rejected
     assert any("[resectability]" in why for why in reasons), reasons
+
+
+BODY_TAIL_CASES = [   # (contact, expected statuses): NCCN v2.2021 PANC-C rows for the body and tail, typed here
+    ({"celiac_trunk": 90.0}, {"borderline resectable"}),                          # CA <= 180
+    ({"celiac_trunk": 90.0, "aorta": 40.0}, {"locally advanced"}),                # CA contact with aortic involvement
+    ({"celiac_trunk": 270.0}, {"borderline resectable", "locally advanced"}),     # CA > 180: modified Appleby if GDA intact
+    ({"superior_mesenteric_artery": 200.0}, {"locally advanced"}),                # SMA > 180
+    ({"main_portal_vein": 200.0}, {"borderline resectable", "locally advanced"}),  # vein > 180: reconstructable?
+    ({"inferior_vena_cava": 30.0}, {"borderline resectable"}),                    # IVC contact
+    ({}, {"resectable"}),
+]
+
+
+@pytest.mark.parametrize("contact, expected", BODY_TAIL_CASES)
+def test_body_and_tail_rows_by_hand_built_facts(contact, expected):
+    from factories import case_facts, organ
+
+    facts = case_facts()
+    vessels = KG.node(RULE)["vessels"]
+    facts.organs += [organ(v, label_id(v), 5.0, 150.0, 0) for v in vessels if facts.organ(v) is None]
+    lesion = next(l for l in facts.lesions if l.organ == "pancreas")
+    lesion.sub_location = "body"
+    lesion.vessel_contact_deg = {v: contact.get(v, 0.0) for v in vessels}
+    result = evaluate(KG, facts, lesion)
+    assert result.location == "body_tail" and {KG.label(s) for s in result.statuses} == expected
+    lesion.sub_location = None   # the rows depend on the place: unknown place, no status
+    assert evaluate(KG, facts, lesion) is None
+
+
+def test_per_structure_names_of_public_collections():
+    from tumorcot.imaging.structures import resolve
+
+    # PanTS / AbdomenAtlas 3.0 spell the celiac trunk celiac_artery; their "veins" mask mixes the
+    # superior mesenteric, portal and splenic veins, so it is read as no vessel at all
+    assert resolve("celiac_artery").organs == ("celiac_trunk",)
+    assert resolve("superior_mesenteric_artery").organs == ("superior_mesenteric_artery",)
+    assert resolve("SMV").organs == ("superior_mesenteric_vein",)
+    assert resolve("veins").role == "ignored"
+    assert label_id("main_portal_vein") > 117 and label_id("portal_vein_and_splenic_vein") == 64
