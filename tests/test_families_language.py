@@ -199,14 +199,16 @@ def rationale_patterns(records) -> Counter:
 def test_no_rationale_sentence_pattern_dominates(build):
     """Measured on this build: before the wording banks, one rationale sentence per attribute
     label and box (top pattern 'The <organ> spans the normalised box [...]', 192 of 2304 sentences,
-    8.3 %; each attribute subtask's top pattern over 40 %); now every step has 2-3 wordings. Bounds:
-    no pattern above 6 % of all rationale sentences, and within each changed subtask none above
-    35 % of its sentences (the deepest step bank has 3 wordings: a third, plus sampling noise)."""
+    8.3 %, 105 patterns; each attribute subtask's top pattern 42-100 % of its sentences); with them
+    the top pattern is 2.6 % of 3416 sentences (271 patterns) and each changed subtask's top
+    pattern 10-20 %. Bounds: no pattern above 4 % overall (room for new families' records), at
+    least 200 patterns, and within each changed subtask none above 35 % (the deepest step bank
+    has 3 wordings: a third, plus sampling noise)."""
     _, records = build
     overall = rationale_patterns(records)
     total = sum(overall.values())
     top, n = overall.most_common(1)[0]
-    assert n / total < 0.06, (top, n, total)
+    assert n / total < 0.04, (top, n, total)
     assert len(overall) >= 200, len(overall)
     for subtask in CHANGED:
         own = rationale_patterns([r for r in records if r.subtask == subtask])

@@ -22,7 +22,7 @@ sub_loc.   segment mask, or the centre's place in the organ's box (geometric rul
 
 from __future__ import annotations
 
-from tumorcot.agents.base import RecordFactory, fmt, lesion_phrase, mm, name_fact_ids
+from tumorcot.agents.base import RecordFactory, fmt, lesion_name, lesion_phrase, mm, name_fact_ids
 from tumorcot.agents.chains import not_assessed_reason, phase_clause
 from tumorcot.agents.families.chain import Link
 from tumorcot.imaging.phase import calcium_cutoff
@@ -70,7 +70,7 @@ def count_links(make: RecordFactory, organ: OrganFacts, subtask: str) -> list[Li
     multiplicity = "feature:multiple" if n > 1 else "feature:solitary"
     links = []
     if len(lesions) == n:   # each one by size and place
-        listing = "; ".join(" ".join(lesion_phrase(l, facts)) for l in lesions)
+        listing = "; ".join(lesion_name(l, facts) for l in lesions)
         links.append(Link(say("list", listing=listing), [*count_id, *(i for l in lesions for i in name_fact_ids(l, facts))]))
     links.append(Link(say("tally", multiple=n > 1), count_id, [multiplicity]))
     return links
