@@ -272,3 +272,11 @@ def test_per_structure_names_of_public_collections():
     assert resolve("SMV").organs == ("superior_mesenteric_vein",)
     assert resolve("veins").role == "ignored"
     assert label_id("main_portal_vein") > 117 and label_id("portal_vein_and_splenic_vein") == 64
+
+
+def test_cli_demo_case_2_is_resectable(tmp_path, prefect_server):
+    result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-n", "3", "--mix", "off"])
+    assert result.exit_code == 0, result.output
+    [record] = [r for r in read_records(tmp_path / "demo").to_pylist() if r["subtask"] == "resectability"]
+    assert [KG.label(n) for n in record["steps"][-1]["kg_node_ids"]] == ["resectable"]   # case 2: no vessel touched
+    assert "| spatial | resectability | 1 |" in (tmp_path / "demo" / "README.md").read_text()
