@@ -133,7 +133,34 @@ def _numbers(text: str) -> set[float]:
 def test_rationales_state_the_value_the_threshold_and_the_label_that_follows(build):
     """Each label recomputed here from the measured numbers and the sourced thresholds above; the
     rationale states those numbers (to its printed precision) and that label."""
-    facts, records = build
+    checked = check_rationales(*build)
+    assert all(checked[s] >= 10 for s in ("density", "margin", "shape", "content", "size")), checked
+
+
+def test_real_sarcoma_rationales_follow_the_same_rules(shared_data):
+    """STS_001 (IBSI soft-tissue sarcoma CT and its mask): its measured shape, content and size
+    reasoned through the same sourced thresholds, its ungradable margin with the contrast and the
+    reason, no lesion id, the rationale not the answer."""
+    from tumorcot.schemas import CaseInput
+
+    sts = shared_data / "ibsi_sts" / "STS_001"
+    case = CaseInput(row=1, patient_id="STS-001", study_id="1", ct=sts / "CT_image.nii.gz",
+                     lesion_mask=sts / "CT_mask.nii.gz", lesion_labels="1:tumor")
+    f = extract_facts(case, b"t" * 32, input_hashes(case))
+    accepted, rejected = calibrate(OfflineGenerator(KG, GenerationOptions(mc_share=0.0)).generate(f), f, KG)
+    assert not rejected and accepted
+    checked = check_rationales({f.case_id: f}, accepted)
+    assert {"shape", "content", "size"} <= set(checked), checked
+    [lesion] = f.lesions   # its inside and surroundings differ by about 11 HU, within the noise: no margin grade
+    [margin] = [r for r in accepted if r.subtask == "margin"]
+    assert lesion.margin == "not assessable" and f"{lesion.edge_contrast_hu:.1f} HU" in margin.think
+    assert "noise" in margin.think and margin.answer.endswith("within the image noise.")
+    for r in accepted:
+        assert r.think != r.answer and not any(LESION_ID.search(t) for t in (r.question, r.answer, r.think))
+
+
+def check_rationales(facts, records) -> Counter:
+    """Per subtask, how many records were checked (see the test above)."""
     checked = Counter()
     for r in records:
         if r.lesion_id is None or r.subtask not in ("density", "margin", "shape", "content", "size"):
@@ -177,7 +204,7 @@ def test_rationales_state_the_value_the_threshold_and_the_label_that_follows(bui
         else:
             continue
         checked[r.subtask] += 1
-    assert all(checked[s] >= 10 for s in ("density", "margin", "shape", "content", "size")), checked
+    return checked
 
 
 def rationale_patterns(records) -> Counter:
@@ -215,3 +242,24 @@ def test_no_rationale_sentence_pattern_dominates(build):
         if sum(own.values()) >= 60:
             pattern, count = own.most_common(1)[0]
             assert count / sum(own.values()) < 0.35, (subtask, pattern, count, sum(own.values()))
+
+
+def test_cli_demo_records_carry_their_answer_form_and_reason_apart_from_the_answer(tmp_path, prefect_server):
+    """Through `tumorcot demo`: the published records name their answer form, their rationale is
+    not their answer, and no text names a lesion by its internal id."""
+    from typer.testing import CliRunner
+
+    from tumorcot.cli import app
+    from tumorcot.store.shards import read_records
+
+    result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-n", "2", "--mix", "off"])
+    assert result.exit_code == 0, result.output
+    records = read_records(tmp_path / "demo").to_pylist()
+    attributes = [r for r in records if r["subtask"] in ATTRIBUTES]
+    assert {r["subtask"] for r in attributes} >= {"presence", "count", "size", "density", "shape", "margin", "content"}
+    for r in records:
+        assert r["think"] != r["answer"] and r["think"] != r["conclusion"], r["subtask"]
+        assert r["subtask"] in STRUCTURED or re.fullmatch(rf"answers/{r['subtask']}\.j2#\d+", r["answer_template"]), r
+        texts = [r["question"], r["answer"], r["think"], r["conclusion"], *r["options"], *(t["content"] for t in r["turns"])]
+        assert not any(LESION_ID.search(t) for t in texts), r["subtask"]
+    assert "answer_template" in (tmp_path / "demo" / "README.md").read_text()   # the card documents the field
