@@ -18,7 +18,8 @@ spatial        relative_position, vessel_contact (``spatial``),                 
 ============== ===================================================================== ==============
 
 The organ-level families state facts derived from measurements (``schemas.derived``) through
-multi-step chains (``chain``): value -> reference or threshold -> label.
+multi-step chains (``chain``): value -> reference or threshold -> label; the lesion attributes
+and boxes are chains too (their links in ``attribute_links`` and ``localization.box_links``).
 
 ``choice`` holds the closed answer sets multiple-choice questions draw options from,
 ``focus`` the interleaved organ-focus turns, ``negatives`` the negative-share selection.
