@@ -13,10 +13,14 @@ Printed, per latency (default L = 200 ms and 2 s, C = 64):
   the C-th and the (N - C)-th answer: no ramp-up, no drain), the figure ``bench_llm.py`` measures;
 - mean requests in flight (server: time-weighted over the stage; client: the scheduler's own
   figure from the run record), the most at once, and requests per case;
+- the CPU the build process used during the LLM stage (sampled from ``/proc`` on the server's
+  clock): cores busy, CPU per request, and the rate this machine could feed at that CPU cost
+  (``cores / CPU per request``, at most C / L). When that ceiling is below 0.8 of C / L, the
+  stage is bound by the CPU per case, not by the scheduler: more cores or Dask workers raise it;
 - a rerun with ``--force``: requests it made (target 0: all from the cache);
 - the load average (``os.getloadavg``) at the end of each run.
 
-    PYTHONPATH=. python benchmarks/bench_llm_build.py [--cases 48] [--latencies-ms 200,2000]
+    PYTHONPATH=. python benchmarks/bench_llm_build.py [--cases 160] [--latencies-ms 200,2000]
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def stage_figures(intervals: list, capacity: int, latency_s: float) -> dict:
     start, end = min(a for a, _, _ in intervals), max(f for _, f, _ in intervals if f is not None)
     n, span = len(intervals), end - start
     ideal = capacity / latency_s
-    figures = {"requests": n, "span_s": span, "rate": n / span, "ratio": n / span / ideal,
+    figures = {"requests": n, "span_s": span, "rate": n / span, "ratio": n / span / ideal, "start": start, "end": end,
                "mean_in_flight": sum(f - a for a, f, _ in intervals if f is not None) / span}
     if len(done) > 3 * capacity:
         first, last = done[capacity - 1], done[len(done) - capacity - 1]
@@ -80,39 +84,87 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (measurement workers, Dask workers), from ``/proc``."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def tree_cpu_s(pid: int, seen: dict[int, float]) -> float:
+    """CPU seconds of ``pid`` and its descendants; ``seen`` keeps the last figure of processes
+    that have exited, so the total never drops."""
+    for member in descendants(pid):
+        try:
+            seen[member] = process_cpu_s(member)
+        except (OSError, IndexError):
+            pass
+    return sum(seen.values())
+
+
+def sample_cpu(process: subprocess.Popen, every_s: float = 0.05) -> list[tuple[float, float]]:
+    """(monotonic time, CPU seconds of the build and its worker processes) every ``every_s`` until
+    it exits; the server stamps requests with the same clock."""
+    samples, seen = [], {}
+    while process.poll() is None:
+        samples.append((time.monotonic(), tree_cpu_s(process.pid, seen)))
+        time.sleep(every_s)
+    return samples
+
+
+def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds the sampled process used between ``start`` and ``end`` (nearest samples)."""
+    inside = [cpu for t, cpu in samples if start <= t <= end]
+    return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
+
+
 def build(manifest: Path, out: Path, base_url: str, capacity: int, force: bool = False,
-          runner: str = "threads") -> dict:
+          runner: str = "threads", processes: str = "") -> dict:
     env = dict(os.environ, OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", TUMORCOT_MODEL="bench-model",
-               TUMORCOT_SALT=SALT, PYTHONPATH=str(ROOT), PREFECT_LOGGING_LEVEL="WARNING")
+               TUMORCOT_SALT=SALT, PYTHONPATH=str(ROOT), PREFECT_LOGGING_LEVEL="WARNING",
+               TUMORCOT_MEASURE_PROCESSES=processes)
     command = [sys.executable, "-m", "tumorcot.cli", "build", "--manifest", str(manifest), "--out", str(out),
                "--generator", "llm", "--llm-concurrency", str(capacity), "--concurrency", "2",
                "--task-runner", runner]
     started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command + (["--force"] if force else []), env=env, capture_output=True, text=True)
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command + (["--force"] if force else []), env=env, stdout=stdout, stderr=stderr,
+                                   text=True)
+        samples = sample_cpu(process)
+        stdout.seek(0), stderr.seek(0)
+        done = subprocess.CompletedProcess(command, process.returncode, stdout.read(), stderr.read())
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"build failed:\n{done.stdout}\n{done.stderr}")
     record = max((out / "runs").glob("run-*.json"), key=lambda p: p.stat().st_mtime)
     startup = re.search(r"start-up: Prefect API ([\d.]+) s", done.stdout)
     return {**json.loads(record.read_text()), "wall_s": time.perf_counter() - started,
-            "startup_s": float(startup.group(1)) if startup else float("nan"),
+            "startup_s": float(startup.group(1)) if startup else float("nan"), "cpu_samples": samples,
             "cpu_s": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime}
 
 
-def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path, runner: str) -> dict:
+def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path, runner: str,
+        processes: str = "") -> dict:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(manifest), "--latency-ms", str(latency_ms),
                                "--capacity", str(capacity)], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         base_url = server.stdout.readline().strip()
-        out = work / f"ds-{latency_ms:.0f}"
+        out = work / f"ds-{latency_ms:.0f}-{processes or 'default'}"
         server_cpu = process_cpu_s(server.pid)
-        summary = build(manifest, out, base_url, capacity, runner=runner)
+        summary = build(manifest, out, base_url, capacity, runner=runner, processes=processes)
         server_cpu = process_cpu_s(server.pid) - server_cpu
         figures = stage_figures(stats(base_url)["intervals"], capacity, latency_ms / 1000)
         load = os.getloadavg()[0]
         before = stats(base_url)["count"]
-        again = build(manifest, out, base_url, capacity, force=True, runner=runner)
+        again = build(manifest, out, base_url, capacity, force=True, runner=runner, processes=processes)
         rerun = stats(base_url)
         if rerun["count"] > before:   # what the rerun asked (should be nothing): name the schemas
             names = [json.loads(b)["response_format"].get("json_schema", {}).get("name", "?")
@@ -125,7 +177,9 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
         server.wait(10)
     ideal = capacity / (latency_ms / 1000)
     llm = summary.get("llm", {})
-    print(f"\nL = {latency_ms:.0f} ms, C = {capacity}: build of {cases} phantom cases, {summary['ok']} ok, "
+    where = {"": "default", "0": "in the build's own threads"}.get(processes, f"in {processes} worker processes")
+    print(f"\nL = {latency_ms:.0f} ms, C = {capacity}, measurement and claim checks {where}: build of {cases} "
+          f"phantom cases, {summary['ok']} ok, "
           f"{summary['failed']} failed, {summary['records']} records; wall {summary['wall_s']:.1f} s "
           f"(Prefect start-up {summary.get('startup_s', float('nan')):.1f} s)")
     print(f"  LLM stage: {figures['requests']} requests ({figures['requests'] / cases:.1f} per case) in "
@@ -142,6 +196,15 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
     print(f"  CPU: build {summary['cpu_s']:.1f} s ({1000 * summary['cpu_s'] / n:.0f} ms per request, Prefect "
           f"start-up and measurement included), oracle server {1000 * server_cpu / n:.1f} ms per request; "
           f"at C/L the build alone needs {summary['cpu_s'] / n * ideal:.1f} cores")
+    stage_cpu = cpu_between(summary["cpu_samples"], figures["start"], figures["end"])
+    cores = os.cpu_count() or 1
+    per_request = stage_cpu / n
+    ceiling = min(ideal, cores / per_request) if per_request > 0 else ideal
+    print(f"  CPU during the LLM stage: build and its workers {stage_cpu:.1f} s = {stage_cpu / figures['span_s']:.2f} cores "
+          f"busy, {1000 * per_request:.1f} ms per request (measurement, drafting, claim checks, storing of the cases "
+          f"in flight); so this machine ({cores} CPUs) can feed at most {ceiling:.1f} requests/s = "
+          f"{ceiling / ideal:.3f} of C/L; achieved / that ceiling = {figures['rate'] / ceiling:.3f}")
+    figures.update(stage_cpu_s=stage_cpu, ceiling_ratio=ceiling / ideal)
     print(f"  rerun with --force: {figures['rerun_requests']} requests (target 0); "
           f"load average {figures['load']:.1f} on {os.cpu_count()} CPUs")
     return figures
@@ -149,12 +212,15 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", type=int, default=48)
+    parser.add_argument("--cases", type=int, default=160, help="phantom cases (>= 40); the whole-stage ratio "
+                        "includes one ramp-up and one drain of ~3 latency rounds, so more cases approach the steady ratio")
     parser.add_argument("--latencies-ms", default="200,2000")
     parser.add_argument("--capacity", type=int, default=64)
     parser.add_argument("--scale", type=int, default=4, help="phantom voxel coarsening (1 = full phantom)")
     parser.add_argument("--task-runner", default="threads", help="threads (one LLM scheduler) or dask (one per "
                         "worker process, two local workers)")
+    parser.add_argument("--compare-threads", action="store_true", help="also build with measurement and claim "
+                        "checks in the build's own threads (TUMORCOT_MEASURE_PROCESSES=0) and print the ratio")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--latency-ms", type=float, default=200.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -169,7 +235,13 @@ def main() -> None:
         work = Path(tmp)
         manifest = write_phantom_cases(work / "cases", args.cases, seed=7, scale=args.scale)
         for latency in (float(x) for x in args.latencies_ms.split(",")):
-            run(args.cases, latency, args.capacity, work, manifest, args.task_runner)
+            pooled = run(args.cases, latency, args.capacity, work, manifest, args.task_runner)
+            if args.compare_threads:
+                inline = run(args.cases, latency, args.capacity, work, manifest, args.task_runner, processes="0")
+                print(f"  L = {latency:.0f} ms: worker processes / own threads: whole-stage rate "
+                      f"{pooled['ratio'] / inline['ratio']:.2f}x, steady rate "
+                      f"{pooled.get('steady_ratio', float('nan')) / inline.get('steady_ratio', float('nan')):.2f}x "
+                      f"(load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -122,9 +122,8 @@ def test_real_ct_not_assessable_margin_and_not_assessed_attenuation_are_said_wit
     assert f"lesion:{hollow.id}.attenuation" in step.fact_ids and "case.contrast_phase" in step.fact_ids
 
     [margin] = [r for r in records if r.subtask == "margin" and r.lesion_id == inside.id]
-    assert margin.answer.startswith("The margin of the ") and margin.answer.endswith(
-        "is not assessable: the lesion's inside looks like its surroundings.")
-    assert f"lesion:{inside.id}.margin" in margin.steps[0].fact_ids and margin.form != "multiple_choice"
+    assert margin.answer.endswith("not assessable: the lesion's inside looks like its surroundings.")  # any answer form
+    assert f"lesion:{inside.id}.margin" in margin.steps[-1].fact_ids and margin.form != "multiple_choice"
     [density] = [r for r in records if r.subtask == "density" and r.lesion_id == hollow.id]
     assert "is not assessed: the stomach is a hollow organ with no parenchymal reference." in density.answer
     assert f"lesion:{hollow.id}.attenuation" in density.steps[0].fact_ids
@@ -179,7 +178,7 @@ def test_phantom_variety_states_its_phase_and_every_not_assessed_value(tmp_path,
     densities = [r for r in records if r.subtask == "density" and "not assessed" in r.answer]
     assert margins and densities  # the variety plan has both values
     for record, value in [(r, "margin") for r in margins] + [(r, "attenuation") for r in densities]:
-        assert f"lesion:{record.lesion_id}.{value}" in record.steps[0].fact_ids
+        assert f"lesion:{record.lesion_id}.{value}" in record.steps[-1].fact_ids   # the step that says it
     _volume_claims_are_lower_bounds(facts, records)  # any organ the phantom cuts: "at least" volumes
 
 

@@ -5,6 +5,7 @@ share; organ-focus turns are well-formed and checked by the calibrator."""
 from __future__ import annotations
 
 import math
+import re
 
 from collections import Counter
 
@@ -76,7 +77,7 @@ def test_real_sarcoma_labels_are_question_context_and_ajcc_soft_tissue_t_comes_f
     [lesion] = sarcoma_facts.lesions
     assert 100 < lesion.max_diameter_3d_mm <= 150
     [tnm] = [r for r in records if r.subtask == "tnm"]
-    assert tnm.answer.startswith("T3 by size") and "conditional" not in tnm.answer
+    assert "T3 by size" in tnm.answer and "conditional" not in tnm.answer   # in any of the answer forms
     assert "staging:soft_tissue:T" in tnm.steps[-1].kg_node_ids
     assert f"{lesion.max_diameter_3d_mm / 10:.1f} cm" in tnm.steps[-1].text         # the number the finding states
     assert f"greatest dimension {lesion.max_diameter_3d_mm / 10:.1f} cm" in tnm.steps[0].text
@@ -155,7 +156,7 @@ def test_tnm_records_only_where_size_rule_or_labels_decide(phantom_facts):
         lesion = max(labelled.lesions_in(organ), key=lambda l: (l.max_diameter_3d_mm, l.id))
         cm = round(lesion.max_diameter_3d_mm / 10, 1)
         expected = next(t for cut, t in AJCC_T[KG.organ_key(organ)] if cm <= cut)
-        assert tnm.answer.startswith(f"{expected} by size;"), (cm, tnm.answer)
+        assert f"{expected} by size;" in tnm.answer, (cm, tnm.answer)
         assert not any(t in tnm.think for t in ("N0", "N1", "M0", "M1", "NX", "MX"))
         seen += 1
     assert seen > 0
@@ -169,7 +170,7 @@ def test_calibrator_recomputes_size_based_t(phantom_facts):
         labelled, organ = labelled
         for record in generate(labelled):
             if record.task == "tnm_staging" and "by size" in record.answer:
-                t = record.answer.split(" ")[0]
+                t = re.search(r"\bT\w+(?= by size)", record.answer).group()   # in any answer form
                 wrong = {"T1a": "T1b", "T1b": "T1c", "T1c": "T2", "T2": "T3", "T3": "T1c"}.get(t, "T4")
                 forged = record.model_copy(update={"answer": record.answer.replace(t, wrong, 1)})
                 assert any(f"'{wrong}'" in why for why in check_record(forged, labelled, KG))
@@ -263,7 +264,8 @@ def test_pathology_without_labels_is_a_differential_never_a_histology(phantom_fa
         unlabelled = facts.model_copy(update={"pathology": None, "t_checks": []})
         for record in generate(unlabelled):
             if record.task == "pathology":
-                assert record.form == "open" and record.answer.startswith("Differential, not a diagnosis")
+                assert record.form == "open" and "differential" in record.answer.lower() \
+                    and "not a diagnosis" in record.answer.lower()
                 assert "needs pathological confirmation" in record.answer
                 assert not record.question.startswith("Pathology report")
 

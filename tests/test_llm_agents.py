@@ -155,20 +155,18 @@ def test_report_text_is_fenced_data():
 
 def test_a_rewording_the_last_gate_rejects_falls_back_to_the_drafted_question():
     from tumorcot.agents.families.focus import with_turns
-    from tumorcot.agents.llm import _Case
+    from tumorcot.agents.llm import last_gate
     from tumorcot.agents.offline import OfflineGenerator
     from tumorcot.schemas import GenerationOptions
 
     facts, options = case_facts(), GenerationOptions()
-    generator = LLMGenerator(KG, LLMConfig(base_url="http://127.0.0.1:9/v1", model="m"))   # no call is made
-    case = _Case(facts, None, "run-t")
     drafted = OfflineGenerator(KG, options).draft(facts)[:3]
     fine = drafted[0].model_copy(update={"question": "Looking at this CT: " + drafted[0].question})
     bad = drafted[1].model_copy(update={"question": drafted[1].question + " An abscess?"})  # unlicensed term
-    case.originals = {drafted[0].record_id: drafted[0], drafted[1].record_id: drafted[1]}
+    originals = {drafted[0].record_id: drafted[0], drafted[1].record_id: drafted[1]}
     records = [with_turns(r, facts, options.interleave) for r in (fine, bad, drafted[2])]
-    accepted, rejected = generator._last_gate(case, records)
-    assert rejected == []
+    accepted, rejected, reworded = last_gate(records, originals, facts, options.interleave, KG)
+    assert rejected == [] and [rid for rid, _ in reworded] == [drafted[1].record_id]
     assert [r.record_id for r in accepted] == [r.record_id for r in drafted]    # order kept
     assert accepted[0].question == fine.question                                  # the good rewording stays
     assert accepted[1].question == drafted[1].question                            # the bad one: drafted text

@@ -173,3 +173,49 @@ def test_dask_workers_share_out_the_build_wide_limit(phantom, tmp_path, prefect_
         assert done.returncode == 0, done.stdout + done.stderr
         assert run_record(tmp_path / "dask")["ok"] == len(facts)
         assert 1 < srv.max_in_flight <= 4 and srv.count > 0
+
+
+def test_measurement_in_worker_processes_gives_the_same_records(tmp_path, prefect_server, monkeypatch):
+    """A threads build of >= POOLED_CASES cases measures and runs its last gate in worker processes
+    (``flows/measure_pool.py``); the records are those of a build that does both in its own threads."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tumorcot.flows.cases import POOLED_CASES
+    from tumorcot.imaging.phantom import write_phantom_cases
+    from tumorcot.store.shards import read_records
+
+    monkeypatch.setenv("TUMORCOT_SALT", "pool-test-salt")
+    manifest = write_phantom_cases(tmp_path / "cases", POOLED_CASES, seed=5, scale=4)
+    salt = load_or_create_salt(tmp_path / "first")
+    facts = {f.case_id: f for f in (extract_facts(c, salt) for c in read_case_manifest(manifest))}
+    built = {}
+    with ScriptedLLMServer(Oracle(facts, load_kg())) as srv:
+        for name, processes in (("pooled", "2"), ("threads", "0")):
+            env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value(), OPENAI_BASE_URL=srv.base_url,
+                       OPENAI_API_KEY=SECRET, TUMORCOT_MODEL="scripted-model", TUMORCOT_MEASURE_PROCESSES=processes,
+                       PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+            done = subprocess.run([str(Path(sys.executable).parent / "tumorcot"), "build", "-m", str(manifest),
+                                   "-o", str(tmp_path / name), "--generator", "llm"],
+                                  env=env, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stdout + done.stderr
+            record = run_record(tmp_path / name)
+            assert record["ok"] == POOLED_CASES
+            assert record["llm"]["worker_processes"] == int(processes)
+            assert ("worker processes" in done.stdout) == (processes != "0")
+            table = read_records(tmp_path / name).to_pylist()
+            built[name] = sorted((r["record_id"], r["question"], r["think"], r["answer"]) for r in table)
+    assert built["pooled"] and built["pooled"] == built["threads"]
+
+
+def test_a_bad_measurement_process_count_is_refused_before_start_up(phantom, monkeypatch):
+    manifest, out, _ = phantom
+    monkeypatch.setenv("TUMORCOT_MEASURE_PROCESSES", "two")
+    with ScriptedLLMServer(Oracle({}, load_kg())) as srv:
+        use_server(monkeypatch, srv)
+        result = CliRunner().invoke(app, ["build", "--manifest", str(manifest), "--out", str(out), "--generator", "llm"])
+    assert result.exit_code != 0 and "TUMORCOT_MEASURE_PROCESSES" in result.output and srv.count == 0

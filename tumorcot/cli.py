@@ -152,6 +152,7 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
         console.print(f"[yellow]warning[/yellow] {escape(warning)}", soft_wrap=True)
     from tumorcot.flows.build import run_build
 
+    _warm_workers(settings, task_runner, concurrency, check.cases)
     progress = CaseProgress()
     try:
         started = time.perf_counter()
@@ -167,6 +168,22 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
         _fail(str(exc))
     finally:
         progress.stop()
+
+
+def _warm_workers(settings, task_runner: str, concurrency: int, cases: int) -> None:
+    """An LLM build with threads measures in worker processes (``flows/measure_pool.py``): start
+    them now, so they import while Prefect starts."""
+    from tumorcot.flows.cases import POOLED_CASES
+    from tumorcot.flows.measure_pool import measurement_processes, warm
+
+    if settings.generator != "llm":
+        return
+    try:
+        processes = measurement_processes(concurrency, settings.segmentation)
+    except ValueError as exc:
+        _fail(str(exc))
+    if processes and task_runner == "threads" and cases >= POOLED_CASES:
+        warm(processes)
 
 
 def _exit_for(summary: dict, allow_failures: bool) -> None:
@@ -224,7 +241,9 @@ def _print_llm_stage(summary: dict) -> None:
                       f"{rate:.1f} requests/s; in flight mean {stats['mean_in_flight']:.1f}, max "
                       f"{stats['max_in_flight']} of {stats['ceiling']}; throttled (429) {stats['throttled']}x, "
                       f"limit down to {stats['min_limit']:g}; cache: {stats['cache_writes']} answers in "
-                      f"{stats['cache_batches']} fsynced batches")
+                      f"{stats['cache_batches']} fsynced batches"
+                      + (f"; measured and checked in {stats['worker_processes']} worker processes"
+                         if stats.get("worker_processes") else ""))
 
 
 @app.command()

@@ -56,10 +56,24 @@ def task_labels(task: str) -> dict[int, str]:
                    f"(known: total, liver_segments, {', '.join(LESION_SUBTASK_LABELS)})")
 
 
+# Structures the ``total`` task does not segment but per-structure masks (AbdomenAtlas 3.0 / PanTS
+# style folders) and the phantom can give: tumorcot's own label ids, above any ``total`` id. The
+# pancreatic resectability criteria need them (``knowledge_graph/resectability.py``); the ``total``
+# label ``portal_vein_and_splenic_vein`` holds the splenic vein too, so it cannot stand in for the
+# main portal vein.
+EXTENSION_LABELS = {201: "superior_mesenteric_artery", 202: "celiac_trunk", 203: "common_hepatic_artery",
+                    204: "superior_mesenteric_vein", 205: "main_portal_vein"}
+
+
+def organ_labels() -> dict[int, str]:
+    """Every organ-map label id -> name: ``total`` plus ``EXTENSION_LABELS``."""
+    return {**total_labels(), **EXTENSION_LABELS}
+
+
 @lru_cache(maxsize=1)
 def label_ids() -> dict[str, int]:
-    """``total`` structure name -> label id."""
-    return {name: i for i, name in total_labels().items()}
+    """Organ-map structure name (``total`` or extension) -> label id."""
+    return {name: i for i, name in organ_labels().items()}
 
 
 def label_id(name: str) -> int:
@@ -67,8 +81,8 @@ def label_id(name: str) -> int:
 
 
 def label_name(label: int) -> str:
-    """``total`` label id -> name (``label_<n>`` for an id outside the map)."""
-    return total_labels().get(int(label), f"label_{int(label)}")
+    """Organ-map label id -> name (``label_<n>`` for an id outside the map)."""
+    return organ_labels().get(int(label), f"label_{int(label)}")
 
 
 # -- organ sets --------------------------------------------------------------------------------
@@ -88,7 +102,8 @@ LUNG_LOBES = (
 KIDNEYS = ("kidney_right", "kidney_left")
 # Vessels whose contact with a lesion is measured (``total`` names).
 VESSELS = ("aorta", "inferior_vena_cava", "portal_vein_and_splenic_vein", "superior_vena_cava",
-           "iliac_artery_left", "iliac_artery_right", "iliac_vena_left", "iliac_vena_right")
+           "iliac_artery_left", "iliac_artery_right", "iliac_vena_left", "iliac_vena_right",
+           *EXTENSION_LABELS.values())
 
 
 def organ_family(name: str) -> str:
@@ -231,6 +246,12 @@ THRESHOLDS = {
                                   "liver minus spleen attenuation on non-contrast CT 1-18 HU in biopsy-proven "
                                   "non-steatotic livers; below 1 HU as the criterion for steatosis"),
     "relation_min_mm": (10.0, "mm", "tumorcot: centres closer than 10 mm along an axis state no relation on it"),
+    # pancreatic resectability (knowledge_graph/resectability.py; the rows are the KG's resectability:pancreas)
+    "vessel_encasement_deg": (180.0, "deg", "NCCN Guidelines Pancreatic Adenocarcinoma Version 2.2021 (Tempero MA et "
+                              "al., J Natl Compr Canc Netw 2021;19:439-457), Criteria Defining Resectability Status "
+                              "(PANC-C): solid tumour contact <= 180 vs > 180 degrees of the vessel circumference; "
+                              "Al-Hawary MM et al., Radiology 2014;270:248-260, "
+                              "Arterial and venous evaluation: abutment <= 180, encasement > 180 degrees"),
 }
 
 # Organs whose mask holds a lumen (gas, fluid, oral contrast, bile, urine): their HU is no

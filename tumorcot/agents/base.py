@@ -14,7 +14,7 @@ from tumorcot import __version__
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.vocabulary import display_name
 from tumorcot.privacy import assign_split
-from tumorcot.prompts import prompt_version, render_answer, render_question
+from tumorcot.prompts import prompt_version, render_answer, render_question, render_step
 from tumorcot.schemas import CaseFacts, CoTRecord, GenerationOptions, LesionFacts
 
 PIPELINE_VERSION = f"tumorcot-{__version__}"
@@ -124,9 +124,13 @@ class RecordFactory:
     def question(self, subtask: str, subject: str, **context) -> tuple[str, str]:
         return render_question(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
 
-    def answer(self, subtask: str, subject: str, **context) -> str:
-        """The answer sentence, one of the subtask's answer forms (``prompts/answers``)."""
+    def answer(self, subtask: str, subject: str, **context) -> tuple[str, str]:
+        """(answer sentence, form reference): one of the subtask's answer forms (``prompts/answers``)."""
         return render_answer(subtask, f"{self.facts.case_id}\x1f{subject}", **context)
+
+    def step(self, subtask: str, step: str, subject: str, **context) -> str:
+        """A rationale step's text: one of its wordings (``prompts/steps/<subtask>.j2``)."""
+        return render_step(subtask, step, f"{self.facts.case_id}\x1f{subject}", **context)
 
     def wants_choice(self, subtask: str, subject: str) -> bool:
         """Whether this closed-answer record is asked as multiple choice (share ``mc_share``)."""

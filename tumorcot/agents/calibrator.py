@@ -23,6 +23,7 @@ from tumorcot.agents.claims import check_texts
 from tumorcot.agents.lexicon import LESION_ID, lexicon_for
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import features_for, lesion_organ_key
+from tumorcot.knowledge_graph.resectability import status_reasons
 from tumorcot.schemas import CaseFacts, CoTRecord, Fact
 
 LABEL_PREFIXES = ("pathology.", "pathology:")   # case-level and per-lesion label facts
@@ -43,7 +44,7 @@ def check_record(record: CoTRecord, facts: CaseFacts, kg: KnowledgeGraph,
         return reasons
     reasons += _check_form(record) + _check_turns(record, facts)
     reasons += _check_nodes_agree(record, facts, kg, table)
-    reasons += _check_reasoning(record, facts, kg)
+    reasons += _check_reasoning(record, facts, kg) + status_reasons(record, facts, kg)
     size_t = size_based_t(record, facts, kg) if record.task == "tnm_staging" else set()
     # the size rule's T of a cited given-T check (CaseFacts.t_checks)
     size_t |= {str(table[f].value) for f in cited if f.startswith("tcheck:") and f.endswith(".size_t")}

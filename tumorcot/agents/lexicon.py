@@ -10,12 +10,13 @@ Generated, not hand-listed, so it grows with the KG and the label tables:
   (``vocabulary.SUB_LOCATION_SCHEMES``), Couinaud segments in Roman and Arabic numerals;
 * features and their opposites: KG feature nodes (label, synonyms, ``opposites``); a feature's
   *group* (attenuation, shape, margin, ...) is the set it is an alternative within;
-* impressions, histologies and pathology classes: KG node label, synonyms, abbreviations (and the
-  node id's short name, e.g. "HCC");
+* impressions, histologies, pathology classes and resectability statuses: KG node label, synonyms,
+  abbreviations (and the node id's short name, e.g. "HCC");
 * the contrast phases the imaging stage estimates (``knowledge_graph.features.PHASES``);
 * patterns: TNM in every notation (``T2 N0 M0``, compact ``T3N1M1``, prefixed ``ypT3``), stage
   groups (``AJCC stage IV``, ``stage 4``), numbers with units (``183mL``, ``1,369 mL``, Unicode
-  minus, ``34 x 23 mm``), count words ("two lesions"), lesion ids and sides.
+  minus, ``34 x 23 mm``), count words ("two lesions"), lesion ids and sides (an axis named by its
+  ends, "right-to-left", states no side).
 
 What the lexicon does not know but looks clinical (``CLINICAL_WORD``: tumour nouns, -oma/-itis,
 anatomy roots) is reported as an ``unknown`` term, so it is rejected rather than waved through.
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 
 from tumorcot.knowledge_graph import KnowledgeGraph
 from tumorcot.knowledge_graph.features import PHASES
-from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, total_labels
+from tumorcot.vocabulary import ATTRIBUTE_VALUES, NO_HOST, ROMAN, SUB_LOCATION_SCHEMES, display_name, organ_labels
 
 # Spoken forms of organs that no label name contains (the label table is the source of names).
 ORGAN_ALIASES = {
@@ -177,14 +178,15 @@ class Lexicon:
         if not entries:
             return None
         kinds = sorted({e[0] for e in entries}, key=("organ", "subregion", "feature", "impression", "histology",
-                                                     "category", "kind", "phase", "organ_finding").index)
+                                                     "category", "resectability", "kind", "phase",
+                                                     "organ_finding").index)
         kind = kinds[0]
         chosen = [e for e in entries if e[0] == kind]
         return Term(kind, tuple(sorted({e[1] for e in entries})), chosen[0][2])
 
     # -- generation ---------------------------------------------------------------------------
     def _organs(self) -> None:
-        for name in total_labels().values():
+        for name in organ_labels().values():
             if name.startswith("kidney_cyst"):
                 continue
             self.add(display_name(name), "organ", name)
@@ -240,7 +242,8 @@ class Lexicon:
 
     def _nodes(self) -> None:
         for node, data in self.kg.graph.nodes(data=True):
-            kind = {"impression": "impression", "histology": "histology", "pathology": "category"}.get(data.get("type"))
+            kind = {"impression": "impression", "histology": "histology", "pathology": "category",
+                    "resectability": "resectability"}.get(data.get("type"))
             if kind is None:
                 continue
             names = [data.get("label", "")] + list(data.get("synonyms", [])) + list(data.get("abbreviations", []))
@@ -304,6 +307,9 @@ class Lexicon:
         for m in LESION_ID.finditer(text):
             if free(*m.span()):
                 take(Hit("lesion", m.group(), m.span()))
+        for m in AXIS.finditer(text):   # "right-to-left" names an axis, not a side
+            for i in range(*m.span()):
+                taken[i] = True
         for m in SIDE.finditer(text):
             if free(*m.span()):
                 take(Hit("side", m.group().lower(), m.span()))
@@ -333,6 +339,7 @@ TNM_PART = re.compile(_TNM_ONE)
 STAGE_GROUP = re.compile(r"(?:\bAJCC\s+)?\b(?:stage|Stage|STAGE)\s+(?:0|IV|I{1,3}|[1-4])(?:[ABC]\d?)?(?![\w])")
 LESION_ID = re.compile(r"(?<![\w-])L\d+(?![\w])")
 SIDE = re.compile(r"\b(left|right|bilateral)\b", re.I)
+AXIS = re.compile(r"\b(?:right|left)[- ]to[- ](?:left|right)\b", re.I)
 NEGATION = re.compile(r"\b(not|no|non|rather than|instead of|nor|without)\s+(?:\w+\s+)?$")
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 UNITS = {"mm": "mm", "cm": "cm", "ml": "mL", "cc": "mL", "cm3": "mL", "hu": "HU", "deg": "deg",

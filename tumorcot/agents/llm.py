@@ -33,7 +33,7 @@ from tumorcot.agents.client import LLMCallError, LLMClient, LLMConfig, RequestDe
 from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.negatives import select_negatives
 from tumorcot.agents.offline import OfflineGenerator
-from tumorcot.knowledge_graph import KnowledgeGraph
+from tumorcot.knowledge_graph import KnowledgeGraph, load_kg
 from tumorcot.schemas import AgentTurn, CaseFacts, CoTRecord, GenerationOptions, Step
 
 LESION_ID = r"\bL\d+\b"
@@ -94,6 +94,7 @@ class LLMGenerator:
         self.options = options or GenerationOptions()
         self.name = f"llm:{config.model}"
         self.last: LLMGeneration | None = None
+        self.check_pool = None   # an executor of worker processes for the last gate (kg must be load_kg())
 
     def generate(self, facts: CaseFacts, report: str | None = None) -> list[CoTRecord]:
         """Synchronous entry point (its own event loop); the full outcome is kept in ``last``."""
@@ -117,20 +118,16 @@ class LLMGenerator:
 
         # Batch mode: a round whose requests were deferred ends the case here, so every queued
         # request is exactly the one the live run would send next (no fallbacks, no retries).
-        findings = await self._extract(case, report) if report else None
+        # The question writer needs only the drafted questions, so it runs beside the report chain
+        # (extractor -> reasoner -> judge -> summarizer): one latency round fewer per case.
+        reworded, records = await asyncio.gather(self._reword(case, others + list(reports.values())),
+                                                 self._report_chain(case, reports, report))
         if case.deferred:
             return self._deferred(case)
-        chains = await self._reason(case, reports, findings)
-        if case.deferred:
-            return self._deferred(case)
-        records = await self._summarize(case, reports, chains)
-        if case.deferred:
-            return self._deferred(case)
-        records = await self._reword(case, others + records)
-        if case.deferred:
-            return self._deferred(case)
+        records = [r for r in reworded if r.subtask != "organ_report"] + [
+            self._with_question(case, r, reworded) for r in records]
         records = [with_turns(r, facts, self.options.interleave) for r in records]  # after every rewrite
-        accepted, rejected = await asyncio.to_thread(self._last_gate, case, records)
+        accepted, rejected = await self._gate(case, records)
         for record, reasons in rejected:
             case.failed[record.record_id] = reasons
             case.verdict("calibrator", record.record_id, "failed", reasons)
@@ -146,6 +143,26 @@ class LLMGenerator:
                 result.prompt_tokens += turn.prompt_tokens or 0
                 result.completion_tokens += turn.completion_tokens or 0
         return result
+
+    @staticmethod
+    def _with_question(case: _Case, record: CoTRecord, reworded: list[CoTRecord]) -> CoTRecord:
+        """An organ report (its chain written) with the question writer's wording of its question;
+        should the last gate reject that wording, the report falls back to its drafted question."""
+        wording = next((r for r in reworded if r.record_id == record.record_id), None)
+        if wording is None or record.record_id not in case.originals:
+            return record
+        case.originals[record.record_id] = record
+        return record.model_copy(update={"question": wording.question, "template": wording.template})
+
+    async def _report_chain(self, case: _Case, reports: dict[str, CoTRecord], report: str | None) -> list[CoTRecord]:
+        """Extractor (report text only) -> reasoner -> judge -> summarizer: the organ reports."""
+        findings = await self._extract(case, report) if report else None
+        if case.deferred:
+            return []
+        chains = await self._reason(case, reports, findings)
+        if case.deferred:
+            return []
+        return await self._summarize(case, reports, chains)
 
     # -- agents ----------------------------------------------------------------------------------
 
@@ -286,21 +303,17 @@ class LLMGenerator:
 
         return await asyncio.to_thread(apply)
 
-    def _last_gate(self, case: _Case, records: list[CoTRecord]):
-        """``calibrate``, the last gate before a shard; a reworded record it rejects is replaced by
-        its drafted wording, which is checked in turn. (accepted, [(rejected, reasons)]) in order."""
-        accepted, rejected = calibrate(records, case.facts, self.kg)
-        redo = [with_turns(case.originals[r.record_id], case.facts, self.options.interleave)
-                for r, _ in rejected if r.record_id in case.originals]
-        if not redo:
-            return accepted, rejected
-        for r, why in rejected:
-            if r.record_id in case.originals:
-                case.verdict("questions", r.record_id, "rejected", why)
-        fine, still = calibrate(redo, case.facts, self.kg)
-        kept = {r.record_id: r for r in accepted + fine}
-        rejected = [(r, why) for r, why in rejected if r.record_id not in case.originals] + still
-        return [kept[r.record_id] for r in records if r.record_id in kept], rejected
+    async def _gate(self, case: _Case, records: list[CoTRecord]):
+        """``last_gate`` off the shared loop: in the build's worker processes when it has them
+        (``check_pool``; the loop's process then only sends and receives), else in a thread."""
+        args = (records, case.originals, case.facts, self.options.interleave)
+        if self.check_pool is not None:
+            accepted, rejected, reworded = await asyncio.wrap_future(self.check_pool.submit(last_gate, *args))
+        else:
+            accepted, rejected, reworded = await asyncio.to_thread(last_gate, *args, kg=self.kg)
+        for record_id, why in reworded:
+            case.verdict("questions", record_id, "rejected", why)
+        return accepted, rejected
 
     def _labelled(self, record: CoTRecord) -> CoTRecord:
         """A record carries the generator that wrote its text: the LLM for organ reports (its
@@ -315,6 +328,24 @@ class LLMGenerator:
     def _fail(self, case: _Case, record: CoTRecord, reasons: list[str]) -> None:
         case.failed[record.record_id] = reasons
         case.verdict("calibrator", record.record_id, "failed", reasons)
+
+
+def last_gate(records: list[CoTRecord], originals: dict[str, CoTRecord], facts: CaseFacts, interleave: bool,
+              kg: KnowledgeGraph | None = None):
+    """``calibrate``, the last gate before a shard; a reworded record it rejects is replaced by
+    its drafted wording (``originals``), which is checked in turn. Returns (accepted in order,
+    [(rejected, reasons)], [(record id, reasons) of rejected rewordings]). A plain function of
+    picklable values, so a worker process can run it (with ``kg`` None: that process's KG)."""
+    kg = kg if kg is not None else load_kg()
+    accepted, rejected = calibrate(records, facts, kg)
+    redo = [with_turns(originals[r.record_id], facts, interleave) for r, _ in rejected if r.record_id in originals]
+    if not redo:
+        return accepted, rejected, []
+    reworded = [(r.record_id, why) for r, why in rejected if r.record_id in originals]
+    fine, still = calibrate(redo, facts, kg)
+    kept = {r.record_id: r for r in accepted + fine}
+    rejected = [(r, why) for r, why in rejected if r.record_id not in originals] + still
+    return [kept[r.record_id] for r in records if r.record_id in kept], rejected, reworded
 
 
 def summary_line(result: LLMGeneration) -> dict:

@@ -5,9 +5,9 @@ localization (organ and lesion boxes), lesion attributes (presence, count, size,
 margin, content, sub-location), a per-organ chain-of-thought report (findings -> impression ->
 pathology), TNM staging where labels or a KG size rule license it, and pathology (labels, or a
 KG differential said to be one), and the organ-level families (organ measures, tumour burden,
-spatial relations). Then it keeps the configured share of negatives and gives
-every record its conversation turns. Every record is stored; the family mix chooses which reach
-the shards.
+spatial relations, vessel contact, pancreatic resectability). Then it keeps the configured share of
+negatives and gives every record its conversation turns. Every record is stored; the family mix
+chooses which reach the shards.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tumorcot.agents.families.focus import with_turns
 from tumorcot.agents.families.localization import LOCALIZATION_FAMILIES, REPORT_FAMILIES, localization_records
 from tumorcot.agents.families.negatives import select_negatives
 from tumorcot.agents.families.pathology import pathology_records
+from tumorcot.agents.families.resectability import resectability_records
 from tumorcot.agents.families.report import report_organs, report_records
 from tumorcot.agents.families.staging import staging_records
 from tumorcot.knowledge_graph import KnowledgeGraph
@@ -57,7 +58,7 @@ class OfflineGenerator:
         records += staging_records(make)
         records += pathology_records(make)
         records += organ_measure_records(make) + tumor_burden_records(make) + spatial_records(make)
-        records += vessel_contact_records(make)
+        records += vessel_contact_records(make) + resectability_records(make)
         return records
 
     def generate(self, facts: CaseFacts) -> list[CoTRecord]:

@@ -53,6 +53,7 @@ class LLMScheduler:
         self._thread.start()
         self.client = self._call(self._open(run_id))
         self.closed = False
+        self.worker_processes = 0   # measurement / claim-check processes feeding it (flows/measure_pool.py)
 
     async def _open(self, run_id: str) -> LLMClient:
         return LLMClient(self.config, run_id=run_id, cache=self.cache)
@@ -111,7 +112,8 @@ class LLMScheduler:
                 "requests": sum(u.requests + u.failed_requests for u in usage),
                 "cached": sum(u.cached for u in usage),
                 "cache_batches": self.cache.fsyncs if self.cache is not None else 0,
-                "cache_writes": self.cache.written if self.cache is not None else 0}
+                "cache_writes": self.cache.written if self.cache is not None else 0,
+                "worker_processes": self.worker_processes}
 
     def close(self) -> dict[str, Any]:
         if self.closed:

@@ -47,6 +47,7 @@ FIELD_DOCS = {
     "turns": "conversation turns (question, first_pass, attend with roi_box/crop_ref, final)",
     "roi_box": "the region the record is about, six normalised numbers",
     "template": "question template and variant",
+    "answer_template": "answer form (answers/<subtask>.j2#<form>)",
     "image_sha256": "content hash of the CT (records carry no file paths)",
     "generator": "offline-kg, or llm:MODEL",
     "synthetic": "made from a synthetic (phantom) case",

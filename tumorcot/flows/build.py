@@ -150,7 +150,7 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
         def submit(batch: list[CaseInput]):
             if generator == "llm":
                 return process_cases_llm.submit(batch, out, salt, run_id, force, options, versions, segmentation,
-                                                llm_concurrency, state)
+                                                llm_concurrency, state, workers, len(pending))
             return process_cases.submit(batch, out, salt, run_id, generator, force, options, versions,
                                         segmentation, state)
 

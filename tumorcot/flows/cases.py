@@ -11,6 +11,7 @@ build-wide LLM scheduler (see ``agents/scheduler.py``).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tumorcot.errors import TumorcotError
+from tumorcot.flows.measure_pool import measurement_processes, prepared, worker_pool
 from tumorcot.flows.segment import resolve_plan, segmented_case
 from tumorcot.flows.versions import pipeline_versions
 from tumorcot.knowledge_graph import load_kg
@@ -201,12 +203,15 @@ def process_cases(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id
 @task(name="process_cases_llm", cache_policy=NO_CACHE, persist_result=False)
 def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, run_id: str, force: bool = False,
                       options: dict | None = None, versions: dict | None = None, segmentation: dict | None = None,
-                      llm_concurrency: int = 16, state: str | None = None) -> list[CaseOutcome]:
-    """A batch of cases for the LLM generator: this task's thread prepares them one after another
-    and hands each case's agents to the process's LLM scheduler at once (one event loop, one
-    client, one in-flight limit of ``llm_concurrency`` shared by every task of the process), so
-    the agents of many cases, of this batch and of the other running batches, are in flight
-    together; each case is stored as soon as its agents are done. See ``agents/scheduler.py``."""
+                      llm_concurrency: int = 16, state: str | None = None, workers: int = 1,
+                      build_cases: int = 0) -> list[CaseOutcome]:
+    """A batch of cases for the LLM generator: its cases are measured (in worker processes, see
+    ``flows/measure_pool.py``, or in this task's thread) and each case's agents are handed to the
+    process's LLM scheduler as soon as it is measured (one event loop, one client, one in-flight
+    limit of ``llm_concurrency`` shared by every task of the process), so the agents of many
+    cases, of this batch and of the other running batches, are in flight together; each case is
+    stored as soon as its agents are done. ``workers`` and ``build_cases`` (case workers and
+    cases of the whole build) decide the measurement processes. See ``agents/scheduler.py``."""
     from tumorcot.agents.llm import LLMGenerator
     from tumorcot.agents.scheduler import shared_scheduler
 
@@ -216,9 +221,17 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
     scheduler = shared_scheduler(config, run_id)
     generator = LLMGenerator(load_kg(), config, run_id=run_id, options=resolve_options(options))
     outcomes: list[CaseOutcome] = []
+    measure = functools.partial(_prepare_bound, dataset_dir=dataset_dir, salt=salt, run_id=run_id, force=force,
+                                versions=versions, segmentation=segmentation, state=state)
+    processes = measurement_processes(workers, segmentation) if max(build_cases, len(cases)) >= POOLED_CASES else 0
+    if processes:   # the same processes run the claim checks of the last gate
+        generator.check_pool = worker_pool(processes)
+        scheduler.worker_processes = max(scheduler.worker_processes, processes)
 
-    def prepare(case: CaseInput) -> PreparedCase | None:
-        step = prepare_case(case, dataset_dir, salt, run_id, force, versions, segmentation)
+    def prepare(item: tuple[CaseInput, PreparedCase | CaseOutcome | Exception]) -> PreparedCase | None:
+        case, step = item
+        if isinstance(step, Exception):   # the measuring process could not return the case
+            step = failed_outcome(case, case_id_for(case.patient_id, case.study_id, salt), run_id, step)
         if isinstance(step, CaseOutcome):
             outcomes.append(step)
             return None
@@ -234,9 +247,19 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
             return failed_outcome(step.case, step.case_id, run_id, exc)
         return finish_case(step, dataset_dir, run_id, result.records, result.log, len(result.failed))
 
-    outcomes += scheduler.pipeline(cases, prepare, stage, finish)
+    outcomes += scheduler.pipeline(prepared(cases, measure, processes), prepare, stage, finish)
     scheduler.flush()   # the batch's answers are on disk before the task reports it done
     return outcomes
+
+
+POOLED_CASES = 8   # a build of fewer cases is measured in its own thread: a worker process takes ~2 s to start
+
+
+def _prepare_bound(case: CaseInput, *, dataset_dir: Path, salt: bytes, run_id: str, force: bool, versions: dict,
+                   segmentation: dict | None, state: str | None) -> PreparedCase | CaseOutcome:
+    """``prepare_case`` in any process (a measurement worker learns the state folder here)."""
+    bind(dataset_dir, state)
+    return prepare_case(case, dataset_dir, salt, run_id, force, versions, segmentation)
 
 
 LLM_CASES_PER_SLOT = 16   # an LLM batch holds at most this many cases per --llm-concurrency slot

@@ -75,6 +75,7 @@ class PhantomLesion:
     shape: str | None = None  # expected descriptors where the plan fixes them ("variety")
     margin: str | None = None
     content: str | None = None
+    planted_contact_deg: dict[str, float] = field(default_factory=dict)  # "resect_*" plans: vessel -> degrees
 
 
 @dataclass
@@ -205,7 +206,7 @@ def _place(grid, labels, organ, band, radius, rng, taken):
 
 def _plan(kind_of_case: str, rng) -> list[tuple[str, str, float, str]]:
     """(organ, region, radius_mm, attenuation) of each lesion to draw."""
-    if kind_of_case in ("none", "variety"):
+    if kind_of_case in ("none", "variety") or kind_of_case.startswith("resect_"):
         return []
     if kind_of_case == "aorta_contact":
         return [("pancreas", "aorta", 14.0, "hypodense"), ("liver", "right lobe", 10.0, "hypodense")]
@@ -235,8 +236,10 @@ def make_phantom(
 
     ``plan``: "random" (1-3 lesions in liver / pancreas / kidneys / spleen), "aorta_contact"
     (a pancreas-body lesion touching the aorta plus a distant liver lesion), "variety" (one lesion
-    per shape, margin, content and attenuation value: ``tumorcot.imaging.phantom_variety``) or
-    "none". ``phase``: contrast phase of the enhancing structures (``PHASE_HU``); ``spleen_scale``
+    per shape, margin, content and attenuation value: ``tumorcot.imaging.phantom_variety``),
+    "resect_resectable" / "resect_borderline" / "resect_locally_advanced" / "resect_venous" (a
+    pancreatic-head lesion among the vessels of the NCCN resectability criteria, touched over
+    planted angles: ``tumorcot.imaging.phantom_vessels``) or "none". ``phase``: contrast phase of the enhancing structures (``PHASE_HU``); ``spleen_scale``
     scales the spleen's radii (1.4: about 400 mL, enlarged); ``fatty_liver`` lowers the liver by
     ``FATTY_LIVER_HU`` (below the spleen on a non-contrast scan).
     """
@@ -274,6 +277,10 @@ def make_phantom(
         from tumorcot.imaging.phantom_variety import draw_variety
 
         draw_variety(grid, hu, labels, lesion_mask, rng, organ_hu, truth)
+    elif plan.startswith("resect_"):
+        from tumorcot.imaging.phantom_vessels import draw_resect
+
+        draw_resect(plan, grid, hu, labels, lesion_mask, organ_hu, truth)
     hu += rng.normal(0.0, NOISE_HU, size=hu.shape).astype(np.float32)
     arrays = (np.round(hu).astype(np.int16), labels, lesion_mask)
     images = [_to_image(a, grid, flip_xy) for a in arrays]
@@ -326,9 +333,15 @@ def case_variant(index: int) -> dict:
             7: {"phase": "non_contrast"}}.get(index % 8, {})
 
 
+RESECT_PLANS = ("resect_resectable", "resect_borderline", "resect_locally_advanced", "resect_venous")
+
+
 def case_plan(index: int) -> tuple[str, bool]:
     """Plan and orientation of case ``index``: every 4th case has no lesion, every 4th+1 has the
-    aorta-contact lesion; odd cases are stored RAS-like."""
+    aorta-contact lesion, every 8th+2 a resectability plan (``RESECT_PLANS`` in turn: cases 2,
+    10, 18, 26); odd cases are stored RAS-like."""
+    if index % 8 == 2:
+        return RESECT_PLANS[(index // 8) % len(RESECT_PLANS)], False
     plan = {3: "none", 1: "aorta_contact"}.get(index % 4, "random")
     return plan, index % 2 == 1
 

@@ -33,7 +33,7 @@ from tumorcot.vocabulary import NO_HOST, SOFT_TISSUE, THRESHOLDS, attribute_rule
 DATA_FILE = "tumor_kg_v2.json"
 EDGE_TYPES = {
     "has_subregion", "has_impression", "supports", "required_for", "requires_one_of", "excludes",
-    "classified_as", "histology_of", "staged_by", "drains_to", "may_be",
+    "classified_as", "histology_of", "staged_by", "drains_to", "may_be", "has_category",
 }
 PHASE_PREFIX = "feature:phase_"
 
@@ -245,11 +245,18 @@ class KnowledgeGraph:
         rule = self.staging_rule(organ_key)
         if rule is None or rule.get("basis") != "size":
             return False
-        kinds = set(rule.get("applies_to", []))
-        if impressions and impressions[0] in kinds:
-            return True
+        return self.applies_by_impression(rule, impressions) or self.applies_by_histology(rule, histologies)
+
+    @staticmethod
+    def applies_by_impression(rule: dict, impressions: list[str]) -> bool:
+        """Whether a rule node's ``applies_to`` holds the leading impression (``impressions[0]``)."""
+        return bool(impressions) and impressions[0] in set(rule.get("applies_to", []))
+
+    def applies_by_histology(self, rule: dict, histologies: list[str]) -> bool:
+        """Whether a given histology is in a rule node's ``applies_to_histology`` or belongs to one
+        of its ``applies_to`` impressions."""
         allowed = set(rule.get("applies_to_histology", []))
-        allowed.update(h for k in kinds for h in self.histologies_of(k))
+        allowed.update(h for k in rule.get("applies_to", []) for h in self.histologies_of(k))
         return any(h in allowed for h in histologies)
 
     def t_category_by_size(self, organ_key: str, greatest_cm: float, *, solitary: bool = True,

@@ -1,7 +1,9 @@
 """Jinja2 templates (package data) and their rendering.
 
-``questions/<subtask>.j2`` hold the question wordings of one subtask, one variant per line;
-which variant a record gets is a deterministic function of its record id. ``agents/*.j2`` hold the
+``questions/<subtask>.j2`` hold the question wordings of one subtask, one variant per line,
+``answers/<subtask>.j2`` its answer sentences, ``steps/<subtask>.j2`` the wordings of each step of
+its rationale (``[step] template`` lines); which form a record gets is a deterministic function of
+its case and subject (``choose``). ``agents/*.j2`` hold the
 LLM agents' prompts. ``prompt_version()`` hashes every template, so a wording change is a new
 prompt version.
 """
@@ -31,10 +33,24 @@ def template_sha256(name: str) -> str:
 
 
 @lru_cache(maxsize=None)
+def forms(name: str) -> tuple[str, ...]:
+    """The non-comment lines of bank ``name`` (``questions/<subtask>.j2``, ``answers/...``), one form each."""
+    return tuple(line for line in template_source(name).splitlines()
+                 if line.strip() and not line.lstrip().startswith("{#"))
+
+
+@lru_cache(maxsize=None)
+def step_forms(subtask: str) -> dict[str, tuple[str, ...]]:
+    """``steps/<subtask>.j2``: the wordings of each rationale step, lines ``[step] template``."""
+    out: dict[str, list[str]] = {}
+    for line in forms(f"steps/{subtask}.j2"):
+        name, _, text = line.strip().partition("] ")
+        out.setdefault(name.lstrip("["), []).append(text)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def question_variants(subtask: str) -> tuple[jinja2.Template, ...]:
-    lines = [line for line in template_source(f"questions/{subtask}.j2").splitlines()
-             if line.strip() and not line.lstrip().startswith("{#")]
-    return tuple(_line_template(line) for line in lines)
+    return tuple(_line_template(line) for line in forms(f"questions/{subtask}.j2"))
 
 
 @lru_cache(maxsize=None)
@@ -43,20 +59,31 @@ def _line_template(line: str) -> jinja2.Template:
     return _ENV.from_string(line)
 
 
+def choose(count: int, key: str) -> int:
+    """The form a record gets among ``count``: a deterministic function of ``key`` (the one rule
+    every bank -- questions, answers, rationale steps -- draws its wording by)."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % count
+
+
 def render_question(subtask: str, key: str, **context) -> tuple[str, str]:
     """(question text, template reference ``questions/<subtask>.j2#<variant>``)."""
-    variants = question_variants(subtask)
-    index = int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(variants)
-    return variants[index].render(**context).strip(), f"questions/{subtask}.j2#{index}"
+    lines = forms(f"questions/{subtask}.j2")
+    index = choose(len(lines), key)
+    return _line_template(lines[index]).render(**context).strip(), f"questions/{subtask}.j2#{index}"
 
 
-def render_answer(subtask: str, key: str, **context) -> str:
-    """An answer sentence from ``answers/<subtask>.j2`` (one form per line), chosen like a
-    question's wording but independently of it (salted key)."""
-    lines = [line for line in template_source(f"answers/{subtask}.j2").splitlines()
-             if line.strip() and not line.lstrip().startswith("{#")]
-    index = int(hashlib.sha256(f"answer\x1f{key}".encode()).hexdigest(), 16) % len(lines)
-    return _line_template(lines[index]).render(**context).strip()
+def render_answer(subtask: str, key: str, **context) -> tuple[str, str]:
+    """(answer sentence, reference ``answers/<subtask>.j2#<form>``) from ``answers/<subtask>.j2``
+    (one form per line), chosen like a question's wording but independently of it (salted key)."""
+    lines = forms(f"answers/{subtask}.j2")
+    index = choose(len(lines), f"answer\x1f{subtask}\x1f{key}")
+    return _line_template(lines[index]).render(**context).strip(), f"answers/{subtask}.j2#{index}"
+
+
+def render_step(subtask: str, step: str, key: str, **context) -> str:
+    """One rationale step's text, a wording of ``[step]`` in ``steps/<subtask>.j2`` (salted key)."""
+    lines = step_forms(subtask)[step]
+    return _line_template(lines[choose(len(lines), f"step\x1f{subtask}\x1f{step}\x1f{key}")]).render(**context).strip()
 
 
 @lru_cache(maxsize=None)

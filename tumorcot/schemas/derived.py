@@ -33,7 +33,12 @@ from tumorcot.vocabulary import THRESHOLDS, threshold
 if TYPE_CHECKING:
     from tumorcot.schemas.facts import CaseFacts, OrganFacts
 
-STATED_THRESHOLDS = ("spleen_volume_ml", "steatosis_liver_spleen_hu", "relation_min_mm", "isodense_hu")
+STATED_THRESHOLDS = ("spleen_volume_ml", "steatosis_liver_spleen_hu", "relation_min_mm", "isodense_hu",
+                     "vessel_encasement_deg",
+                     # the lesion attribute rules a rationale walks through (agents/families/attribute_links.py)
+                     "fatty_hu", "calcified_hu", "calcified_share", "fluid_hu_low", "fluid_hu_high",
+                     "fluid_max_iqr_hu", "well_defined_sharpness", "round_sphericity", "round_axis_ratio",
+                     "lobulated_index", "irregular_index", "small_mm", "large_mm")
 # Organs compared with one another by position (when both are present and complete).
 SPATIAL_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right", "pancreas", "stomach", "gallbladder",
                   "aorta", "inferior_vena_cava", "urinary_bladder")

@@ -226,7 +226,14 @@ class CaseFacts(BaseModel):
             add(s, "content", les.content)
             add(s, "truncated", "yes" if les.truncated else None)
             add(s, "core_median_hu", les.core_median_hu, "HU")
+            add(s, "core_iqr_hu", les.core_iqr_hu, "HU")
             add(s, "calcified_fraction", les.calcified_fraction)
+            add(s, "sub_location_method", les.sub_location_method)
+            add(s, "sphericity", les.sphericity)     # the shape rule's inputs (imaging.shape)
+            add(s, "elongation", les.elongation)
+            add(s, "lobulation", les.lobulation)
+            add(s, "edge_contrast_hu", les.edge_contrast_hu, "HU")   # the margin rule's (imaging.texture)
+            add(s, "edge_sharpness", les.edge_sharpness)
             for vessel, deg in les.vessel_contact_deg.items():
                 add(s, f"contact_{vessel}_deg", deg, "deg")
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), les.bbox.normalized):

@@ -75,6 +75,8 @@ class CoTRecord(BaseModel):
     turns: list[Turn] = []
     roi_box: list[float] | None = None
     template: str = Field(description="question template name and variant")
+    answer_template: str = Field(default="", description="answer form: 'answers/<subtask>.j2#<form>' ('' for "
+                                 "answers that are the chain's own conclusion)")
     image_sha256: str
     generator: str = Field(description="'offline-kg' or 'llm:<model>'")
     synthetic: bool

@@ -13,11 +13,13 @@ tnm_staging    tnm                                                              
 pathology      pathology (labels; otherwise a KG differential, said to be one)       a lesion
 organ_measure  organ_volume, spleen_size, liver_fat, kidney_compare (``organs``)     complete organs
 tumor_burden   lesion_burden, largest_lesion, location_count (``burden``)           lesion mask
-spatial        relative_position, vessel_contact (``spatial``)                       complete organs; vessels
+spatial        relative_position, vessel_contact (``spatial``),                      complete organs; vessels;
+               resectability (``resectability``)                                     NCCN vessels, PDAC
 ============== ===================================================================== ==============
 
 The organ-level families state facts derived from measurements (``schemas.derived``) through
-multi-step chains (``chain``): value -> reference or threshold -> label.
+multi-step chains (``chain``): value -> reference or threshold -> label; the lesion attributes
+and boxes are chains too (their links in ``attribute_links`` and ``localization.box_links``).
 
 ``choice`` holds the closed answer sets multiple-choice questions draw options from,
 ``focus`` the interleaved organ-focus turns, ``negatives`` the negative-share selection.

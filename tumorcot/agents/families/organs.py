@@ -42,7 +42,7 @@ def _volume(make: RecordFactory, name: str) -> CoTRecord | None:
     if organ is None:
         return None
     spoken, v = display_name(name), fmt(organ.volume_ml)
-    links = [Link(f"The {spoken} mask encloses a volume of {v} mL.", [f"organ:{name}.volume_ml"])]
+    links = [Link(make.step("organ_volume", "volume", name, organ=spoken, volume=v), [f"organ:{name}.volume_ml"])]
     return chain_record(make, task=TASK, subtask="organ_volume", subject=name, organ=name, links=links,
                         question={"organ": spoken}, answer={"organ": spoken, "volume": v}, roi=organ.bbox.normalized)
 
@@ -55,7 +55,7 @@ def _spleen_size(make: RecordFactory) -> CoTRecord | None:
     volume, limit = fmt(spleen.volume_ml), f"{t['case.threshold_spleen_volume_ml'].value:g}"   # 314.5 as the source states it
     finding = t["organ:spleen.size_finding"].value
     over = t["organ:spleen.volume_ml_over_normal"].value
-    links = [Link(f"The spleen mask encloses a volume of {volume} mL.", ["organ:spleen.volume_ml"]),
+    links = [Link(make.step("spleen_size", "volume", "spleen", volume=volume), ["organ:spleen.volume_ml"]),
              Link(f"The upper end of the normal range on CT is {limit} mL (Prassopoulos et al.).",
                   ["case.threshold_spleen_volume_ml"])]
     if finding == "splenomegaly":

@@ -26,8 +26,7 @@ def pathology_records(make: RecordFactory) -> list[CoTRecord]:
                       question=report_context(make.facts, [lesion]) + q, template=tpl,
                       organ=lesion.organ, lesion_id=lesion.id, roi_box=list(lesion.bbox.normalized),
                       steps=steps, think=render_think(steps))
-        if given is not None:
-            out.append(make.make(**fields, answer=f"{impression.text} {pathology.text}"))
-        else:
-            out.append(make.make(**fields, answer=f"Differential, not a diagnosis: {impression.text} {pathology.text}"))
+        text, form = make.answer("pathology", lesion.id, impression=impression.text, pathology=pathology.text,
+                                 given=given is not None)
+        out.append(make.make(**fields, answer=text, answer_template=form))
     return out

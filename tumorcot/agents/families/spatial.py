@@ -68,7 +68,7 @@ def _union(p, q) -> list[float]:
 def vessel_contact_records(make: RecordFactory) -> list[CoTRecord]:
     """Per lesion whose contact with segmented vessels was measured: the vessels around it -> the
     contact angle with each -> which it touches. No record where no vessel was segmented (no
-    measurement, no claim); resectability is not stated (the KG has no sourced criteria for it)."""
+    measurement, no claim); resectability is the ``resectability`` subtask (``families/resectability.py``)."""
     out = []
     for lesion in make.facts.lesions:
         measured = sorted(v for v in lesion.vessel_contact_deg if make.facts.organ(v) is not None)

@@ -103,9 +103,10 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
                           fact_ids=fact_ids, kg_node_ids=kg_ids, roi_box=list(lesion.bbox.normalized),
                           follows_from=[0, pathology.index]))
         q, tpl = make.question("tnm", organ, organ=name)
+        text, form = make.answer("tnm", organ, parts="; ".join(answer))
         out.append(make.make(task="tnm_staging", subtask="tnm", subject=organ,
                              question=report_context(facts, [lesion], stage=True) + q, template=tpl,
-                             answer="; ".join(answer) + ".", conclusion=steps[-1].text, organ=organ,
+                             answer=text, answer_template=form, conclusion=steps[-1].text, organ=organ,
                              lesion_id=lesion.id, roi_box=list(lesion.bbox.normalized), steps=steps,
                              think=render_think(steps)))
     return out + size_records(make)

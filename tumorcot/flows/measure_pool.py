@@ -1,0 +1,112 @@
+"""Measurement and claim checks in worker processes, feeding the LLM scheduler of a threads build.
+
+Why: with the threads runner, measurement (CT decode, masks, features), drafting, claim checks
+and the LLM client share one interpreter lock, so a build of small cases uses about one core and
+the LLM stage cannot keep the endpoint busy. Measuring in other processes frees the build
+process for the agents. Records do not depend on where a case was measured.
+
+- ``measurement_processes(workers, segmentation)``: how many processes (0 = measure in the
+  calling thread): ``$TUMORCOT_MEASURE_PROCESSES`` when set, else ``min(workers, CPUs)``; always 0
+  in a daemonic process (a Dask worker may not start children), on a single CPU, and when
+  TotalSegmentator runs (its Prefect task belongs to the flow's process).
+- ``prepared(cases, prepare, processes)``: ``prepare(case)`` for every case, in completion
+  order, as ``(case, result or exception)``; at most ``2 * processes`` cases measured ahead, which
+  bounds the facts held in memory.
+- ``warm(processes)``: start that pool's processes now (the CLI does, while Prefect starts).
+- ``worker_pool(processes)``: that pool (one per process and size; ``spawn``: safe beside running
+  threads; started on first use, closed at exit); the LLM generator runs its last gate there.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+ENV = "TUMORCOT_MEASURE_PROCESSES"
+T = TypeVar("T")
+
+_POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+_LOCK = threading.Lock()
+
+
+def measurement_processes(workers: int, segmentation: Any = None) -> int:
+    backend = segmentation.get("backend") if isinstance(segmentation, dict) else getattr(segmentation, "backend", None)
+    if multiprocessing.current_process().daemon or backend == "totalsegmentator":
+        return 0
+    setting = os.environ.get(ENV, "").strip()
+    if setting:
+        if not setting.isdigit():
+            raise ValueError(f"${ENV} must be a whole number of processes (0: measure in the build's own "
+                             f"threads), not {setting!r}")
+        return int(setting)
+    cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else max(1, min(workers, cpus))
+
+
+def worker_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
+    with _LOCK:
+        pool = _POOLS.get(processes)
+        if pool is None:
+            pool = _POOLS[processes] = concurrent.futures.ProcessPoolExecutor(
+                processes, mp_context=multiprocessing.get_context("spawn"))
+        return pool
+
+
+def _ready() -> bool:
+    import tumorcot.agents.llm  # noqa: F401  (what a measurement or a last gate needs, imported once)
+    import tumorcot.flows.cases  # noqa: F401
+    from tumorcot.knowledge_graph import load_kg
+
+    load_kg()
+    return True
+
+
+def warm(processes: int) -> None:
+    """Start the pool's processes and their imports in the background (returns at once)."""
+    pool = worker_pool(processes)
+    for _ in range(processes):
+        pool.submit(_ready)
+
+
+def close_pools() -> None:
+    with _LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(close_pools)
+
+
+def prepared(cases: Iterable[T], prepare: Callable[[T], Any], processes: int) -> Iterator[tuple[T, Any]]:
+    """``(case, prepare(case))`` in completion order; the exception instead of the result when
+    the worker could not return it (e.g. the pool broke). ``processes == 0``: in this thread."""
+    if processes <= 0:
+        for case in cases:
+            try:
+                yield case, prepare(case)
+            except Exception as exc:  # prepare reports bad cases itself; this is a last resort
+                yield case, exc
+        return
+    pool, pending, source = worker_pool(processes), {}, iter(cases)
+
+    def fill() -> None:
+        while len(pending) < 2 * processes:
+            case = next(source, None)
+            if case is None:
+                return
+            pending[pool.submit(prepare, case)] = case
+
+    fill()
+    while pending:
+        done, _ = concurrent.futures.wait(pending, return_when="FIRST_COMPLETED")
+        for future in done:
+            case = pending.pop(future)
+            exc = future.exception()
+            yield case, exc if exc is not None else future.result()
+        fill()
