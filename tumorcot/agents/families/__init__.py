@@ -9,7 +9,7 @@ family         subtasks                                                         
 localization   organ_box, lesion_box                                                 organ / lesion mask
 lesion_attr.   presence, count, size, density, shape, margin, content, sub_location lesion mask
 cot_report     organ_report (findings -> impression -> pathology, then conclusion)   lesion mask
-tnm_staging    tnm                                                                   labels, or a size rule
+tnm_staging    tnm; t_check, t_band (a given T the size rule checks)                 labels, or a size rule
 pathology      pathology (labels; otherwise a KG differential, said to be one)       a lesion
 organ_measure  organ_volume, spleen_size, liver_fat, kidney_compare (``organs``)     complete organs
 tumor_burden   lesion_burden, largest_lesion, location_count (``burden``)           lesion mask
@@ -22,7 +22,8 @@ multi-step chains (``chain``): value -> reference or threshold -> label; the les
 and boxes are chains too (their links in ``attribute_links`` and ``localization.box_links``).
 
 ``choice`` holds the closed answer sets multiple-choice questions draw options from,
-``focus`` the interleaved organ-focus turns, ``negatives`` the negative-share selection.
+``focus`` the interleaved organ-focus turns, ``negatives`` the negative-share selection, ``mix``
+the family mix each split's shards keep (applied when shards are written, ``store.mixing``).
 """
 
 FAMILIES = ("localization", "lesion_attribute", "cot_report", "tnm_staging", "pathology",

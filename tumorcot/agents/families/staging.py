@@ -164,10 +164,11 @@ def _t_check_record(make: RecordFactory, lesion: LesionFacts, check: TCheck) -> 
                       kg_node_ids=[check.rule] if check.size_t else []))
     name = lesion_name(lesion, facts)
     q, tpl = make.question("t_check", lesion.organ, lesion=name, given_t=check.given_t)
-    answer = make.answer("t_check", lesion.organ, verdict=verdict, given_t=check.given_t, size_t=check.size_t,
-                         cm=fmt(check.greatest_dimension_cm))
+    answer, form = make.answer("t_check", lesion.organ, verdict=verdict, given_t=check.given_t,
+                               size_t=check.size_t, cm=fmt(check.greatest_dimension_cm))
     return make.make(task="tnm_staging", subtask="t_check", subject=lesion.organ,
                      question=report_context(facts, [lesion], stage=True) + q, template=tpl, answer=answer,
+                     answer_template=form,
                      conclusion=answer, organ=lesion.organ, lesion_id=lesion.id,
                      roi_box=list(lesion.bbox.normalized), steps=steps, think=render_think(steps))
 
@@ -203,10 +204,12 @@ def _t_band_record(make: RecordFactory, lesion: LesionFacts, check: TCheck) -> C
                       roi_box=list(lesion.bbox.normalized)))
     name = lesion_name(lesion, facts)
     q, tpl = make.question("t_band", lesion.organ, lesion=name)
-    answer = make.answer("t_band", lesion.organ, size_t=check.size_t, band=band, cm=fmt(check.greatest_dimension_cm),
-                         high=None if check.band_high_cm is None else fmt(check.band_high_cm),
-                         gap=None if check.below_high_cm is None else fmt(check.below_high_cm))
+    answer, form = make.answer("t_band", lesion.organ, size_t=check.size_t, band=band,
+                               cm=fmt(check.greatest_dimension_cm),
+                               high=None if check.band_high_cm is None else fmt(check.band_high_cm),
+                               gap=None if check.below_high_cm is None else fmt(check.below_high_cm))
     return make.make(task="tnm_staging", subtask="t_band", subject=lesion.organ,
                      question=report_context(facts, [lesion]) + q, template=tpl, answer=answer,
+                     answer_template=form,
                      conclusion=answer, organ=lesion.organ, lesion_id=lesion.id,
                      roi_box=list(lesion.bbox.normalized), steps=steps, think=render_think(steps))
