@@ -79,3 +79,20 @@ def test_hull_over_row_ends_has_the_vertices_of_the_hull_over_the_whole_boundary
                 for a in range(0, len(points), 512))
     assert brute == pytest.approx(75.2)
     assert max_diameter_3d(ball, spacing) == pytest.approx(brute + 0.4, abs=1e-6)
+
+
+def test_axis_ratio_of_a_lesion_one_slice_thick_is_that_of_the_slab_it_fills():
+    """A disc of radius 20 mm in one 5 mm slice: the solid's second moments are R^2 / 4 in plane
+    (a uniform disc) and t^2 / 12 through it (a uniform slab), so the ratio is
+    sqrt((R^2 / 4) / (t^2 / 12)) = sqrt(100 / 2.083) = 6.93, not the unbounded ratio of the voxel
+    centres (whose spread through the slice is zero)."""
+    from tumorcot.imaging.shape import axis_ratio
+
+    radius, thickness, pixel = 20.0, 5.0, 0.5
+    n = int(2 * radius / pixel) + 4
+    y, x = np.mgrid[:n, :n] * pixel
+    centre = (n - 1) * pixel / 2
+    mask = np.zeros((3, n, n), bool)
+    mask[1] = (x - centre) ** 2 + (y - centre) ** 2 <= radius ** 2
+    expected = np.sqrt((radius ** 2 / 4) / (thickness ** 2 / 12))
+    assert axis_ratio(mask, (pixel, pixel, thickness)) == pytest.approx(expected, rel=0.03)

@@ -4,8 +4,9 @@
   al., Radiology 2020;295:328-338): (36 pi V^2)^(1/3) / A on the triangle mesh of the mask
   (marching cubes at level 0.5 on the zero-padded mask, voxel spacing applied; A = mesh area,
   V = mesh volume by the divergence theorem), as pyradiomics computes it.
-- Axis ratio: sqrt of the largest over the smallest eigenvalue of the voxel coordinates' covariance
-  (mm); 1.0 for a ball, 3.0 for a 3:3:1 disc.
+- Axis ratio: sqrt of the largest over the smallest eigenvalue of the covariance (mm) of the solid
+  the voxels fill (their centres' covariance plus spacing^2 / 12 per axis, the variance of one
+  voxel); 1.0 for a ball, 3.0 for a 3:3:1 disc, finite for a lesion one slice thick.
 - Lobulation index: area-weighted mean, over axial contours, of the convex deficiency
   (convex-hull pixels - pixels - ``DIGITISATION_EXCESS`` x hull perimeter) / hull pixels, on at most ``MAX_SLICES`` evenly spaced slices with at least
   ``MIN_SLICE_PIXELS`` pixels. A convex outline (ellipse, disc) has solidity ~1 whatever its
@@ -71,8 +72,10 @@ def axis_ratio(mask: np.ndarray, spacing_ijk) -> float:
     points = np.stack([a * float(s) for a, s in zip(index, spacing_ijk[::-1])], axis=1)
     if len(points) < 4:
         return 1.0
-    eig = np.linalg.eigvalsh(np.cov(points, rowvar=False))
-    eig = np.clip(eig, 1e-12, None)
+    # the covariance of the solid the voxels fill, not of their centres: each voxel adds the
+    # variance of a uniform box, spacing^2 / 12 per axis (a one-slice lesion is thin, not flat)
+    voxel = np.diag([float(s) ** 2 / 12.0 for s in spacing_ijk[::-1]])
+    eig = np.linalg.eigvalsh(np.cov(points, rowvar=False) + voxel)
     return float(np.sqrt(eig[-1] / eig[0]))
 
 
