@@ -81,7 +81,8 @@ def build_dataset(manifest: Path, out: Path, generator: str | None = None, force
     task and the first to finish sizes the rest (``auto_batch_size``), so that the per-task
     orchestration cost stays small whether a case takes 50 ms (phantoms) or a minute (real CT).
     ``generator`` (``offline`` or ``llm``), ``options`` (``GenerationOptions`` fields: splits,
-    negative share, multiple-choice share, interleaving) and ``segmentation`` (``SegmentationPlan``
+    negative share, multiple-choice share, interleaving, family mix -- TumorCoT's by default,
+    ``{"family_mix": null}`` publishes every record) and ``segmentation`` (``SegmentationPlan``
     fields) override the settings stored with the dataset (``flows/settings.py``; defaults for a
     new dataset: offline, default options, the manifest's masks); ``state_dir_path`` is the
     private state folder (default: ``$TUMORCOT_STATE_DIR``, else ``OUT.private`` beside ``out``).

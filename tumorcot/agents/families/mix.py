@@ -11,8 +11,11 @@ ratios; every case's records stay in the private store):
    outside the groups is kept as is;
 3. within a group, records taken round-robin over subtasks in hash order, so every subtask keeps
    its turn; within a subtask, each stratum (negative or not, open or multiple choice with k
-   options) keeps its share of the subtask, and multiple-choice records take the answer positions
-   in turn, so the letters stay balanced however many records the mix drops.
+   options) keeps its share of the subtask;
+4. then the letters are balanced after sampling: each multiple-choice stratum keeps as many
+   records, re-chosen so that every pick takes the split's least-used answer position the
+   stratum has (options are placed per case, before the mix drops records; this restores the
+   balance without touching a record).
 
 Deterministic: the same candidates always give the same selection (hashes of record ids only).
 """
@@ -71,10 +74,39 @@ def _select_split(rows: list[Candidate], mix: dict[str, float]) -> set[str]:
     if not weighted:
         return keep
     scale = min(len(rs) / mix[g] for g, rs in weighted.items())
+    chosen: list[Candidate] = []
     for g, rs in weighted.items():
         quota = min(len(rs), max(1, round(scale * mix[g])))
-        keep |= {r.record_id for r in _round_robin(rs)[:quota]}
-    return keep
+        chosen += _round_robin(rs)[:quota]
+    return keep | {r.record_id for r in _balance_positions(chosen, rows)}
+
+
+def _balance_positions(chosen: list[Candidate], pool: list[Candidate]) -> list[Candidate]:
+    """``chosen`` with its multiple-choice records re-chosen within their strata (subtask,
+    negative or not, k options; as many from each) so that the answer letters of the split are
+    balanced: each pick takes the least-used letter the stratum still has (ties in hash order)."""
+    taken: dict[tuple, int] = {}
+    for r in chosen:
+        if r.choices:
+            taken[_stratum(r)] = taken.get(_stratum(r), 0) + 1
+    supply: dict[tuple, dict[int, list[Candidate]]] = {}
+    for r in sorted(pool, key=_order):
+        if r.choices and _stratum(r) in taken:
+            supply.setdefault(_stratum(r), {}).setdefault(r.answer_index, []).append(r)
+    counts: dict[int, dict[int, int]] = {}
+    out = [r for r in chosen if not r.choices]
+    for key in sorted(taken, key=lambda key: unit_hash("position", *map(str, key))):
+        used, queues = counts.setdefault(key[2], {}), supply[key]
+        for _ in range(taken[key]):
+            p = min((p for p in queues if queues[p]),
+                    key=lambda p: (used.get(p, 0), unit_hash("position", *map(str, key), str(p))))
+            out.append(queues[p].pop(0))
+            used[p] = used.get(p, 0) + 1
+    return out
+
+
+def _stratum(r: Candidate) -> tuple:
+    return r.subtask, r.negative, r.choices
 
 
 def _order(record: Candidate) -> float:
@@ -91,24 +123,10 @@ def _round_robin(records: list[Candidate]) -> list[Candidate]:
 
 
 def _stratified(records: list[Candidate]) -> list[Candidate]:
-    """One subtask's records so that every prefix holds each stratum (negative, number of
-    options) in proportion to its size, and a multiple-choice stratum's answer positions in turn."""
-    strata: dict[tuple[bool, int], list[Candidate]] = {}
-    for r in records:
-        strata.setdefault((r.negative, r.choices), []).append(r)
-    keyed = []
-    for stratum in strata.values():
-        ordered = _positions_in_turn(stratum)
-        keyed += [((i + 0.5) / len(ordered), _order(r), r) for i, r in enumerate(ordered)]
-    return [r for _, _, r in sorted(keyed, key=lambda k: k[:2])]
-
-
-def _positions_in_turn(records: list[Candidate]) -> list[Candidate]:
-    """Records by answer position in turn, each position's by hash. The positions' turn order
-    is drawn per stratum, so cutting many strata short favours no letter."""
-    by_position: dict[int | None, list[Candidate]] = {}
+    """One subtask's records so that every prefix holds each stratum (negative or not, number of
+    options) in proportion to its size; within a stratum by hash."""
+    strata: dict[tuple, list[Candidate]] = {}
     for r in sorted(records, key=_order):
-        by_position.setdefault(r.answer_index, []).append(r)
-    salt = f"{records[0].split}\x1f{records[0].subtask}\x1f{records[0].negative}\x1f{records[0].choices}"
-    queues = [by_position[p] for p in sorted(by_position, key=lambda p: unit_hash("position", salt, str(p)))]
-    return [r for turn in zip_longest(*queues) for r in turn if r is not None]
+        strata.setdefault(_stratum(r), []).append(r)
+    keyed = [((i + 0.5) / len(stratum), _order(r), r) for stratum in strata.values() for i, r in enumerate(stratum)]
+    return [r for _, _, r in sorted(keyed, key=lambda k: k[:2])]
