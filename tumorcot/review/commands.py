@@ -98,7 +98,7 @@ def register(app: typer.Typer, console: Console) -> None:
         out: Path = typer.Argument(..., help="HTML file to write (plots embedded)."),
         as_json: bool = typer.Option(False, "--json", help="Print the report's numbers as JSON (instead of the summary)."),
     ):
-        """QC report: task mix vs TumorCoT's, lesion size/volume per organ, attenuation and contrast phase,
+        """QC report: family mix vs TumorCoT's, lesion size/volume per organ, attenuation and contrast phase,
         answer positions, splits, rejections by reason, review error rates, and a leakage audit
         (exit 1 when a CT or a patient is in two splits)."""
         from tumorcot.review.report import write_report
@@ -111,9 +111,9 @@ def register(app: typer.Typer, console: Console) -> None:
         if as_json:
             typer.echo(json.dumps({k: v for k, v in q.items() if k != "lesions"}, indent=1))
             raise typer.Exit(1 if q["leakage"] else 0)
-        mix = ", ".join(f"{r['task']} {100 * r['share']:.0f} %" for r in q["task_mix"])
+        mix = ", ".join(f"{r['group']} {100 * r['share']:.0f} %" for r in q["family_mix"])
         console.print(f"wrote {escape(str(out))}: {q['records']} records, {q['cases']} cases, "
-                      f"{len(q['lesions'])} lesions; task mix {mix}")
+                      f"{len(q['lesions'])} lesions; family mix {mix}")
         for line in q["leakage"]:
             console.print(f"[red]error[/red] {escape(line)}")
         if q["leakage"]:

@@ -10,9 +10,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-TASK_NAMES = {"lesion_attribute": "lesion attributes", "cot_report": "CoT report", "localization": "localization",
-              "tnm_staging": "TNM staging", "pathology": "pathology"}
-
 
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
@@ -28,16 +25,16 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def task_mix(rows: list[dict]) -> bytes:
+def family_mix(rows: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     x = range(len(rows))
     ax.bar([i - 0.2 for i in x], [100 * r["share"] for r in rows], width=0.4, label="this dataset")
     ax.bar([i + 0.2 for i in x], [100 * (r["published_share"] or 0) for r in rows], width=0.4,
            label="TumorCoT (published)", color="#bbb")
-    ax.set_xticks(list(x), [TASK_NAMES.get(r["task"], r["task"]) for r in rows], rotation=15)
+    ax.set_xticks(list(x), [r["group"] for r in rows])
     ax.set_ylabel("% of records")
     ax.legend()
-    ax.set_title("Task mix")
+    ax.set_title("Family mix (TumorCoT's four groups)")
     return _png(fig)
 
 

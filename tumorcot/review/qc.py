@@ -14,12 +14,10 @@ import pyarrow.parquet as pq
 from tumorcot.store.log_stats import rejection_reasons
 from tumorcot.review.ingest import review_summary
 from tumorcot.review.leakage import dataset_leaks, describe_leak
+from tumorcot.schemas.options import TUMORCOT_MIX
 from tumorcot.store.shards import read_manifest
 from tumorcot.store.stats import load_or_compute_stats
 
-PUBLISHED_MIX = {"lesion_attribute": 0.60, "cot_report": 0.19, "localization": 0.11, "tnm_staging": 0.10}
-"""TumorCoT's published task mix (1,497,818 records; TumorChain, ICLR 2026): lesion attributes 60 %,
-per-organ CoT report 19 %, localization 11 %, TNM staging 10 %."""
 LOG_COLUMNS = ["agent", "verdict", "record_id", "reasons"]
 
 
@@ -42,9 +40,16 @@ def _log_rows(dataset_dir: Path, manifest: dict) -> list[dict]:
 
 def task_mix(by_task: dict[str, int]) -> list[dict]:
     total = sum(by_task.values())
-    tasks = list(PUBLISHED_MIX) + sorted(set(by_task) - set(PUBLISHED_MIX))
-    return [{"task": t, "records": by_task.get(t, 0), "share": by_task.get(t, 0) / total if total else 0.0,
-             "published_share": PUBLISHED_MIX.get(t)} for t in tasks]
+    return [{"task": t, "records": n, "share": n / total if total else 0.0} for t, n in by_task.items()]
+
+
+def family_mix(stats: dict) -> list[dict]:
+    """The family groups' shares (``stats.json`` family_mix) beside TumorCoT's published mix
+    (``schemas.options.TUMORCOT_MIX``: 1,497,818 records; TumorChain, ICLR 2026)."""
+    mix = stats["family_mix"]
+    groups = list(TUMORCOT_MIX) + sorted(set(mix["records"]) - set(TUMORCOT_MIX))
+    return [{"group": g, "records": mix["records"].get(g, 0), "share": mix["achieved"].get(g) or 0.0,
+             "published_share": TUMORCOT_MIX.get(g)} for g in groups]
 
 
 def lesion_rows(facts: list[dict]) -> list[dict]:
@@ -62,7 +67,7 @@ def qc_figures(dataset_dir: Path) -> dict:
     return {
         "dataset": str(dataset_dir), "run_id": manifest["run_id"], "records": stats["records"],
         "cases": len(manifest["cases"]), "failing_cases": len(manifest.get("failures", [])),
-        "task_mix": task_mix(stats["by_task"]),
+        "task_mix": task_mix(stats["by_task"]), "family_mix": family_mix(stats),
         "lesions": lesion_rows(facts),
         "contrast_phase": dict(Counter(f.get("contrast_phase") or "not estimated" for f in facts)),
         "answer_positions": stats["answer_positions"],

@@ -21,7 +21,7 @@ def write_report(dataset_dir: Path, out: Path) -> dict:
         raise ReviewError(f"{dataset_dir} is not a tumorcot dataset (no manifest.json)")
     q = qc_figures(dataset_dir)
     figures = {
-        "task_mix": plots.task_mix(q["task_mix"]),
+        "family_mix": plots.family_mix(q["family_mix"]),
         "lesion_size": plots.lesion_size(q["lesions"]),
         "attenuation": plots.attenuation(q["lesions"], q["contrast_phase"]),
         "answer_positions": plots.answer_positions(q["answer_positions"]),
