@@ -109,19 +109,21 @@ def tree_cpu_s(pid: int, seen: dict[int, float]) -> float:
     return sum(seen.values())
 
 
-def sample_cpu(process: subprocess.Popen, every_s: float = 0.05) -> list[tuple[float, float]]:
-    """(monotonic time, CPU seconds of the build and its worker processes) every ``every_s`` until
-    it exits; the server stamps requests with the same clock."""
+def sample_cpu(process: subprocess.Popen, every_s: float = 0.05) -> list[tuple[float, float, float]]:
+    """(monotonic time, CPU seconds of the build and its worker processes, of the build process
+    alone) every ``every_s`` until it exits; the server stamps requests with the same clock."""
     samples, seen = [], {}
     while process.poll() is None:
-        samples.append((time.monotonic(), tree_cpu_s(process.pid, seen)))
+        total = tree_cpu_s(process.pid, seen)
+        samples.append((time.monotonic(), total, seen.get(process.pid, 0.0)))
         time.sleep(every_s)
     return samples
 
 
-def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
-    """CPU seconds the sampled process used between ``start`` and ``end`` (nearest samples)."""
-    inside = [cpu for t, cpu in samples if start <= t <= end]
+def cpu_between(samples: list[tuple[float, float, float]], start: float, end: float, column: int = 1) -> float:
+    """CPU seconds used between ``start`` and ``end`` (nearest samples): column 1 the build and its
+    workers, 2 the build process alone."""
+    inside = [sample[column] for sample in samples if start <= sample[0] <= end]
     return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
 
 
@@ -197,11 +199,13 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
           f"start-up and measurement included), oracle server {1000 * server_cpu / n:.1f} ms per request; "
           f"at C/L the build alone needs {summary['cpu_s'] / n * ideal:.1f} cores")
     stage_cpu = cpu_between(summary["cpu_samples"], figures["start"], figures["end"])
+    main_cpu = cpu_between(summary["cpu_samples"], figures["start"], figures["end"], column=2)
     cores = os.cpu_count() or 1
     per_request = stage_cpu / n
     ceiling = min(ideal, cores / per_request) if per_request > 0 else ideal
     print(f"  CPU during the LLM stage: build and its workers {stage_cpu:.1f} s = {stage_cpu / figures['span_s']:.2f} cores "
-          f"busy, {1000 * per_request:.1f} ms per request (measurement, drafting, claim checks, storing of the cases "
+          f"busy (the build process itself {main_cpu / figures['span_s']:.2f}: one interpreter lock), "
+          f"{1000 * per_request:.1f} ms per request (measurement, drafting, claim checks, storing of the cases "
           f"in flight); so this machine ({cores} CPUs) can feed at most {ceiling:.1f} requests/s = "
           f"{ceiling / ideal:.3f} of C/L; achieved / that ceiling = {figures['rate'] / ceiling:.3f}")
     figures.update(stage_cpu_s=stage_cpu, ceiling_ratio=ceiling / ideal)
