@@ -94,7 +94,7 @@ class LLMGenerator:
         self.options = options or GenerationOptions()
         self.name = f"llm:{config.model}"
         self.last: LLMGeneration | None = None
-        self.check_pool = None   # an executor of worker processes for the last gate (kg must be load_kg())
+        self.check_pool = None   # worker processes for drafting and the last gate (kg must be load_kg())
 
     def generate(self, facts: CaseFacts, report: str | None = None) -> list[CoTRecord]:
         """Synchronous entry point (its own event loop); the full outcome is kept in ``last``."""
@@ -107,12 +107,9 @@ class LLMGenerator:
             async with LLMClient(self.config, run_id=self.run_id) as own:
                 return await self.agenerate(facts, report, own)
         case = _Case(facts, client, self.run_id)
-        offline = OfflineGenerator(self.kg, self.options)
-        offline.name = self.name
-        # CPU-heavy steps (drafting, claim checks) run in a worker thread: the event loop is shared
-        # by every case in flight and must stay free to send and receive their requests.
-        base = await asyncio.to_thread(lambda: select_negatives(offline.draft(facts),  # no calls for dropped ones
-                                                                self.options.negative_share))
+        # CPU-heavy steps (drafting, claim checks) run off the event loop, which is shared by every
+        # case in flight and must stay free to send and receive their requests.
+        base = await self._offload(drafted, facts, self.options, self.name)
         reports = {r.organ: r for r in base if r.subtask == "organ_report"}
         others = [r for r in base if r.subtask != "organ_report"]
 
@@ -303,14 +300,17 @@ class LLMGenerator:
 
         return await asyncio.to_thread(apply)
 
-    async def _gate(self, case: _Case, records: list[CoTRecord]):
-        """``last_gate`` off the shared loop: in the build's worker processes when it has them
-        (``check_pool``; the loop's process then only sends and receives), else in a thread."""
-        args = (records, case.originals, case.facts, self.options.interleave)
+    async def _offload(self, function, *args):
+        """``function(*args, kg=...)`` off the shared loop: in the build's worker processes when it
+        has them (``check_pool``, whose processes use their own ``load_kg()``), else in a thread."""
         if self.check_pool is not None:
-            accepted, rejected, reworded = await asyncio.wrap_future(self.check_pool.submit(last_gate, *args))
-        else:
-            accepted, rejected, reworded = await asyncio.to_thread(last_gate, *args, kg=self.kg)
+            return await asyncio.wrap_future(self.check_pool.submit(function, *args))
+        return await asyncio.to_thread(function, *args, kg=self.kg)
+
+    async def _gate(self, case: _Case, records: list[CoTRecord]):
+        """``last_gate`` off the shared loop, its rejected rewordings logged."""
+        accepted, rejected, reworded = await self._offload(last_gate, records, case.originals, case.facts,
+                                                           self.options.interleave)
         for record_id, why in reworded:
             case.verdict("questions", record_id, "rejected", why)
         return accepted, rejected
@@ -328,6 +328,14 @@ class LLMGenerator:
     def _fail(self, case: _Case, record: CoTRecord, reasons: list[str]) -> None:
         case.failed[record.record_id] = reasons
         case.verdict("calibrator", record.record_id, "failed", reasons)
+
+
+def drafted(facts: CaseFacts, options: GenerationOptions, name: str, kg: KnowledgeGraph | None = None):
+    """The offline generator's records of a case, less the negatives the share drops (no calls
+    are made for those); a plain function, so a worker process can run it."""
+    offline = OfflineGenerator(kg if kg is not None else load_kg(), options)
+    offline.name = name
+    return select_negatives(offline.draft(facts), options.negative_share)
 
 
 def last_gate(records: list[CoTRecord], originals: dict[str, CoTRecord], facts: CaseFacts, interleave: bool,

@@ -224,7 +224,7 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
     measure = functools.partial(_prepare_bound, dataset_dir=dataset_dir, salt=salt, run_id=run_id, force=force,
                                 versions=versions, segmentation=segmentation, state=state)
     processes = measurement_processes(workers, segmentation) if max(build_cases, len(cases)) >= POOLED_CASES else 0
-    if processes:   # the same processes run the claim checks of the last gate
+    if processes:   # the same processes draft the records and run the last gate's claim checks
         generator.check_pool = worker_pool(processes)
         scheduler.worker_processes = max(scheduler.worker_processes, processes)
 
