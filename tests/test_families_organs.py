@@ -138,7 +138,7 @@ def test_wording_banks_are_deep_and_used(phantom):
 
 
 VALUE_WORDS = {"spleen_size": ("splenomegaly", "enlarged"), "liver_fat": ("steatosis",),
-               "kidney_compare": ("left", "right"),
+               "kidney_compare": ("left", "right", "similar", "discrepancy", "symmetric"),
                "relative_position": ("left", "right", "above", "below", "anterior", "posterior")}
 
 

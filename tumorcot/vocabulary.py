@@ -245,6 +245,12 @@ THRESHOLDS = {
     "steatosis_liver_spleen_hu": (1.0, "HU", "Park YS, Park SH, Lee SS et al., Radiology 2011;258:760-766, Results: "
                                   "liver minus spleen attenuation on non-contrast CT 1-18 HU in biopsy-proven "
                                   "non-steatotic livers; below 1 HU as the criterion for steatosis"),
+    "kidney_length_gap_cm": (1.5, "cm", "ACC/AHA 2005 Practice Guidelines for the Management of Patients With "
+                             "Peripheral Arterial Disease (Hirsch AT et al., Circulation 2006;113:e463-e654), renal "
+                             "arterial disease, recommendations on the clinical clues to the diagnosis of renal artery "
+                             "stenosis, class I (Level of Evidence B): atrophic kidney or 'a discrepancy in size "
+                             "between the 2 kidneys of greater than 1.5 cm' (as tabulated in Prog Cardiovasc Dis "
+                             "2011;54:29-35, Table 3); the size in cm read as renal length along the long axis"),
     "relation_min_mm": (10.0, "mm", "tumorcot: centres closer than 10 mm along an axis state no relation on it"),
     # pancreatic resectability (knowledge_graph/resectability.py; the rows are the KG's resectability:pancreas)
     "vessel_encasement_deg": (180.0, "deg", "NCCN Guidelines Pancreatic Adenocarcinoma Version 2.2021 (Tempero MA et "

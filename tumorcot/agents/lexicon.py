@@ -62,7 +62,8 @@ KIND_WORDS = ("cyst", "cysts")
 # Organ-level findings: phrase -> (the finding value, the derived fact that decides it).
 ORGAN_FINDINGS = {"splenomegaly": ("splenomegaly", "size_finding"),
                   "hepatic steatosis": ("hepatic steatosis", "fat_finding"),
-                  "steatosis": ("hepatic steatosis", "fat_finding")}
+                  "steatosis": ("hepatic steatosis", "fat_finding"),
+                  "size discrepancy": ("size discrepancy", "length_finding")}
 CATEGORY_WORDS = {"malignancy": "pathology:malignant", "cancer": "pathology:malignant"}
 NUMBER_WORDS = {w: i for i, w in enumerate(("zero one two three four five six seven eight nine ten eleven "
                                             "twelve").split())}

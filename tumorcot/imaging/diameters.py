@@ -8,6 +8,12 @@ radius r this is 2r within one voxel. The perpendicular (short-axis) diameter is
 on the long axis's slice, perpendicular to it: voxel centres are binned along the long axis
 (bin = the smallest in-plane spacing) and the widest bin counts, with the same edge rule.
 Distances use index offsets times spacing, which is exact for any orthonormal direction matrix.
+
+An organ's length (``principal_length_mm``, kidneys) is measured along its long axis, not between
+two boundary points: the voxel centres projected on the first principal axis of the solid they
+fill (their covariance plus spacing^2 / 12 per axis, as ``imaging.shape``), the extent of the
+projections plus the same half voxel width along that axis. A kidney lies oblique to the
+scanner axes, so this is its pole-to-pole length, which the craniocaudal extent underestimates.
 """
 
 from __future__ import annotations
@@ -136,3 +142,17 @@ def max_diameter_3d(mask: np.ndarray, spacing_mm) -> float:
     row_ends = np.flatnonzero(np.r_[True, change] | np.r_[change, True])
     length, unit = _farthest_pair(points, row_ends)
     return length + _edge_width(unit, spacing)
+
+
+def principal_length_mm(mask: np.ndarray, spacing_mm) -> float:
+    """Extent of the object along its first principal axis, edge to edge (mm)."""
+    spacing = np.array([spacing_mm[0], spacing_mm[1], spacing_mm[2]], dtype=float)
+    kk, jj, ii = np.nonzero(mask)
+    points = np.stack([ii, jj, kk], axis=1) * spacing
+    if len(points) < 2:
+        return float(spacing[2]) if len(points) else 0.0   # one voxel: its slice thickness
+    centred = points - points.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov(centred, rowvar=False) + np.diag(spacing**2 / 12.0))
+    axis = vectors[:, -1]   # eigh: eigenvalues ascending, the long axis last
+    along = centred @ axis
+    return float(along.max() - along.min()) + _edge_width(axis, spacing)

@@ -38,12 +38,13 @@ from scipy import ndimage
 from tumorcot.errors import CaseInputError, GeometryError
 from tumorcot.imaging.components import lesion_components
 from tumorcot.imaging.describe import describe_lesion
-from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d
+from tumorcot.imaging.diameters import axial_diameters, max_diameter_3d, principal_length_mm
 from tumorcot.imaging.geometry import bbox_slices, index_to_lps, make_box
 from tumorcot.imaging.io import same_grid
 from tumorcot.imaging.label_stats import label_statistics
 from tumorcot.imaging.regions import organ_reference, touches_edge
-from tumorcot.vocabulary import OUTSIDE_ORGANS as OUTSIDE, UNKNOWN_ORGAN as UNKNOWN, label_name, side_of, threshold
+from tumorcot.vocabulary import (KIDNEYS, OUTSIDE_ORGANS as OUTSIDE, UNKNOWN_ORGAN as UNKNOWN, label_name, side_of,
+                                 threshold)
 from tumorcot.schemas.facts import LesionFacts, OrganFacts
 
 ISODENSE_HU = threshold("isodense_hu")
@@ -60,7 +61,8 @@ def _check_grid(ct: sitk.Image, mask: sitk.Image, what: str, case: str | None) -
 def measure_organs(
     ct: sitk.Image, organ_mask: sitk.Image, *, case: str | None = None
 ) -> list[OrganFacts]:
-    """Volume, HU statistics, LPS centroid, box and side of every label in the organ mask."""
+    """Volume, HU statistics, LPS centroid, box and side of every label in the organ mask; the
+    kidneys' length along their principal axis (``diameters.principal_length_mm``)."""
     _check_grid(ct, organ_mask, "organ mask", case)
     labels = _label_view(organ_mask, "organ mask", case)
     stats = label_statistics(labels, sitk.GetArrayViewFromImage(ct))
@@ -69,6 +71,10 @@ def measure_organs(
     for label in sorted(stats):
         st = stats[label]
         name = label_name(label)
+        length = None
+        if name in KIDNEYS:   # the kidney-size comparison's measure (schemas.derived)
+            crop = labels[bbox_slices(st.vmin, st.vmax)] == label
+            length = round(principal_length_mm(crop, ct.GetSpacing()), 1)
         organs.append(
             OrganFacts(
                 name=name,
@@ -81,6 +87,7 @@ def measure_organs(
                 centroid_mm=index_to_lps(ct, st.centroid_ijk),
                 bbox=make_box(ct, st.vmin, st.vmax),
                 truncated=touches_edge(st.vmin, st.vmax, ct.GetSize()),
+                length_mm=length,
             )
         )
     return organs

@@ -43,6 +43,10 @@ PHASE_HU = {
 }
 PORTAL_VEIN_MM = ((-40.0, 5.0, 10.0), (-70.0, 0.0, 30.0), 6.0)   # a segment in the liver hilum
 KIDNEY_MEDULLA_INSET_MM = 8.0
+# kidney -> (centre, semi-axes) mm: 9 cm long craniocaudally (``right_kidney_scale`` shrinks the right one)
+KIDNEY_GEOMETRY = {"kidney_right": ((-60.0, 65.0, -30.0), (25.0, 28.0, 45.0)),
+                   "kidney_left": ((60.0, 65.0, -25.0), (25.0, 28.0, 45.0))}
+ATROPHIC_KIDNEY_SCALE = 0.7   # 6.3 cm against 9 cm: a size discrepancy beyond the 1.5 cm cut-off
 FATTY_LIVER_HU = 35.0   # liver minus spleen about -25 HU unenhanced: below Park 2011's 1 HU criterion
 LABEL = {name: label_id(name) for name in ("spleen", "kidney_right", "kidney_left", "liver", "stomach", "pancreas",
                                            "vertebrae_L1", "aorta", "inferior_vena_cava",
@@ -134,9 +138,13 @@ def organ_hu_of(phase: str) -> dict[str, float]:
             "kidney_right": p["kidney"][0], "kidney_left": p["kidney"][0], "vertebrae_L1": 400}
 
 
-def _anatomy(grid: _Grid, phase: str = "portal_venous", spleen_scale: float = 1.0, fatty_liver: bool = False):
+def _anatomy(grid: _Grid, phase: str = "portal_venous", spleen_scale: float = 1.0, fatty_liver: bool = False,
+             right_kidney_scale: float = 1.0):
     hu = np.full(grid.zyx, -1000.0, dtype=np.float32)
     labels = np.zeros(grid.zyx, dtype=np.uint8)
+    kidneys = dict(KIDNEY_GEOMETRY)
+    centre, radii = kidneys["kidney_right"]
+    kidneys["kidney_right"] = (centre, tuple(r * right_kidney_scale for r in radii))
     body = grid.cylinder(0.0, 10.0, 140.0, 110.0)
     hu[body] = -100.0
     hu[grid.cylinder(0.0, 10.0, 125.0, 95.0)] = 45.0
@@ -145,8 +153,7 @@ def _anatomy(grid: _Grid, phase: str = "portal_venous", spleen_scale: float = 1.
         "liver": grid.ellipsoid((-60.0, -5.0, 20.0), (75.0, 65.0, 70.0)),
         "stomach": grid.ellipsoid((55.0, -40.0, 40.0), (30.0, 25.0, 30.0)),
         "spleen": grid.ellipsoid((95.0, 45.0, 30.0), tuple(r * spleen_scale for r in (25.0, 35.0, 40.0))),
-        "kidney_right": grid.ellipsoid((-60.0, 65.0, -30.0), (25.0, 28.0, 45.0)),
-        "kidney_left": grid.ellipsoid((60.0, 65.0, -25.0), (25.0, 28.0, 45.0)),
+        **{name: grid.ellipsoid(centre, radii) for name, (centre, radii) in kidneys.items()},
         "pancreas": grid.capsule(*PANCREAS_AXIS_MM, PANCREAS_RADIUS_MM),
         "vertebrae_L1": grid.cylinder(0.0, 70.0, 18.0),
         "aorta": grid.cylinder(*AORTA_XY_MM, AORTA_RADIUS_MM),
@@ -161,8 +168,7 @@ def _anatomy(grid: _Grid, phase: str = "portal_venous", spleen_scale: float = 1.
         labels[inside] = LABEL[name]
         hu[inside] = organ_hu[name]
     medulla_hu = PHASE_HU[phase]["kidney"][1]
-    for name, (centre, radii) in {"kidney_right": ((-60.0, 65.0, -30.0), (25.0, 28.0, 45.0)),
-                                  "kidney_left": ((60.0, 65.0, -25.0), (25.0, 28.0, 45.0))}.items():
+    for name, (centre, radii) in kidneys.items():
         inner = grid.ellipsoid(centre, tuple(r - KIDNEY_MEDULLA_INSET_MM for r in radii))
         hu[inner & (labels == LABEL[name])] = medulla_hu
     return hu, labels
@@ -229,6 +235,7 @@ def make_phantom(
     phase: str = "portal_venous",
     spleen_scale: float = 1.0,
     fatty_liver: bool = False,
+    right_kidney_scale: float = 1.0,
     shape: tuple[int, int, int] = (160, 160, 80),
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 3.0),
 ):
@@ -241,11 +248,12 @@ def make_phantom(
     pancreatic-head lesion among the vessels of the NCCN resectability criteria, touched over
     planted angles: ``tumorcot.imaging.phantom_vessels``) or "none". ``phase``: contrast phase of the enhancing structures (``PHASE_HU``); ``spleen_scale``
     scales the spleen's radii (1.4: about 400 mL, enlarged); ``fatty_liver`` lowers the liver by
-    ``FATTY_LIVER_HU`` (below the spleen on a non-contrast scan).
+    ``FATTY_LIVER_HU`` (below the spleen on a non-contrast scan); ``right_kidney_scale`` scales the
+    right kidney's semi-axes (``ATROPHIC_KIDNEY_SCALE``: a small right kidney).
     """
     rng = np.random.default_rng(seed)
     grid = _Grid(shape, spacing_mm)
-    hu, labels = _anatomy(grid, phase, spleen_scale, fatty_liver)
+    hu, labels = _anatomy(grid, phase, spleen_scale, fatty_liver, right_kidney_scale)
     organ_hu = organ_hu_of(phase)
     if fatty_liver:
         organ_hu["liver"] -= FATTY_LIVER_HU
@@ -328,9 +336,10 @@ def _pathology(truth: PhantomTruth) -> str:
 
 def case_variant(index: int) -> dict:
     """Organ-level variety of case ``index`` (every 8th+6: non-contrast with a fatty liver and an
-    enlarged spleen; every 8th+7: non-contrast, normal organs); the rest portal venous, normal."""
+    enlarged spleen; every 8th+7: non-contrast with a small right kidney, a case without lesions);
+    the rest portal venous, normal."""
     return {6: {"phase": "non_contrast", "spleen_scale": 1.4, "fatty_liver": True},
-            7: {"phase": "non_contrast"}}.get(index % 8, {})
+            7: {"phase": "non_contrast", "right_kidney_scale": ATROPHIC_KIDNEY_SCALE}}.get(index % 8, {})
 
 
 RESECT_PLANS = ("resect_resectable", "resect_borderline", "resect_locally_advanced", "resect_venous")

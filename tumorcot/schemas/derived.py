@@ -17,8 +17,11 @@ Fact names (all in ``CaseFacts.fact_table``):
 * ``organ:spleen.volume_ml_over_normal``: spleen volume minus ``spleen_volume_ml``
 * ``organ:<o>.volume_ml_lesions``: lesion volume inside the organ (mL);
   ``organ:<o>.lesion_count_<sub-location>``: lesions per sub-location (all lesions placed)
-* ``organ:kidney_left.volume_ml_gap_right`` / ``volume_gap_right_pct``: |left - right| kidney
-  volume, in mL and in % of the smaller
+* ``organ:kidney_left.length_cm_gap_right``: |left - right| kidney length (cm, from the lengths
+  as stated, ``organ:<kidney>.length_cm``); ``length_finding``: "size discrepancy" when the gap
+  exceeds ``kidney_length_gap_cm`` (1.5 cm), else "similar length"; ``length_vs_right``:
+  "longer" / "shorter" / "equal". Only with both kidneys complete: a truncated kidney's length
+  is a lower bound
 * ``organ:<a>.lateral_vs_<b>`` / ``vertical_vs_<b>`` / ``depth_vs_<b>``: "left"/"right",
   "above"/"below", "anterior"/"posterior" (centres further apart than ``relation_min_mm``),
   with the offsets ``offset_x_vs_<b>_mm`` etc. (absolute, mm)
@@ -33,7 +36,8 @@ from tumorcot.vocabulary import THRESHOLDS, threshold
 if TYPE_CHECKING:
     from tumorcot.schemas.facts import CaseFacts, OrganFacts
 
-STATED_THRESHOLDS = ("spleen_volume_ml", "steatosis_liver_spleen_hu", "relation_min_mm", "isodense_hu",
+STATED_THRESHOLDS = ("spleen_volume_ml", "steatosis_liver_spleen_hu", "kidney_length_gap_cm", "relation_min_mm",
+                     "isodense_hu",
                      "vessel_encasement_deg",
                      # the lesion attribute rules a rationale walks through (agents/families/attribute_links.py)
                      "fatty_hu", "calcified_hu", "calcified_share", "fluid_hu_low", "fluid_hu_high",
@@ -64,6 +68,18 @@ def spleen_finding(volume_ml: float) -> str:
 
 def fat_finding(liver_minus_spleen_hu: float) -> str:
     return "hepatic steatosis" if liver_minus_spleen_hu < threshold("steatosis_liver_spleen_hu") else "no hepatic steatosis"
+
+
+def kidney_length_finding(gap_cm: float) -> str:
+    return "size discrepancy" if gap_cm > threshold("kidney_length_gap_cm") else "similar length"
+
+
+def kidney_lengths_cm(facts: "CaseFacts") -> tuple[float, float] | None:
+    """(left, right) kidney length in cm as records state it, when both kidneys are complete."""
+    left, right = complete(facts, "kidney_left"), complete(facts, "kidney_right")
+    if left is None or right is None or left.length_mm is None or right.length_mm is None:
+        return None
+    return round(left.length_mm / 10, 1), round(right.length_mm / 10, 1)
 
 
 def lesion_burden_pct(facts: "CaseFacts", organ: "OrganFacts") -> float | None:
@@ -104,11 +120,13 @@ def derived_facts(facts: "CaseFacts") -> list[tuple[str, str, float | str, str |
         out.append(("organ:liver", "hu_difference_spleen", diff, "HU"))
         if facts.contrast_phase == "non_contrast":
             out.append(("organ:liver", "fat_finding", fat_finding(diff), None))
-    left, right = complete(facts, "kidney_left"), complete(facts, "kidney_right")
-    if left is not None and right is not None:
-        gap = abs(left.volume_ml - right.volume_ml)
-        out.append(("organ:kidney_left", "volume_ml_gap_right", round(gap, 1), "mL"))
-        out.append(("organ:kidney_left", "volume_gap_right_pct", round(100 * gap / min(left.volume_ml, right.volume_ml), 1), "%"))
+    if (lengths := kidney_lengths_cm(facts)) is not None:
+        left_cm, right_cm = lengths
+        gap = round(abs(left_cm - right_cm), 1)
+        out.append(("organ:kidney_left", "length_cm_gap_right", gap, "cm"))
+        out.append(("organ:kidney_left", "length_finding", kidney_length_finding(gap), None))
+        out.append(("organ:kidney_left", "length_vs_right",
+                    "longer" if left_cm > right_cm else "shorter" if left_cm < right_cm else "equal", None))
     for organ in facts.organs:
         if not organ.truncated and organ.volume_ml > 0 and (pct := lesion_burden_pct(facts, organ)) is not None:
             out.append((f"organ:{organ.name}", "lesion_burden_pct", pct, "%"))

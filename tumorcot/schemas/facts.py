@@ -68,6 +68,9 @@ class OrganFacts(BaseModel):
                                        "lesions, eroded ~2 mm; measured for lesion hosts and the contrast-"
                                        "phase vessels; None for hollow organs and the gallbladder")
     reference_iqr_hu: float | None = Field(default=None, description="interquartile range of that region")
+    length_mm: float | None = Field(default=None, description="kidneys: extent along the principal (long) axis, "
+                                    "edge to edge (imaging.diameters.principal_length_mm); of the visible part "
+                                    "when truncated; None for other organs")
 
 
 class LesionFacts(BaseModel):
@@ -203,6 +206,8 @@ class CaseFacts(BaseModel):
             add(s, "truncated", "yes" if o.truncated else None)
             add(s, "lesion_count", o.lesion_count)
             add(s, "side", o.side)
+            add(s, "length_mm", o.length_mm, "mm")
+            add(s, "length_cm", None if o.length_mm is None else round(o.length_mm / 10, 1), "cm")
             for axis, v in zip(("x0", "y0", "z0", "x1", "y1", "z1"), o.bbox.normalized):
                 add(s, f"box_{axis}", v)
         for les in self.lesions:

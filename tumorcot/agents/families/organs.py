@@ -12,7 +12,8 @@ organ_volume   volume                                           a complete liver
 spleen_size    volume -> upper normal 314.5 mL -> label         a complete spleen
 liver_fat      liver and spleen HU -> difference -> cut-off ->  complete liver and spleen,
                label                                            non-contrast phase
-kidney_compare left and right volumes -> gap -> larger side     both kidneys complete
+kidney_compare left and right lengths -> gap -> cut-off 1.5 cm  both kidneys complete
+               -> similar length or the larger side
 ============== ================================================ ===================================
 """
 
@@ -95,17 +96,36 @@ def _liver_fat(make: RecordFactory) -> CoTRecord | None:
 
 
 def _kidney_compare(make: RecordFactory) -> CoTRecord | None:
+    """Kidney size as guidelines compare it: the length gap against 1.5 cm (a gap of a few mL or
+    mm is measurement noise, not asymmetry); the volumes stated as supporting values."""
     t = make.table
-    if "organ:kidney_left.volume_ml_gap_right" not in t:
-        return None
+    if "organ:kidney_left.length_finding" not in t:
+        return None   # both kidneys complete: a truncated kidney's length is a lower bound (schemas.derived)
     left, right = make.facts.organ("kidney_left"), make.facts.organ("kidney_right")
-    larger, smaller = (left, right) if left.volume_ml >= right.volume_ml else (right, left)
-    gap, pct = fmt(t["organ:kidney_left.volume_ml_gap_right"].value), fmt(t["organ:kidney_left.volume_gap_right_pct"].value)
-    big, small = display_name(larger.name), display_name(smaller.name)
-    ids = ["organ:kidney_left.volume_ml", "organ:kidney_right.volume_ml"]
-    links = [Link(f"The left kidney encloses {fmt(left.volume_ml)} mL and the right kidney {fmt(right.volume_ml)} mL.", ids),
-             Link(f"The {big} exceeds the {small} by {gap} mL, {pct} % of the smaller one.",
-                  ["organ:kidney_left.volume_ml_gap_right", "organ:kidney_left.volume_gap_right_pct", *ids])]
-    return chain_record(make, task=TASK, subtask="kidney_compare", subject="kidney", organ=larger.name, links=links,
-                        question={}, answer={"larger": big, "smaller": small, "big": fmt(larger.volume_ml),
-                                             "small": fmt(smaller.volume_ml), "gap": gap, "pct": pct})
+    cm = {o.name: t[f"organ:{o.name}.length_cm"].value for o in (left, right)}
+    longer, shorter = (left, right) if cm["kidney_left"] >= cm["kidney_right"] else (right, left)
+    gap, cut = fmt(t["organ:kidney_left.length_cm_gap_right"].value), f"{t['case.threshold_kidney_length_gap_cm'].value:g}"
+    discrepancy = t["organ:kidney_left.length_finding"].value == "size discrepancy"
+    big, small = display_name(longer.name), display_name(shorter.name)
+    lengths = ["organ:kidney_left.length_cm", "organ:kidney_right.length_cm"]
+    volumes = ["organ:kidney_left.volume_ml", "organ:kidney_right.volume_ml"]
+    compared = ["organ:kidney_left.length_cm_gap_right", "organ:kidney_left.length_vs_right", *lengths]
+    if discrepancy:
+        verdict = f"{gap} cm exceeds the {cut} cm cut-off: a size discrepancy, the {small} smaller than the {big}."
+    else:
+        verdict = f"{gap} cm is within the {cut} cm cut-off: the kidneys are similar in length, no size discrepancy."
+    links = [Link(make.step("kidney_compare", "length", "kidney", left=fmt(cm["kidney_left"]),
+                            right=fmt(cm["kidney_right"])), lengths),
+             Link(f"As supporting values, the left kidney encloses {fmt(left.volume_ml)} mL and the right kidney "
+                  f"{fmt(right.volume_ml)} mL.", volumes),
+             Link(f"The lengths differ by {gap} cm." if gap != "0.0" else "The two lengths are equal.", compared),
+             Link(f"A discrepancy in size between the two kidneys counts when it is greater than {cut} cm "
+                  f"(Hirsch et al., cardiology practice guideline).", ["case.threshold_kidney_length_gap_cm"]),
+             Link(verdict, ["organ:kidney_left.length_finding", *compared, "case.threshold_kidney_length_gap_cm"])]
+    return chain_record(make, task=TASK, subtask="kidney_compare", subject="kidney", organ=longer.name, links=links,
+                        question={}, answer={"discrepancy": discrepancy, "longer": big, "shorter": small,
+                                             "long": fmt(cm[longer.name]), "short": fmt(cm[shorter.name]),
+                                             "left": fmt(cm["kidney_left"]), "right": fmt(cm["kidney_right"]),
+                                             "gap": gap, "cut": cut, "vlong": fmt(longer.volume_ml),
+                                             "vshort": fmt(shorter.volume_ml), "vleft": fmt(left.volume_ml),
+                                             "vright": fmt(right.volume_ml)})
