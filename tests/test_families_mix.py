@@ -185,3 +185,23 @@ def test_a_dataset_built_before_the_mix_keeps_every_record(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"versions": {"options": {"negative_share": 0.5}}}))
     assert resolve_settings(tmp_path).options.family_mix is None
     assert resolve_settings(tmp_path / "new").options.family_mix == PUBLISHED
+
+
+def test_a_scarce_group_keeps_what_it_has_instead_of_shrinking_the_split():
+    """Two TNM records among hundreds (a few labelled cases): following 10 % exactly would keep
+    20 records; TNM keeps its two and the other groups keep TumorCoT's proportions among themselves."""
+    def rows(task, n):
+        return [Candidate(record_id=f"{task}{i}", case_id=f"c{i % 30}", task=task, subtask=f"{task}-{i % 4}",
+                          split="train") for i in range(n)]
+    candidates = rows("tnm_staging", 2) + rows("lesion_attribute", 600) + rows("cot_report", 190) + rows("localization", 110)
+    kept = select(candidates, PUBLISHED, 4)
+    counts = Counter(GROUP[c.task] for c in candidates if c.record_id in kept)
+    assert counts["tnm"] == 2 and len(kept) > 800
+    others = sum(counts[g] for g in ("attributes", "report", "localization"))
+    for group in ("attributes", "report", "localization"):
+        assert abs(counts[group] / others - PUBLISHED[group] / 0.9) <= 0.01, counts
+    # TNM at half of what the others allow still binds: the split follows the target exactly
+    richer = rows("tnm_staging", 60) + candidates[2:]
+    kept = select(richer, PUBLISHED, 4)
+    counts = Counter(GROUP[c.task] for c in richer if c.record_id in kept)
+    assert counts["tnm"] == 60 and abs(counts["tnm"] / sum(counts.values()) - 0.10) <= 0.01, counts

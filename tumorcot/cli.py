@@ -79,7 +79,8 @@ INTERLEAVE_OPTION = typer.Option(None, "--interleave/--no-interleave", help="Giv
 MIX_OPTION = typer.Option(None, "--mix", help="Target family mix of every split: 'tumorcot' (TumorCoT's "
                           "published attributes=60,report=19,localization=11,tnm=10), group=share pairs of those "
                           "four groups, or 'off' (publish every record). Each split keeps its records in these "
-                          "proportions, scaled to its scarcest group; organ boxes are capped at 4 per case. "
+                          "proportions, scaled to its scarcest group (one with less than half of what the "
+                          "others allow keeps all it has instead); organ boxes are capped at 4 per case. "
                           "Applied when shards are written: a change rewrites shards only."
                           + STORED + "tumorcot.")
 

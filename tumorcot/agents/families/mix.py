@@ -7,8 +7,9 @@ ratios; every case's records stay in the private store):
 1. at most ``organ_box_cap`` organ boxes per case (by hash), so boxes do not dominate;
 2. every family group (``schemas.options.MIX_GROUPS``) in proportion to its target share, scaled
    to the group that is scarcest relative to its target (that group keeps all its records); a
-   group the split does not have (no TNM without labels) does not shrink the others; a task
-   outside the groups is kept as is;
+   group the split does not have (no TNM without labels), or has too little of to follow
+   (``SCARCE``: it would halve what the other groups allow), keeps what it has and does not
+   shrink the others; a task outside the groups is kept as is;
 3. within a group, records taken round-robin over subtasks in hash order, so every subtask keeps
    its turn; within a subtask, each stratum (negative or not, open or multiple choice with k
    options) keeps its share of the subtask;
@@ -27,6 +28,9 @@ from itertools import zip_longest
 
 from tumorcot.agents.base import unit_hash
 from tumorcot.schemas.options import mix_group
+
+
+SCARCE = 0.5   # a group that would cut its split below this share of what the others allow keeps all it has
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,24 @@ def _select_split(rows: list[Candidate], mix: dict[str, float]) -> set[str]:
     keep = {r.record_id for r in groups.get("", [])}   # a task outside the mix: kept as is
     if not weighted:
         return keep
-    scale = min(len(rs) / mix[g] for g, rs in weighted.items())
+    scale = _scale({g: len(rs) for g, rs in weighted.items()}, mix)
     chosen: list[Candidate] = []
     for g, rs in weighted.items():
         quota = min(len(rs), max(1, round(scale * mix[g])))
         chosen += _round_robin(rs)[:quota]
     return keep | {r.record_id for r in _balance_positions(chosen, rows)}
+
+
+def _scale(supply: dict[str, int], mix: dict[str, float]) -> float:
+    """Records of the split per unit of target share: the scarcest group's supply over its
+    target, unless that group is too scarce to follow (it would cut the split to less than
+    ``SCARCE`` of what the next scarcest allows: a few labelled cases would otherwise shrink a
+    whole dataset to ten times their TNM records); such a group keeps all its records, short of
+    its target, and the others follow their targets among themselves."""
+    scales = sorted(n / mix[g] for g, n in supply.items())
+    while len(scales) > 1 and scales[0] < SCARCE * scales[1]:
+        scales.pop(0)
+    return scales[0]
 
 
 def _balance_positions(chosen: list[Candidate], pool: list[Candidate]) -> list[Candidate]:
