@@ -56,8 +56,8 @@ def _tamper(record, old, new):
 
 
 @pytest.mark.parametrize("subtask, organ, old, new, reason", [
-    # a wrong size: 34.0 mm becomes 48.0 mm
-    ("size", "liver", "34.0 x", "48.0 x", "number '48.0'"),
+    # a wrong size: 34.0 mm becomes 48.0 mm (in whichever answer form the record has)
+    ("size", "liver", "34.0", "48.0", "number '48.0"),
     # the wrong side: the left kidney's lesion said to be right
     ("organ_box", "kidney_left", "left kidney", "right kidney", "names the right kidney"),
     # the wrong organ: a liver lesion said to sit in the spleen

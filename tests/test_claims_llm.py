@@ -68,8 +68,10 @@ def cli_build(manifest, out, facts, injector, monkeypatch):
         monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", SECRET)
         monkeypatch.setenv("TUMORCOT_MODEL", "scripted-model")
+        # every record (--mix off): the family mix re-samples what the gate lets through, so
+        # "an injected build ships no more than the clean one" holds only before sampling
         result = CliRunner().invoke(app, ["build", "--manifest", str(manifest), "--out", str(out),
-                                          "--generator", "llm"])
+                                          "--generator", "llm", "--mix", "off"])
     assert result.exit_code == 0, result.output
     return read_records(out).to_pylist(), read_log(out).to_pylist()
 
