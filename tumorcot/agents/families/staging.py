@@ -49,6 +49,12 @@ def size_t_category(make: RecordFactory, organ: str, lesion, steps) -> str | Non
     return size_t_for(make.kg, make.facts, lesion, key)
 
 
+def _borderline_clause(kg, key: str, lesion: LesionFacts, slice_mm: float) -> str:
+    if not borderline(kg, key, lesion, slice_mm):
+        return ""
+    return "; the size lies within one slice thickness of a cut-off, so the category is borderline"
+
+
 def _t_check_text(check) -> str:
     if check.agrees is True:
         return f"The pathology report's {check.given_t} agrees with the measured size."
@@ -81,8 +87,7 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
             subject = kg.label(f"staging:{key}:T").split(" T category for ", 1)[-1]
             text = (f"{condition}the AJCC eighth-edition size rule for {subject} gives {size_t} for a greatest "
                     f"dimension of {fmt(cm)} cm ({lesion_name(lesion, facts)}, measured on {fmt(slice_mm)} mm slices)")
-            if borderline(kg, key, lesion, slice_mm):
-                text += "; the size lies within one slice thickness of a cut-off, so the category is borderline"
+            text += _borderline_clause(kg, key, lesion, slice_mm)
             parts.append(text + ".")
             fact_ids += [f"lesion:{lesion.id}.max_diameter_3d_cm", *name_fact_ids(lesion, facts), "case.slice_mm"]
             kg_ids.append(f"staging:{key}:T")
@@ -144,8 +149,7 @@ def _size_steps(make: RecordFactory, lesion: LesionFacts, check: TCheck) -> list
     given = [f"{subject}.{k}" for k in ("diagnosis", "histology", "behavior") if f"{subject}.{k}" in make.table]
     rule = kg.label(f"staging:{key}:T").split(" T category for ", 1)[-1]
     text = f"The AJCC eighth-edition size rule for {rule} gives {check.size_t} for {fmt(check.greatest_dimension_cm)} cm"
-    if borderline(kg, key, lesion, slice_mm):
-        text += "; the size lies within one slice thickness of a cut-off, so the category is borderline"
+    text += _borderline_clause(kg, key, lesion, slice_mm)
     steps.append(Step(index=1, stage="pathology", organ=lesion.organ, text=text + ".", follows_from=[0],
                       fact_ids=[f"tcheck:{lesion.id}.size_t", f"tcheck:{lesion.id}.greatest_dimension_cm", *given],
                       kg_node_ids=[f"staging:{key}:T"], roi_box=list(lesion.bbox.normalized)))
