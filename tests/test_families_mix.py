@@ -205,3 +205,30 @@ def test_a_scarce_group_keeps_what_it_has_instead_of_shrinking_the_split():
     kept = select(richer, PUBLISHED, 4)
     counts = Counter(GROUP[c.task] for c in richer if c.record_id in kept)
     assert counts["tnm"] == 60 and abs(counts["tnm"] / sum(counts.values()) - 0.10) <= 0.01, counts
+
+
+def test_a_changed_case_rewrites_only_its_splits_records(build64, tmp_path):
+    """Under a mix an incremental update chooses again only the split the changed case is in:
+    the other splits' parts keep their files; the result equals a build from scratch."""
+    from ops_helpers import read_rows, write_rows
+
+    manifest, out = build64
+    copy = copy_dataset(out, tmp_path / "copy")
+    before = {e["path"]: e["sha256"] for e in read_manifest(copy)["files"] if e["kind"] == "records"}
+    rows = read_rows(manifest)
+    rows[5]["pathology"] = "behavior=benign; diagnosis=hepatic cyst; organ=liver"
+    edited = write_rows(manifest.parent / "edited.csv", rows)
+    result = cli("build", "--manifest", str(edited), "--out", str(copy))
+    assert result.exit_code == 0, result.output
+    changed = next(c for c in read_manifest(copy)["cases"] if c["written_by"] != read_manifest(out)["cases"][0]["written_by"])
+    split = next(r["split"] for r in shard_rows(copy) if r["case_id"] == changed["case_id"])
+    run = json.loads((copy / "runs" / f"{read_manifest(copy)['run_id']}.json").read_text())
+    assert run["assembly"] == "incremental" and run["ok"] == 1
+    after = {e["path"]: e["sha256"] for e in read_manifest(copy)["files"] if e["kind"] == "records"}
+    assert any(not p.startswith(f"data/{split}-") for p in before)
+    for path, sha in before.items():
+        if not path.startswith(f"data/{split}-"):
+            assert after.get(path) == sha, path               # another split: the same file
+    fresh = cli("build", "--manifest", str(edited), "--out", str(tmp_path / "fresh"))
+    assert fresh.exit_code == 0, fresh.output
+    assert sorted(r["record_id"] for r in shard_rows(copy)) == sorted(r["record_id"] for r in shard_rows(tmp_path / "fresh"))

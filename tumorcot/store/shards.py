@@ -104,16 +104,18 @@ def with_splits(table: pa.Table, ratios) -> pa.Table:
     return table.set_column(table.schema.get_field_index("split"), "split", splits)
 
 
-def write_record_streams(dataset_dir: Path, tables, ratios, chosen: set[str] | None = None) -> list[dict]:
-    """The three record streams (``data/{split}-i-of-n``) from per-case tables in order; with a
-    family mix only the ``chosen`` records (``store.mixing``)."""
+def write_record_streams(dataset_dir: Path, tables, ratios, chosen: set[str] | None = None,
+                         splits: tuple[str, ...] = SPLITS) -> list[dict]:
+    """The record streams (``data/{split}-i-of-n``) of ``splits`` from per-case tables in order
+    (the tables hold records of those splits only); with a family mix only the ``chosen``
+    records (``store.mixing``)."""
     schema = arrow_schema(CoTRecord)
-    writers = {split: PartWriter(dataset_dir, "data", split, schema) for split in SPLITS}
+    writers = {split: PartWriter(dataset_dir, "data", split, schema) for split in splits}
     try:
         for table in tables:
-            for split, part in one_split(with_splits(keep_rows(table, chosen), ratios), SPLITS):
+            for split, part in one_split(with_splits(keep_rows(table, chosen), ratios), splits):
                 writers[split].write(part)
-        return [dict(e, kind="records", split=split) for split in SPLITS for e in writers[split].close()]
+        return [dict(e, kind="records", split=split) for split in splits for e in writers[split].close()]
     except BaseException:
         for writer in writers.values():
             writer.abort()

@@ -9,9 +9,9 @@ manifest and
 - ``incremental``: only the shards (parts of a split's records, of the log, of the facts) whose
   ``case_id`` range holds a changed, new or removed case are rewritten, from the previous part
   minus the affected cases plus their new per-case rows; every other shard keeps its file.
-  With a family mix the record streams are chosen again and rewritten whole (the mix is a
-  property of each split: one changed case may change what its split keeps); the log and facts
-  streams stay incremental;
+  With a family mix the record stream of each split an affected case leaves or joins is chosen
+  again and rewritten whole (the mix is a property of each split: one changed case may change
+  what its split keeps); the other splits, the log and the facts stay incremental;
 - ``full``: every shard is reassembled from the per-case results, streaming. Also chosen when
   the changed cases bring more than a shard's worth of records (``MAX_ROWS_PER_SHARD``): an
   incremental update holds its new rows in memory, a full one never holds more than a buffer,
@@ -47,6 +47,7 @@ from tumorcot.store.shards import (FACTS_SCHEMA, FORMAT, MAX_ROWS_PER_SHARD, SPL
                                    assemble_dataset, carried_sections, case_tables, dataset_manifest,
                                    facts_tables, read_manifest, schema_version, split_ratios, with_splits,
                                    write_record_streams)
+from tumorcot.privacy import assign_split
 from tumorcot.store.mixing import chosen_records, mix_settings
 from tumorcot.store.streams import replace_cases
 
@@ -149,6 +150,29 @@ def _replace_records(dataset_dir: Path, store: CaseStore, refreshed: list[str], 
     return files
 
 
+def _rechoose_records(dataset_dir: Path, store: CaseStore, previous: dict, cases: list[dict], affected: set[str],
+                      by_kind: dict, versions: dict) -> list[dict]:
+    """Under a family mix: the record streams of the splits an affected case leaves or joins,
+    chosen again and rewritten whole (the mix is a property of each split); the other splits'
+    selection cannot change, so their parts keep their files."""
+    ratios = split_ratios(versions)
+    named = tuple(zip(SPLITS, ratios))
+    def splits_of(entries: list[dict]) -> dict[str, str | None]:
+        return {c["case_id"]: assign_split(c["patient_pseudo_id"], named) if c.get("patient_pseudo_id") else None
+                for c in entries}
+
+    split_of, old_split = splits_of(cases), splits_of(previous["cases"])
+    touched = {m[c] for m in (split_of, old_split) for c in affected if c in m}
+    if None in touched:   # a case without its pseudonym: its split is unknown, choose every split again
+        touched = set(SPLITS)
+    kept = [e for s in SPLITS if s not in touched for e in by_kind.get(("records", s), [])]
+    rewritten = tuple(s for s in SPLITS if s in touched)
+    members = sorted(c for c, s in split_of.items() if s in touched or s is None)
+    chosen = chosen_records(store, members, versions, with_splits)
+    return kept + write_record_streams(dataset_dir, case_tables(store, members, "records", arrow_schema(CoTRecord)),
+                                       ratios, chosen, splits=rewritten)
+
+
 def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected: set[str], *,
                  run_id: str, versions: dict, failures: list[dict], pause) -> dict:
     """Replace the affected cases' rows shard by shard; ``plan_update`` bounds the new rows."""
@@ -159,11 +183,8 @@ def _incremental(dataset_dir: Path, previous: dict, cases: list[dict], affected:
     by_kind: dict[tuple[str, str | None], list[dict]] = {}
     for entry in previous["files"]:
         by_kind.setdefault((entry["kind"], entry.get("split")), []).append(entry)
-    everyone = sorted(present)
-    chosen = chosen_records(store, everyone, versions, with_splits)
-    if chosen is not None:   # the mix is per split: a changed case may change what its split keeps
-        files = write_record_streams(dataset_dir, case_tables(store, everyone, "records", record_schema),
-                                     split_ratios(versions), chosen)
+    if mix_settings(versions)[0]:
+        files = _rechoose_records(dataset_dir, store, previous, cases, affected, by_kind, versions)
     else:
         files = _replace_records(dataset_dir, store, refreshed, affected, by_kind, versions)
     pause("log")
