@@ -225,6 +225,8 @@ def main() -> None:
                         "worker process, two local workers)")
     parser.add_argument("--compare-threads", action="store_true", help="also build with measurement and claim "
                         "checks in the build's own threads (TUMORCOT_MEASURE_PROCESSES=0) and print the ratio")
+    parser.add_argument("--work", type=Path, help="keep the cases and datasets in this folder (default: a "
+                        "temporary one, removed at the end)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--latency-ms", type=float, default=200.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,7 +238,7 @@ def main() -> None:
     from tumorcot.imaging.phantom import write_phantom_cases
 
     with tempfile.TemporaryDirectory(prefix="bench-llm-build-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
         manifest = write_phantom_cases(work / "cases", args.cases, seed=7, scale=args.scale)
         for latency in (float(x) for x in args.latencies_ms.split(",")):
             pooled = run(args.cases, latency, args.capacity, work, manifest, args.task_runner)
