@@ -103,6 +103,10 @@ class PrefectUnavailableError(TumorcotError):
     """No Prefect API to run flows against."""
 
 
+class WorkerProcessError(TumorcotError):
+    """A worker process died while it held the case (e.g. killed when out of memory)."""
+
+
 class StateDirError(TumorcotError):
     """The dataset's private state folder cannot be used."""
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -304,7 +305,10 @@ class LLMGenerator:
         """``function(*args, kg=...)`` off the shared loop: in the build's worker processes when it
         has them (``check_pool``, whose processes use their own ``load_kg()``), else in a thread."""
         if self.check_pool is not None:
-            return await asyncio.wrap_future(self.check_pool.submit(function, *args))
+            try:
+                return await asyncio.wrap_future(self.check_pool.submit(function, *args))
+            except BrokenProcessPool:   # a worker died: this process does the work from now on
+                self.check_pool = None
         return await asyncio.to_thread(function, *args, kg=self.kg)
 
     async def _gate(self, case: _Case, records: list[CoTRecord]):

@@ -20,11 +20,15 @@ process for the agents. Records do not depend on where a case was measured.
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import multiprocessing
 import os
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+from tumorcot.errors import WorkerProcessError
 
 ENV = "TUMORCOT_MEASURE_PROCESSES"
 T = TypeVar("T")
@@ -83,9 +87,22 @@ def close_pools() -> None:
 atexit.register(close_pools)
 
 
+def _discard(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Forget a broken pool (the next ``worker_pool`` call starts a new one)."""
+    with _LOCK:
+        for size, current in list(_POOLS.items()):
+            if current is pool:
+                del _POOLS[size]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def prepared(cases: Iterable[T], prepare: Callable[[T], Any], processes: int) -> Iterator[tuple[T, Any]]:
     """``(case, prepare(case))`` in completion order; the exception instead of the result when
-    the worker could not return it (e.g. the pool broke). ``processes == 0``: in this thread."""
+    it could not be had. ``processes == 0``: in this thread.
+
+    A worker that dies (killed when out of memory, a crash in native code) breaks the pool and
+    every case in it: a new pool takes those cases again, one at a time, so the case that kills
+    a worker again is the one reported (``WorkerProcessError``) and the others are measured."""
     if processes <= 0:
         for case in cases:
             try:
@@ -93,20 +110,37 @@ def prepared(cases: Iterable[T], prepare: Callable[[T], Any], processes: int) ->
             except Exception as exc:  # prepare reports bad cases itself; this is a last resort
                 yield case, exc
         return
-    pool, pending, source = worker_pool(processes), {}, iter(cases)
+    source, pending, retry, retried = iter(cases), {}, collections.deque(), set()
+    end = object()
+
+    def submit(case: T) -> None:
+        pool = worker_pool(processes)
+        pending[pool.submit(prepare, case)] = (case, pool)
 
     def fill() -> None:
+        if retry:   # after a worker died: the cases it took down, one at a time
+            if not pending:
+                submit(retry.popleft())
+            return
         while len(pending) < 2 * processes:
-            case = next(source, None)
-            if case is None:
+            case = next(source, end)
+            if case is end:
                 return
-            pending[pool.submit(prepare, case)] = case
+            submit(case)
 
     fill()
     while pending:
         done, _ = concurrent.futures.wait(pending, return_when="FIRST_COMPLETED")
         for future in done:
-            case = pending.pop(future)
+            case, pool = pending.pop(future)
             exc = future.exception()
+            if isinstance(exc, BrokenProcessPool):
+                _discard(pool)
+                if id(case) not in retried:
+                    retried.add(id(case))
+                    retry.append(case)
+                    continue
+                exc = WorkerProcessError("the measuring process died while it held this case, twice (killed when "
+                                         "out of memory? a crash in native code?); the other cases went on")
             yield case, exc if exc is not None else future.result()
         fill()
