@@ -232,3 +232,22 @@ def test_a_changed_case_rewrites_only_its_splits_records(build64, tmp_path):
     fresh = cli("build", "--manifest", str(edited), "--out", str(tmp_path / "fresh"))
     assert fresh.exit_code == 0, fresh.output
     assert sorted(r["record_id"] for r in shard_rows(copy)) == sorted(r["record_id"] for r in shard_rows(tmp_path / "fresh"))
+
+
+def test_a_downsampled_subtask_keeps_as_many_wordings_as_its_sample_allows():
+    """Twelve records of one subtask, nine drawn with question form 0 and one each with forms 1-3,
+    and a mix that keeps six of them: the six hold all four forms (a pick in hash order alone
+    would most likely miss some), and the choice is the same in any input order."""
+    from tumorcot.agents.families.mix import Candidate, select
+
+    rows = [Candidate(record_id=f"r{i}", case_id=f"c{i}", task="lesion_attribute", subtask="size", split="train",
+                      question_form=f"questions/size.j2#{0 if i < 9 else i - 8}", answer_form="answers/size.j2#0")
+            for i in range(12)]
+    rows += [Candidate(record_id=f"t{i}", case_id=f"c{i}", task="tnm_staging", subtask="tnm", split="train")
+             for i in range(6)]
+    mix = {"attributes": 1.0, "tnm": 1.0}   # six TNM records allow six attribute records
+    kept = select(rows, mix, organ_box_cap=4)
+    size = [r for r in rows if r.record_id in kept and r.subtask == "size"]
+    assert len(size) == 6
+    assert {r.question_form for r in size} == {f"questions/size.j2#{k}" for k in range(4)}
+    assert select(list(reversed(rows)), mix, organ_box_cap=4) == kept

@@ -17,7 +17,8 @@ from tumorcot.schemas.arrow import arrow_schema
 from tumorcot.schemas.options import stored_options
 from tumorcot.store.cases import CaseStore, read_table
 
-COLUMNS = ("record_id", "case_id", "task", "subtask", "patient_pseudo_id", "negative", "answer_index", "options")
+COLUMNS = ("record_id", "case_id", "task", "subtask", "patient_pseudo_id", "negative", "answer_index", "options",
+           "template", "answer_template")
 
 
 def mix_settings(versions: dict) -> tuple:
@@ -46,12 +47,14 @@ def chosen_records(store: CaseStore, case_ids: list[str], versions: dict, with_s
 def _candidates(table: pa.Table) -> list[Candidate]:
     choices = pc.fill_null(pc.list_value_length(table["options"]), 0).to_pylist()
     negative = pc.fill_null(table["negative"], False).to_pylist()
-    columns = {k: table[k].to_pylist() for k in ("record_id", "case_id", "task", "subtask", "split", "answer_index")}
+    columns = {k: table[k].to_pylist() for k in ("record_id", "case_id", "task", "subtask", "split", "answer_index",
+                                                 "template", "answer_template")}
     return [Candidate(record_id=rid, case_id=cid, task=task, subtask=sub, split=split, negative=neg,
-                      choices=k, answer_index=index if k else None)
-            for rid, cid, task, sub, split, index, neg, k in zip(
+                      choices=k, answer_index=index if k else None, question_form=(question or "").split("+")[0],
+                      answer_form=answer or "")
+            for rid, cid, task, sub, split, index, neg, k, question, answer in zip(
                 columns["record_id"], columns["case_id"], columns["task"], columns["subtask"], columns["split"],
-                columns["answer_index"], negative, choices)]
+                columns["answer_index"], negative, choices, columns["template"], columns["answer_template"])]
 
 
 def keep_rows(table: pa.Table, chosen: set[str] | None) -> pa.Table:

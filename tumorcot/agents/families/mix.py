@@ -12,7 +12,9 @@ ratios; every case's records stay in the private store):
    shrink the others; a task outside the groups is kept as is;
 3. within a group, records taken round-robin over subtasks in hash order, so every subtask keeps
    its turn; within a subtask, each stratum (negative or not, open or multiple choice with k
-   options) keeps its share of the subtask;
+   options) keeps its share of the subtask, and its records come in ``_varied`` order: a question
+   form (then an answer form) seen fewer times first, so a sample keeps as many of the banks'
+   wordings as its size allows;
 4. then the letters are balanced after sampling: each multiple-choice stratum keeps as many
    records, re-chosen so that every pick takes the split's least-used answer position the
    stratum has (options are placed per case, before the mix drops records; this restores the
@@ -45,6 +47,8 @@ class Candidate:
     negative: bool = False
     choices: int = 0              # options of a multiple-choice record, else 0
     answer_index: int | None = None
+    question_form: str = ""       # the bank line its question was drawn from ("questions/size.j2#3")
+    answer_form: str = ""         # and its answer ("answers/size.j2#1")
 
 
 def select(candidates: list[Candidate], mix: dict[str, float] | None, organ_box_cap: int) -> set[str]:
@@ -106,7 +110,7 @@ def _balance_positions(chosen: list[Candidate], pool: list[Candidate]) -> list[C
         if r.choices:
             taken[_stratum(r)] = taken.get(_stratum(r), 0) + 1
     supply: dict[tuple, dict[int, list[Candidate]]] = {}
-    for r in sorted(pool, key=_order):
+    for r in _varied(pool):
         if r.choices and _stratum(r) in taken:
             supply.setdefault(_stratum(r), {}).setdefault(r.answer_index, []).append(r)
     counts: dict[int, dict[int, int]] = {}
@@ -142,7 +146,20 @@ def _stratified(records: list[Candidate]) -> list[Candidate]:
     """One subtask's records so that every prefix holds each stratum (negative or not, number of
     options) in proportion to its size; within a stratum by hash."""
     strata: dict[tuple, list[Candidate]] = {}
-    for r in sorted(records, key=_order):
+    for r in _varied(records):
         strata.setdefault(_stratum(r), []).append(r)
     keyed = [((i + 0.5) / len(stratum), _order(r), r) for stratum in strata.values() for i, r in enumerate(stratum)]
     return [r for _, _, r in sorted(keyed, key=lambda k: k[:2])]
+
+
+def _varied(records: list[Candidate]) -> list[Candidate]:
+    """``records`` so that every prefix of each stratum holds as many question forms, then answer
+    forms, as it can: by how many records of the stratum drew the same form before it (hash
+    order), then by hash. Deterministic, like every order here."""
+    seen: dict[tuple, int] = {}
+    keyed = []
+    for r in sorted(records, key=_order):
+        question = seen[(_stratum(r), "q", r.question_form)] = seen.get((_stratum(r), "q", r.question_form), -1) + 1
+        answer = seen[(_stratum(r), "a", r.answer_form)] = seen.get((_stratum(r), "a", r.answer_form), -1) + 1
+        keyed.append((question, answer, _order(r), r))
+    return [r for *_, r in sorted(keyed, key=lambda k: k[:3])]
