@@ -185,7 +185,7 @@ def test_measurement_in_worker_processes_gives_the_same_records(tmp_path, prefec
 
     from prefect.settings import PREFECT_API_URL
 
-    from tumorcot.flows.cases import POOLED_CASES
+    from tumorcot.flows.measure_pool import POOLED_CASES
     from tumorcot.imaging.phantom import write_phantom_cases
     from tumorcot.store.shards import read_records
 

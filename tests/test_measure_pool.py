@@ -60,3 +60,11 @@ def test_process_count_setting(monkeypatch):
     monkeypatch.setenv("TUMORCOT_MEASURE_PROCESSES", "many")
     with pytest.raises(ValueError, match="TUMORCOT_MEASURE_PROCESSES"):
         measurement_processes(2)
+
+
+def test_a_small_build_is_measured_in_its_own_threads(monkeypatch):
+    from tumorcot.flows.measure_pool import POOLED_CASES
+
+    monkeypatch.setenv("TUMORCOT_MEASURE_PROCESSES", "2")
+    assert measurement_processes(2, None, POOLED_CASES) == 2
+    assert measurement_processes(2, None, POOLED_CASES - 1) == 0   # worker start-up would cost more

@@ -174,16 +174,15 @@ def _build(manifest: Path, out: Path, concurrency: int, force: bool, *, generato
 def _warm_workers(settings, task_runner: str, concurrency: int, cases: int) -> None:
     """An LLM build with threads measures in worker processes (``flows/measure_pool.py``): start
     them now, so they import while Prefect starts."""
-    from tumorcot.flows.cases import POOLED_CASES
     from tumorcot.flows.measure_pool import measurement_processes, warm
 
     if settings.generator != "llm":
         return
     try:
-        processes = measurement_processes(concurrency, settings.segmentation)
+        processes = measurement_processes(concurrency, settings.segmentation, cases)
     except ValueError as exc:
         _fail(str(exc))
-    if processes and task_runner == "threads" and cases >= POOLED_CASES:
+    if processes and task_runner == "threads":
         warm(processes)
 
 

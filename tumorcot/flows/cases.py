@@ -223,7 +223,7 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
     outcomes: list[CaseOutcome] = []
     measure = functools.partial(_prepare_bound, dataset_dir=dataset_dir, salt=salt, run_id=run_id, force=force,
                                 versions=versions, segmentation=segmentation, state=state)
-    processes = measurement_processes(workers, segmentation) if max(build_cases, len(cases)) >= POOLED_CASES else 0
+    processes = measurement_processes(workers, segmentation, max(build_cases, len(cases)))
     if processes:   # the same processes draft the records and run the last gate's claim checks
         generator.check_pool = worker_pool(processes)
         scheduler.worker_processes = max(scheduler.worker_processes, processes)
@@ -250,9 +250,6 @@ def process_cases_llm(cases: list[CaseInput], dataset_dir: Path, salt: bytes, ru
     outcomes += scheduler.pipeline(prepared(cases, measure, processes), prepare, stage, finish)
     scheduler.flush()   # the batch's answers are on disk before the task reports it done
     return outcomes
-
-
-POOLED_CASES = 8   # a build of fewer cases is measured in its own thread: a worker process takes ~2 s to start
 
 
 def _prepare_bound(case: CaseInput, *, dataset_dir: Path, salt: bytes, run_id: str, force: bool, versions: dict,

@@ -5,10 +5,11 @@ and the LLM client share one interpreter lock, so a build of small cases uses ab
 the LLM stage cannot keep the endpoint busy. Measuring in other processes frees the build
 process for the agents. Records do not depend on where a case was measured.
 
-- ``measurement_processes(workers, segmentation)``: how many processes (0 = measure in the
-  calling thread): ``$TUMORCOT_MEASURE_PROCESSES`` when set, else ``min(workers, CPUs)``; always 0
-  in a daemonic process (a Dask worker may not start children), on a single CPU, and when
-  TotalSegmentator runs (its Prefect task belongs to the flow's process).
+- ``measurement_processes(workers, segmentation, cases)``: how many processes (0 = measure in
+  the calling thread): ``$TUMORCOT_MEASURE_PROCESSES`` when set, else ``min(workers, CPUs)``;
+  always 0 for a build of fewer than ``POOLED_CASES`` cases, in a daemonic process (a Dask worker
+  may not start children), on a single CPU, and when TotalSegmentator runs (its Prefect task
+  belongs to the flow's process).
 - ``prepared(cases, prepare, processes)``: ``prepare(case)`` for every case, in completion
   order, as ``(case, result or exception)``; at most ``2 * processes`` cases measured ahead, which
   bounds the facts held in memory.
@@ -37,15 +38,23 @@ _POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
 _LOCK = threading.Lock()
 
 
-def measurement_processes(workers: int, segmentation: Any = None) -> int:
+POOLED_CASES = 8   # a build of fewer cases is measured in its own threads: a worker process takes ~2 s to start
+
+
+def measurement_processes(workers: int, segmentation: Any = None, cases: int = POOLED_CASES) -> int:
+    """The measurement processes a threads build of ``cases`` cases with ``workers`` case workers
+    uses (see the module docstring); ``ValueError`` for a ``$TUMORCOT_MEASURE_PROCESSES`` that is
+    no whole number."""
     backend = segmentation.get("backend") if isinstance(segmentation, dict) else getattr(segmentation, "backend", None)
     if multiprocessing.current_process().daemon or backend == "totalsegmentator":
         return 0
     setting = os.environ.get(ENV, "").strip()
+    if setting and not setting.isdigit():
+        raise ValueError(f"${ENV} must be a whole number of processes (0: measure in the build's own "
+                         f"threads), not {setting!r}")
+    if cases < POOLED_CASES:
+        return 0
     if setting:
-        if not setting.isdigit():
-            raise ValueError(f"${ENV} must be a whole number of processes (0: measure in the build's own "
-                             f"threads), not {setting!r}")
         return int(setting)
     cpus = os.cpu_count() or 1
     return 0 if cpus < 2 else max(1, min(workers, cpus))
