@@ -49,6 +49,11 @@ def size_t_category(make: RecordFactory, organ: str, lesion, steps) -> str | Non
     return size_t_for(make.kg, make.facts, lesion, key)
 
 
+def _rule_subject(kg, key: str) -> str:
+    """What the AJCC size rule stages, from its KG label ("AJCC 8 T category for kidney" -> "kidney")."""
+    return kg.label(f"staging:{key}:T").split(" T category for ", 1)[-1]
+
+
 def _borderline_clause(kg, key: str, lesion: LesionFacts, slice_mm: float) -> str:
     if not borderline(kg, key, lesion, slice_mm):
         return ""
@@ -84,7 +89,7 @@ def staging_records(make: RecordFactory) -> list[CoTRecord]:
         if size_t is not None:
             cm, slice_mm = greatest_dimension_cm(lesion), facts.ct.spacing_mm[2]
             condition = "" if given is not None else "If the leading impression is confirmed as malignant, "
-            subject = kg.label(f"staging:{key}:T").split(" T category for ", 1)[-1]
+            subject = _rule_subject(kg, key)
             text = (f"{condition}the AJCC eighth-edition size rule for {subject} gives {size_t} for a greatest "
                     f"dimension of {fmt(cm)} cm ({lesion_name(lesion, facts)}, measured on {fmt(slice_mm)} mm slices)")
             text += _borderline_clause(kg, key, lesion, slice_mm)
@@ -147,7 +152,7 @@ def _size_steps(make: RecordFactory, lesion: LesionFacts, check: TCheck) -> list
         return steps
     _, subject = given_labels_for(facts, lesion)
     given = [f"{subject}.{k}" for k in ("diagnosis", "histology", "behavior") if f"{subject}.{k}" in make.table]
-    rule = kg.label(f"staging:{key}:T").split(" T category for ", 1)[-1]
+    rule = _rule_subject(kg, key)
     text = f"The AJCC eighth-edition size rule for {rule} gives {check.size_t} for {fmt(check.greatest_dimension_cm)} cm"
     text += _borderline_clause(kg, key, lesion, slice_mm)
     steps.append(Step(index=1, stage="pathology", organ=lesion.organ, text=text + ".", follows_from=[0],
