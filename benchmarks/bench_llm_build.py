@@ -163,9 +163,10 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
         server_cpu = process_cpu_s(server.pid)
         summary = build(manifest, out, base_url, capacity, runner=runner, processes=processes)
         server_cpu = process_cpu_s(server.pid) - server_cpu
-        figures = stage_figures(stats(base_url)["intervals"], capacity, latency_ms / 1000)
+        first = stats(base_url)   # every request and body so far: fetched once
+        figures = stage_figures(first["intervals"], capacity, latency_ms / 1000)
         load = os.getloadavg()[0]
-        before = stats(base_url)["count"]
+        before = first["count"]
         again = build(manifest, out, base_url, capacity, force=True, runner=runner, processes=processes)
         rerun = stats(base_url)
         if rerun["count"] > before:   # what the rerun asked (should be nothing): name the schemas
@@ -173,7 +174,7 @@ def run(cases: int, latency_ms: float, capacity: int, work: Path, manifest: Path
                      for b in rerun.get("bodies", [])[before:]]
             print(f"  rerun asked: {dict(collections.Counter(names))}")
         figures.update(rerun_requests=rerun["count"] - before, rerun_calls=again["llm_calls"],
-                       max_in_flight=stats(base_url)["max_in_flight"], load=load, summary=summary)
+                       max_in_flight=rerun["max_in_flight"], load=load, summary=summary)
     finally:
         server.terminate()
         server.wait(10)
